@@ -1,0 +1,96 @@
+/*
+ * catalogue — every configuration parameter mxscreen knows, declared once.
+ *
+ * Decides: each parameter's name, kind (how its main.cf text is read), default (written
+ * in main.cf syntax, Postfix's default where Postfix has the parameter, see postconf(5)),
+ * default time unit, old names accepted as aliases, and a one-line doc. The README's
+ * parameter table is checked against this list by a test.
+ * Leaves to others: reading main.cf (main-cf.ts), turning text into typed values
+ * (config.ts) and what each stage does with them.
+ * Bugs: a parameter not listed here is a configuration error, by design (DESIGN.md).
+ */
+
+/** How a parameter's text is read. See config.ts `ParameterValue` for the resulting types. */
+export type ParameterKind =
+  | 'string' // text after $name expansion
+  | 'list' // comma and/or white space separated words
+  | 'boolean' // yes | no
+  | 'time' // number with optional unit s, m, h, d, w (and ms, an mxscreen extension); value in ms
+  | 'size' // bytes
+  | 'integer'
+  | 'action' // ignore | enforce | drop (postscreen(8))
+  | 'tables' // list of type:name lookup tables
+  | 'match-list'; // list of literal patterns and type:name tables (Postfix "match list")
+
+/** Units of a Postfix time value; `ms` is an mxscreen extension for tests and benchmarks. */
+export type TimeUnit = 'ms' | 's' | 'm' | 'h' | 'd' | 'w';
+
+export interface ParameterSpec {
+  readonly name: string;
+  readonly kind: ParameterKind;
+  /** Default in main.cf syntax, expanded like a configured value. */
+  readonly default: string;
+  /** For `time`: the unit of a bare number, as in Postfix. */
+  readonly unit?: TimeUnit;
+  /** Old names Postfix still accepts for this parameter. */
+  readonly aliases?: readonly string[];
+  readonly doc: string;
+}
+
+export const CATALOGUE = [
+  // --- identity and networks ---
+  { name: 'myhostname', kind: 'string', default: '', doc: 'Internet host name of this mail system; empty means the machine host name.' },
+  { name: 'mydomain', kind: 'string', default: 'localdomain', doc: 'Internet domain name of this mail system.' },
+  { name: 'mail_name', kind: 'string', default: 'mxscreen', doc: 'Mail system name used in smtpd_banner and in Received: headers.' },
+  { name: 'mynetworks', kind: 'match-list', default: '127.0.0.0/8, [::1]/128', doc: 'Trusted SMTP clients (network/mask or table); they may relay and pass permit_mynetworks.' },
+  { name: 'data_directory', kind: 'string', default: '/var/lib/postfix', doc: 'Accepted for compatibility; directory of Postfix data files (relative paths: the config directory).' },
+  { name: 'queue_directory', kind: 'string', default: '/var/spool/mxscreen', doc: 'Queue directory (incoming, active, deferred, corrupt); relative to the config directory when not absolute.' },
+  { name: 'parent_domain_matches_subdomains', kind: 'list', default: 'debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, relay_domains, smtpd_access_maps', doc: 'Parameters in which a domain also matches its subdomains (Postfix default before compatibility level 3.6).' },
+
+  // --- mxscreen extensions: what Postfix keeps outside main.cf ---
+  { name: 'mxscreen_listen', kind: 'list', default: '0.0.0.0:25', doc: 'SMTP listen addresses, host:port ([::1]:port for IPv6); the screener owns these sockets (master.cf smtp inet).' },
+  { name: 'mxscreen_metrics_listen', kind: 'string', default: '127.0.0.1:9125', doc: 'host:port of the Prometheus /metrics endpoint; empty disables it.' },
+  { name: 'mxscreen_dns_servers', kind: 'list', default: '', doc: 'DNS servers for DNSBL and delivery lookups, ip[:port]; empty means the system resolver.' },
+  { name: 'mxscreen_verdict_cache_size', kind: 'integer', default: '100000', doc: 'Maximum number of clients kept in the postscreen verdict cache (entries).' },
+  { name: 'mxscreen_shutdown_timeout', kind: 'time', default: '30s', unit: 's', doc: 'On SIGTERM, how long open SMTP sessions may go on before they are closed.' },
+
+  // --- postscreen(8) ---
+  { name: 'postscreen_access_list', kind: 'list', default: 'permit_mynetworks', doc: 'Permanent allow/deny list: permit_mynetworks and cidr: tables with permit, reject or dunno; first match wins.' },
+  { name: 'postscreen_denylist_action', kind: 'action', default: 'ignore', aliases: ['postscreen_blacklist_action'], doc: 'Action for a client that postscreen_access_list rejects: ignore, enforce or drop.' },
+  { name: 'postscreen_greet_banner', kind: 'string', default: '$smtpd_banner', doc: 'Text of the teaser 220- line sent before the greet wait; empty disables the teaser.' },
+  { name: 'postscreen_greet_wait', kind: 'time', default: '6s', unit: 's', doc: 'How long to wait for a client to talk before the real 220 greeting (pregreet test).' },
+  { name: 'postscreen_greet_action', kind: 'action', default: 'ignore', doc: 'Action for a client that talks before its turn: ignore, enforce or drop.' },
+  { name: 'postscreen_greet_ttl', kind: 'time', default: '1d', unit: 's', doc: 'How long a passed pregreet test stays valid in the verdict cache.' },
+  { name: 'postscreen_dnsbl_sites', kind: 'list', default: '', doc: 'DNSBL sites, domain[=filter][*weight]; filter like 127.0.0.[2..11]; negative weights for DNSWL sites.' },
+  { name: 'postscreen_dnsbl_threshold', kind: 'integer', default: '1', doc: 'DNSBL rank (sum of weights of listing sites) at which the DNSBL test fails.' },
+  { name: 'postscreen_dnsbl_action', kind: 'action', default: 'ignore', doc: 'Action for a client whose DNSBL rank reaches the threshold: ignore, enforce or drop.' },
+  { name: 'postscreen_dnsbl_min_ttl', kind: 'time', default: '60s', unit: 's', doc: 'Lower bound of the time a passed DNSBL test stays valid (the answer TTL is clamped to it).' },
+  { name: 'postscreen_dnsbl_max_ttl', kind: 'time', default: '1h', unit: 's', doc: 'Upper bound of the time a passed DNSBL test stays valid.' },
+  { name: 'postscreen_dnsbl_timeout', kind: 'time', default: '10s', unit: 's', doc: 'Time limit of a DNSBL query; a timeout counts as not listed.' },
+  { name: 'postscreen_cache_map', kind: 'string', default: 'btree:$data_directory/postscreen_cache', doc: 'Accepted for compatibility; any map type means the built-in in-process verdict cache.' },
+
+  // --- smtpd(8) ---
+  { name: 'smtpd_banner', kind: 'string', default: '$myhostname ESMTP $mail_name', doc: 'Text after 220 in the greeting; must begin with the host name followed by ESMTP.' },
+  { name: 'smtpd_timeout', kind: 'time', default: '300s', unit: 's', doc: 'Time limit for a client to send a command or data.' },
+  { name: 'smtpd_recipient_limit', kind: 'integer', default: '1000', doc: 'Maximum number of recipients of one message.' },
+  { name: 'smtpd_tls_cert_file', kind: 'string', default: '', doc: 'PEM certificate for STARTTLS; STARTTLS is offered only when this and smtpd_tls_key_file are set.' },
+  { name: 'smtpd_tls_key_file', kind: 'string', default: '$smtpd_tls_cert_file', doc: 'PEM private key for STARTTLS.' },
+  { name: 'message_size_limit', kind: 'size', default: '10240000', doc: 'Maximum size of a message in bytes (SIZE in the EHLO reply, 552 5.3.4 beyond it).' },
+  { name: 'relay_domains', kind: 'match-list', default: '', doc: 'Domains this host relays mail to (names or tables, only the key counts).' },
+  { name: 'relay_recipient_maps', kind: 'tables', default: '', doc: 'Valid recipients of relay_domains (user@domain or @domain keys); empty accepts any.' },
+
+  // --- queue manager and delivery ---
+  { name: 'transport_maps', kind: 'tables', default: '', doc: 'transport(5) tables: recipient or domain to transport:nexthop.' },
+  { name: 'relayhost', kind: 'string', default: '', doc: 'Nexthop for mail that transport_maps does not route, [host]:port or host.' },
+  { name: 'maximal_queue_lifetime', kind: 'time', default: '5d', unit: 'd', doc: 'How long a deferred message is retried before it bounces.' },
+  { name: 'minimal_backoff_time', kind: 'time', default: '300s', unit: 's', doc: 'Shortest time between delivery attempts of a deferred message.' },
+  { name: 'maximal_backoff_time', kind: 'time', default: '4000s', unit: 's', doc: 'Longest time between delivery attempts of a deferred message.' },
+  { name: 'queue_run_delay', kind: 'time', default: '300s', unit: 's', doc: 'Time between scans of the deferred queue.' },
+  { name: 'smtp_connect_timeout', kind: 'time', default: '30s', unit: 's', doc: 'Time limit for connecting to a nexthop SMTP server.' },
+] as const satisfies readonly ParameterSpec[];
+
+/** Name of a parameter in the catalogue (aliases are resolved when main.cf is read). */
+export type ParameterName = (typeof CATALOGUE)[number]['name'];
+
+/** The kind of parameter `N`. */
+export type KindOf<N extends ParameterName> = Extract<(typeof CATALOGUE)[number], { name: N }>['kind'];

@@ -1,0 +1,36 @@
+/*
+ * metrics — every Prometheus metric mxscreen exports, declared in one place.
+ *
+ * Decides: metric names (prefix mxscreen_, _total for counters, _seconds for durations,
+ * DESIGN.md), their labels and buckets. Each `Metrics` owns its own registry so that
+ * several instances (tests) never clash.
+ * Leaves to others: when to count (each stage) and serving /metrics (http.ts).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Connections by screen verdict: allowlisted, pass-new, pass-old, enforce, drop, ignored-failure, limit. */
+  readonly connections = new Counter({ name: 'mxscreen_connections_total', help: 'SMTP connections by screen verdict.', labelNames: ['verdict'] as const, registers: [this.registry] });
+  /** Results of each postscreen test: test = access|pregreet|dnsbl, result = pass|fail. */
+  readonly screenTests = new Counter({ name: 'mxscreen_screen_tests_total', help: 'postscreen test results by test and result.', labelNames: ['test', 'result'] as const, registers: [this.registry] });
+  readonly activeConnections = new Gauge({ name: 'mxscreen_active_connections', help: 'Open client connections by stage (screen, smtpd).', labelNames: ['stage'] as const, registers: [this.registry] });
+  /** DNSBL queries: result = listed | not_listed | error (DNS failure, timeout) | invalid (127.255.255.x or 127.0.0.1 answer). */
+  readonly dnsblQueries = new Counter({ name: 'mxscreen_dnsbl_queries_total', help: 'DNSBL/DNSWL queries by site and result.', labelNames: ['site', 'result'] as const, registers: [this.registry] });
+  readonly dnsblLatency = new Histogram({ name: 'mxscreen_dnsbl_query_seconds', help: 'DNSBL query latency by site.', labelNames: ['site'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
+  readonly dnsblRank = new Histogram({ name: 'mxscreen_dnsbl_rank', help: 'DNSBL rank of screened clients.', buckets: [-5, -1, 0, 1, 2, 3, 5, 10], registers: [this.registry] });
+  /** Verdict cache lookups: result = hit | miss. */
+  readonly cacheLookups = new Counter({ name: 'mxscreen_verdict_cache_lookups_total', help: 'Verdict cache lookups by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly smtpReplies = new Counter({ name: 'mxscreen_smtp_replies_total', help: 'SMTP replies sent to clients by reply code.', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly messagesQueued = new Counter({ name: 'mxscreen_messages_queued_total', help: 'Messages accepted with 250 and written to the queue.', registers: [this.registry] });
+  readonly messageBytes = new Counter({ name: 'mxscreen_message_bytes_total', help: 'Bytes of messages written to the queue.', registers: [this.registry] });
+  /** Recipient deliveries: status = sent | deferred | bounced. */
+  readonly deliveries = new Counter({ name: 'mxscreen_deliveries_total', help: 'Recipient delivery results by status and nexthop.', labelNames: ['status', 'nexthop'] as const, registers: [this.registry] });
+  readonly deliveryLatency = new Histogram({ name: 'mxscreen_delivery_seconds', help: 'Duration of one delivery attempt to a nexthop.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
+  readonly queueMessages = new Gauge({ name: 'mxscreen_queue_messages', help: 'Messages in each queue directory.', labelNames: ['queue'] as const, registers: [this.registry] });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mxscreen_' });
+  }
+}
