@@ -1,0 +1,120 @@
+/*
+ * cli — the `mxscreen` command: start | check-config | queue list | sink.
+ *
+ * Decides: command names, options (`-c FILE` = `--config FILE`), exit codes (0 ok,
+ * 1 configuration or runtime error, 64 usage error, as sysexits EX_USAGE) and the
+ * signals of a running filter: SIGTERM/SIGINT = graceful stop, SIGHUP = reload.
+ * Leaves to others: what each command does (main.ts, config/, queue/, sink/).
+ */
+import { parseArgs } from 'node:util';
+import { startMxscreen } from './main.js';
+import { checkConfig, loadConfig } from './config/config.js';
+import { formatProblem, MxError } from './errors.js';
+import { listQueue, formatQueueListing } from './queue/spool.js';
+import { queueSettingsFromConfig } from './queue/queue-manager.js';
+import { Sink } from './sink/sink.js';
+import { createLogger } from './ops/log.js';
+
+const USAGE = `usage:
+  mxscreen start --config FILE          run the filter in the foreground (JSON logs on stdout)
+  mxscreen check-config --config FILE   print every configuration error as file:line: message
+  mxscreen queue list --config FILE     one line per queued message
+  mxscreen sink --listen HOST:PORT [--dir DIR]
+                                        accept and count mail, like Postfix smtp-sink
+options:
+  -c, --config FILE   main.cf to use
+`;
+
+const EXIT_USAGE = 64;
+
+function usage(message: string): never {
+  process.stderr.write(`mxscreen: ${message}\n${USAGE}`);
+  process.exit(EXIT_USAGE);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      listen: { type: 'string' },
+      dir: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const [command, subcommand] = positionals;
+  const configFile = values.config;
+  switch (command) {
+    case 'start': {
+      if (!configFile) usage('start needs --config FILE');
+      return runFilter(configFile);
+    }
+    case 'check-config': {
+      if (!configFile) usage('check-config needs --config FILE');
+      const problems = checkConfig(configFile);
+      for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
+      return problems.length === 0 ? 0 : 1;
+    }
+    case 'queue': {
+      if (subcommand !== 'list') usage(`unknown queue command "${subcommand ?? ''}"`);
+      if (!configFile) usage('queue list needs --config FILE');
+      const settings = queueSettingsFromConfig(loadConfig(configFile));
+      const entries = await listQueue(settings.directory);
+      process.stdout.write(values.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQueueListing(entries));
+      return 0;
+    }
+    case 'sink': {
+      if (!values.listen) usage('sink needs --listen HOST:PORT');
+      const log = createLogger();
+      const sink = await Sink.start({ listen: values.listen, directory: values.dir, log });
+      log.info({ event: 'LISTEN', port: sink.port }, `sink listening on ${values.listen}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      await sink.close();
+      return 0;
+    }
+    case undefined:
+      usage('no command given');
+    default:
+      usage(`unknown command "${command}"`);
+  }
+}
+
+/** Runs the filter until SIGTERM/SIGINT; SIGHUP reloads. Resolves the exit code. */
+async function runFilter(configFile: string): Promise<number> {
+  const mx = await startMxscreen({ configFile });
+  process.on('SIGHUP', () => {
+    void mx.reload();
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await mx.stop();
+  mx.log.flush();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof MxError) {
+      process.stderr.write(`mxscreen: ${error.message}\n`);
+    } else {
+      process.stderr.write(`mxscreen: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

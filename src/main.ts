@@ -1,0 +1,163 @@
+/*
+ * main — wiring only: load the configuration and tables, build the stages, listen,
+ * reload and stop.
+ *
+ * Decides: the order in which the stages start and stop (queue first up, last down, so
+ * that a message the policy stage said 250 to always has a queue manager behind it) and
+ * what a reload may change (settings and tables of every stage; not the listen
+ * addresses or the queue directory, which need a restart and are logged as such).
+ * Leaves to others: everything the stages decide (screen/, policy/, queue/, delivery/).
+ * Bugs: one process runs all stages; DESIGN.md "More than one core" is a later step.
+ */
+import type { DestinationStream } from 'pino';
+import { systemClock, type Clock } from './clock.js';
+import { loadConfig } from './config/config.js';
+import type { Config } from './config/value.js';
+import { ConfigError } from './errors.js';
+import type { DnsResolver } from './dns/resolver.js';
+import { createNodeResolver } from './dns/node-resolver.js';
+import { createLogger, type Logger } from './ops/log.js';
+import { Metrics } from './ops/metrics.js';
+import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
+import { Screener, screenSettingsFromConfig } from './screen/screener.js';
+import { SmtpListener } from './screen/listener.js';
+import { LruVerdictCache } from './screen/verdict-cache.js';
+import { Smtpd, smtpdSettingsFromConfig } from './policy/smtpd.js';
+import { Spool } from './queue/spool.js';
+import { QueueManager, queueSettingsFromConfig } from './queue/queue-manager.js';
+
+export interface MxscreenOptions {
+  /** Path of main.cf. */
+  readonly configFile: string;
+  /** DNS resolver; default: node:dns against `mxscreen_dns_servers`. Tests inject one. */
+  readonly resolver?: DnsResolver;
+  readonly clock?: Clock;
+  /** Where JSON log lines go; default stdout. */
+  readonly logDestination?: DestinationStream;
+  /** Also export Node process metrics (CPU, memory, event loop lag); default true. */
+  readonly processMetrics?: boolean;
+}
+
+export interface BoundAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** A running mxscreen. */
+export interface Mxscreen {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** SMTP addresses actually bound (port 0 in the config gives an ephemeral port). */
+  readonly smtp: readonly BoundAddress[];
+  /** The /metrics endpoint, when `mxscreen_metrics_listen` is not empty. */
+  readonly metricsEndpoint: BoundAddress | undefined;
+  readonly queue: QueueManager;
+  /**
+   * Re-reads main.cf and every table (SIGHUP). On a configuration error the running
+   * configuration stays as it was and the problems are logged (event `RELOAD FAILED`);
+   * resolves false in that case.
+   */
+  reload(): Promise<boolean>;
+  /**
+   * Graceful stop (SIGTERM): stop accepting, let SMTP sessions finish up to
+   * `mxscreen_shutdown_timeout`, stop deliveries without losing a queued message.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts every stage on the configuration in `options.configFile`.
+ * Throws ConfigError (every `file:line: message`) when the configuration is bad, and
+ * the listen error (EADDRINUSE, EACCES) when a socket cannot be bound.
+ */
+export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen> {
+  let config = loadConfig(options.configFile);
+  const clock = options.clock ?? systemClock;
+  const log = createLogger({ destination: options.logDestination });
+  const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
+  const resolver =
+    options.resolver ??
+    createNodeResolver({ servers: config.get('mxscreen_dns_servers'), timeoutMs: config.get('postscreen_dnsbl_timeout') });
+
+  const queueSettings = queueSettingsFromConfig(config);
+  const spool = await Spool.open(queueSettings.directory, { log, metrics, clock });
+  const queue = new QueueManager(queueSettings, { spool, resolver, clock, log, metrics });
+  await queue.start();
+
+  const smtpd = new Smtpd(smtpdSettingsFromConfig(config), {
+    queue: spool,
+    clock,
+    log,
+    metrics,
+    onQueued: (id) => queue.kick(id),
+  });
+  const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock });
+  const screener = new Screener(screenSettingsFromConfig(config), {
+    resolver,
+    clock,
+    log,
+    metrics,
+    cache,
+    handoff: (socket, verdict) => smtpd.accept(socket, verdict),
+  });
+  const listener = new SmtpListener(config.get('mxscreen_listen'), (socket) => screener.screen(socket));
+
+  let smtp: BoundAddress[];
+  let metricsEndpoint: MetricsEndpoint | undefined;
+  try {
+    smtp = await listener.listen();
+    const metricsListen = config.get('mxscreen_metrics_listen');
+    metricsEndpoint = metricsListen ? await serveMetrics(metricsListen, metrics) : undefined;
+  } catch (error) {
+    await listener.close();
+    await queue.stop();
+    throw error;
+  }
+  for (const bound of smtp) log.info({ event: 'LISTEN', address: bound.address, port: bound.port }, `listening on [${bound.address}]:${bound.port}`);
+  if (metricsEndpoint) log.info({ event: 'LISTEN', address: metricsEndpoint.address, port: metricsEndpoint.port, path: '/metrics' }, `metrics on [${metricsEndpoint.address}]:${metricsEndpoint.port}/metrics`);
+  log.info({ event: 'START', config: config.file, queueDirectory: queueSettings.directory }, 'mxscreen started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    get config() {
+      return config;
+    },
+    log,
+    metrics,
+    smtp,
+    metricsEndpoint: metricsEndpoint && { address: metricsEndpoint.address, port: metricsEndpoint.port },
+    queue,
+    async reload() {
+      let next: Config;
+      try {
+        next = loadConfig(options.configFile);
+      } catch (error) {
+        const problems = error instanceof ConfigError ? error.problems.map((p) => `${p.file}:${p.line}: ${p.message}`) : [String(error)];
+        log.error({ event: 'RELOAD FAILED', problems }, 'reload failed, keeping the running configuration');
+        return false;
+      }
+      for (const name of ['mxscreen_listen', 'mxscreen_metrics_listen', 'queue_directory'] as const) {
+        if (String(next.get(name)) !== String(config.get(name))) {
+          log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
+        }
+      }
+      screener.setSettings(screenSettingsFromConfig(next));
+      smtpd.setSettings(smtpdSettingsFromConfig(next));
+      queue.setSettings(queueSettingsFromConfig(next));
+      config = next;
+      log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
+      return true;
+    },
+    stop() {
+      stopping ??= (async () => {
+        await listener.close();
+        await smtpd.close(config.get('mxscreen_shutdown_timeout'));
+        await queue.stop();
+        await metricsEndpoint?.close();
+        log.info({ event: 'STOP' }, 'mxscreen stopped');
+      })();
+      return stopping;
+    },
+  };
+}
