@@ -1,0 +1,201 @@
+// The whole chain, screen → policy → queue → delivery, on loopback with real sockets:
+// each client binds its own 127.x.y.z source address to play a distinct Internet host.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startChain, openSession, sendRaw, withoutFirstHeader, ZONE } from './harness.js';
+import { connectClient } from '../fakes/scripted-client.js';
+
+const MESSAGE =
+  'From: Alice <alice@sender.test>\r\nTo: info@example.com\r\nSubject: hello\r\nMessage-ID: <1@sender.test>\r\n\r\nHello,\r\n.leading dot line\r\nbye\r\n';
+
+test('a clean client is greeted with the teaser, and its message arrives byte-for-byte plus a Received: header', async () => {
+  const chain = await startChain();
+  try {
+    const client = await connectClient({ port: chain.port, localAddress: '127.0.10.1' });
+    const teaser = await client.readLine(2000);
+    assert.match(teaser, /^220-mx1\.example\.net ESMTP/);
+    const greeting = await client.readReply(2000);
+    assert.equal(greeting.code, 220);
+    client.close();
+
+    const session = await openSession(chain.port, '127.0.10.2');
+    const info = await sendRaw(session, 'alice@sender.test', ['info@example.com'], MESSAGE);
+    session.quit();
+    assert.match(String(info.response), /^250 2\.0\.0 Ok: queued as [0-9A-Z]+/);
+    const queueId = /queued as ([0-9A-Z]+)/.exec(String(info.response))![1];
+
+    const [delivered] = await chain.mailbox.waitForMessages(1, 5000);
+    assert.deepEqual(delivered.recipients, ['info@example.com']);
+    assert.equal(delivered.sender, 'alice@sender.test');
+    const received = delivered.body.toString('latin1').split('\r\n')[0];
+    assert.match(received, /^Received: from /);
+    assert.ok(delivered.body.toString('latin1').includes(`id ${queueId}`), 'Received: names the queue id');
+    assert.equal(withoutFirstHeader(delivered.body).toString('latin1'), MESSAGE);
+    await chain.log.waitFor((line) => line.event === 'status=sent' && line.queueId === queueId);
+    assert.ok(chain.log.events('PASS NEW').length >= 1);
+  } finally {
+    await chain.close();
+  }
+});
+
+test('a passed client comes back as PASS OLD and gets the real greeting without the greet wait', async () => {
+  const chain = await startChain(['postscreen_greet_wait = 1s']);
+  try {
+    const first = await connectClient({ port: chain.port, localAddress: '127.0.11.1' });
+    assert.match(await first.readLine(3000), /^220-/);
+    assert.equal((await first.readReply(3000)).code, 220);
+    first.close();
+    await chain.log.waitFor((line) => line.event === 'PASS NEW');
+
+    const started = Date.now();
+    const second = await connectClient({ port: chain.port, localAddress: '127.0.11.1' });
+    const line = await second.readLine(3000);
+    assert.match(line, /^220 mx1\.example\.net ESMTP/, 'no teaser on PASS OLD');
+    assert.ok(Date.now() - started < 900, 'greeting came before the greet wait would have ended');
+    second.close();
+    await chain.log.waitFor((entry) => entry.event === 'PASS OLD');
+  } finally {
+    await chain.close();
+  }
+});
+
+test('a pregreet talker under enforce gets 550 for every RCPT and nothing is queued', async () => {
+  const chain = await startChain(['postscreen_greet_action = enforce']);
+  try {
+    const client = await connectClient({ port: chain.port, localAddress: '127.0.12.1' });
+    client.send('EHLO early.bird\r\n');
+    await chain.log.waitFor((line) => line.event === 'PREGREET');
+    const greeting = await client.readReply(3000);
+    assert.equal(greeting.code, 220);
+    client.send('HELO bot.example\r\n');
+    assert.equal((await client.readReply(2000)).code, 250);
+    client.send('MAIL FROM:<bot@spam.test>\r\n');
+    assert.equal((await client.readReply(2000)).code, 250);
+    client.send('RCPT TO:<info@example.com>\r\n');
+    const reply = await client.readReply(2000);
+    assert.equal(reply.code, 550);
+    client.send('QUIT\r\n');
+    client.close();
+    assert.equal(chain.mailbox.received.length, 0);
+  } finally {
+    await chain.close();
+  }
+});
+
+test('a pregreet talker under drop gets 521 and is disconnected', async () => {
+  const chain = await startChain(['postscreen_greet_action = drop']);
+  try {
+    const client = await connectClient({ port: chain.port, localAddress: '127.0.12.2' });
+    client.send('EHLO early.bird\r\n');
+    const lines: string[] = [];
+    for (;;) {
+      const line = await client.readLine(3000).catch(() => undefined);
+      if (line === undefined) break;
+      lines.push(line);
+      if (/^5\d\d /.test(line)) break;
+    }
+    assert.match(lines.at(-1) ?? '', /^521 5\.5\.1 /);
+    await client.closed;
+  } finally {
+    await chain.close();
+  }
+});
+
+test('a client listed with 127.0.0.2 is refused; a 127.255.255.254 answer is not a listing', async () => {
+  const chain = await startChain();
+  try {
+    chain.dns.listDnsbl(ZONE, '127.0.13.1', ['127.0.0.2'], 300);
+    chain.dns.listDnsbl(ZONE, '127.0.13.2', ['127.255.255.254'], 300);
+
+    const listed = await connectClient({ port: chain.port, localAddress: '127.0.13.1' });
+    let last = '';
+    for (;;) {
+      const line = await listed.readLine(3000).catch(() => undefined);
+      if (line === undefined) break;
+      last = line;
+      if (/^5\d\d /.test(line)) break;
+    }
+    assert.match(last, new RegExp(`^521 5\\.7\\.1 Service unavailable; client \\[127\\.0\\.13\\.1\\] blocked using ${ZONE.replace(/\./g, '\\.')}`));
+
+    const session = await openSession(chain.port, '127.0.13.2');
+    const info = await sendRaw(session, 'alice@sender.test', ['info@example.com'], MESSAGE);
+    session.quit();
+    assert.match(String(info.response), /^250 /);
+  } finally {
+    await chain.close();
+  }
+});
+
+test('relay to a foreign domain is refused 554 5.7.1; an unknown recipient 550 5.1.1', async () => {
+  const chain = await startChain();
+  try {
+    const session = await openSession(chain.port, '127.0.14.1');
+    await assert.rejects(sendRaw(session, 'alice@sender.test', ['someone@foreign.test'], MESSAGE), (error: Error & { response?: string }) => {
+      assert.match(String(error.response), /^554 5\.7\.1 <someone@foreign\.test>: Relay access denied/);
+      return true;
+    });
+    await assert.rejects(sendRaw(session, 'alice@sender.test', ['nobody@example.com'], MESSAGE), (error: Error & { response?: string }) => {
+      assert.match(String(error.response), /^550 5\.1\.1 <nobody@example\.com>: Recipient address rejected: User unknown in relay recipient table/);
+      return true;
+    });
+    session.quit();
+    await chain.log.waitFor((line) => line.event === 'NOQUEUE: reject' && String(line.msg).includes('Relay access denied'));
+  } finally {
+    await chain.close();
+  }
+});
+
+test('an oversize message is refused 552 5.3.4 and nothing is queued', async () => {
+  const chain = await startChain();
+  try {
+    const session = await openSession(chain.port, '127.0.15.1');
+    const big = `From: a@sender.test\r\nSubject: big\r\n\r\n${'x'.repeat(76) + '\r\n'}`.repeat(1) + ('y'.repeat(76) + '\r\n').repeat(400);
+    await assert.rejects(sendRaw(session, 'alice@sender.test', ['info@example.com'], big), (error: Error & { response?: string }) => {
+      assert.match(String(error.response), /^552 5\.3\.4 /);
+      return true;
+    });
+    session.quit();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(chain.mailbox.received.length, 0);
+  } finally {
+    await chain.close();
+  }
+});
+
+test('while the mailbox server is down the message stays deferred, and is delivered once it is back', async () => {
+  const chain = await startChain();
+  try {
+    await chain.mailbox.stop();
+    const session = await openSession(chain.port, '127.0.16.1');
+    const info = await sendRaw(session, 'alice@sender.test', ['info@example.com'], MESSAGE);
+    session.quit();
+    const queueId = /queued as ([0-9A-Z]+)/.exec(String(info.response))![1];
+    await chain.log.waitFor((line) => line.event === 'status=deferred' && line.queueId === queueId);
+    await chain.mailbox.start();
+    const [delivered] = await chain.mailbox.waitForMessages(1, 5000);
+    assert.equal(withoutFirstHeader(delivered.body).toString('latin1'), MESSAGE);
+    await chain.log.waitFor((line) => line.event === 'status=sent' && line.queueId === queueId);
+  } finally {
+    await chain.close();
+  }
+});
+
+test('a restart of mxscreen with mail in the queue delivers it', async () => {
+  const chain = await startChain();
+  try {
+    await chain.mailbox.stop();
+    const session = await openSession(chain.port, '127.0.17.1');
+    const info = await sendRaw(session, 'alice@sender.test', ['joe@example.com'], MESSAGE);
+    session.quit();
+    const queueId = /queued as ([0-9A-Z]+)/.exec(String(info.response))![1];
+    await chain.log.waitFor((line) => line.event === 'status=deferred' && line.queueId === queueId);
+    await chain.mx.stop();
+    await chain.mailbox.start();
+    await chain.restart();
+    const [delivered] = await chain.mailbox.waitForMessages(1, 5000);
+    assert.deepEqual(delivered.recipients, ['joe@example.com']);
+    await chain.log.waitFor((line) => line.event === 'status=sent' && line.queueId === queueId);
+  } finally {
+    await chain.close();
+  }
+});
