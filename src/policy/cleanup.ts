@@ -1,0 +1,137 @@
+/*
+ * cleanup — moves one message from the DATA stream into the queue (Postfix cleanup(8)).
+ *
+ * Decides: the order of writing (queue file opened, Received: header naming the queue id,
+ * then the body chunk by chunk with back-pressure: the next chunk is read only after the
+ * previous one is written, so the message is never held whole), the size limit
+ * (message_size_limit counts the client's bytes after dot-unstuffing; more is `552 5.3.4`,
+ * the rest of the DATA is read and discarded, the partial file aborted at once), and the
+ * typed outcome with the reply each outcome gets (cleanupReply). A queue failure aborts
+ * the file: nothing half-written stays behind; ENOSPC anywhere in the cause chain is
+ * `452 4.3.1`, other queue errors `451 4.3.0` (Postfix cleanup status texts).
+ * Leaves to others: the queue file and its durability (queue/spool.ts, commit()), when
+ * the reply is sent (smtp-server, after the final dot), logging (smtpd.ts).
+ * Bugs: the envelope's arrivalTime is the start of DATA, since the queue file is opened
+ * before the body arrives (the Received: header needs the id).
+ */
+import type { Readable } from 'node:stream';
+import type { SmtpReply } from '../errors.js';
+import type { Envelope, IncomingMessage, QueueWriter } from '../queue/envelope.js';
+
+export type CleanupOutcome =
+  /** commit() resolved: the message is durable. `size` counts header and body bytes. */
+  | { readonly kind: 'queued'; readonly id: string; readonly size: number; readonly bodyBytes: number }
+  /** The client sent more than the limit; nothing was queued. */
+  | { readonly kind: 'too-big'; readonly bodyBytes: number; readonly limit: number }
+  /** The queue refused (open, write or commit failed); nothing was queued. */
+  | { readonly kind: 'queue-error'; readonly error: unknown; readonly noSpace: boolean }
+  /** The DATA stream broke (client went away) before the final dot; nothing was queued. */
+  | { readonly kind: 'client-gone'; readonly error: unknown };
+
+export interface CleanupRequest {
+  readonly queue: QueueWriter;
+  readonly envelope: Envelope;
+  /** message_size_limit in bytes; 0 means no limit (postconf(5)). */
+  readonly sizeLimit: number;
+  /** The Received: header (with CRLF) for the queue id the queue chose. */
+  readonly receivedHeader: (queueId: string) => string;
+}
+
+function isNoSpace(error: unknown): boolean {
+  // Bounded walk down the `cause` chain (MxError ERR_QUEUE_IO wraps the fs error).
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current !== null && typeof current === 'object'; depth++) {
+    if ((current as { code?: unknown }).code === 'ENOSPC') return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * Reads `data` (the DATA stream: unstuffed message bytes, CRLF lines) to its end and
+ * returns what became of the message. Never throws; always consumes the whole stream
+ * unless the stream itself fails. Source: Postfix cleanup(8), smtpd(8) DATA handling.
+ */
+export async function receiveMessage(data: Readable, request: CleanupRequest): Promise<CleanupOutcome> {
+  let message: IncomingMessage | undefined;
+  let failure: { error: unknown } | undefined;
+  let tooBig = false;
+  let bodyBytes = 0;
+  let headerBytes = 0;
+
+  const abort = async (): Promise<void> => {
+    const open = message;
+    message = undefined;
+    if (open) await open.abort();
+  };
+
+  try {
+    message = await request.queue.open(request.envelope);
+    const header = Buffer.from(request.receivedHeader(message.id), 'utf8');
+    headerBytes = header.length;
+    await message.write(header);
+  } catch (error) {
+    failure = { error };
+    await abort();
+  }
+
+  try {
+    for await (const chunk of data as AsyncIterable<Buffer>) {
+      bodyBytes += chunk.length;
+      if (failure || tooBig || !message) continue; // discard: read on to the final dot
+      if (request.sizeLimit > 0 && bodyBytes > request.sizeLimit) {
+        tooBig = true;
+        await abort();
+        continue;
+      }
+      try {
+        await message.write(chunk);
+      } catch (error) {
+        failure = { error };
+        await abort();
+      }
+    }
+  } catch (error) {
+    await abort();
+    return { kind: 'client-gone', error };
+  }
+
+  if (tooBig) return { kind: 'too-big', bodyBytes, limit: request.sizeLimit };
+  if (failure || !message) {
+    const error = failure?.error;
+    return { kind: 'queue-error', error, noSpace: isNoSpace(error) };
+  }
+  const committing = message;
+  try {
+    await committing.commit();
+  } catch (error) {
+    await committing.abort();
+    return { kind: 'queue-error', error, noSpace: isNoSpace(error) };
+  }
+  return { kind: 'queued', id: committing.id, size: headerBytes + bodyBytes, bodyBytes };
+}
+
+/** Postfix's reply for each outcome (smtpd(8) after cleanup(8) status). */
+export function cleanupReply(outcome: CleanupOutcome): SmtpReply {
+  switch (outcome.kind) {
+    case 'queued':
+      return { code: 250, enhanced: '2.0.0', text: `Ok: queued as ${outcome.id}` };
+    case 'too-big':
+      return messageTooBig();
+    case 'queue-error':
+      return outcome.noSpace
+        ? { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' }
+        : { code: 451, enhanced: '4.3.0', text: 'Error: queue file write error' };
+    case 'client-gone':
+      return { code: 451, enhanced: '4.3.0', text: 'Error: queue file write error' };
+    default: {
+      const never: never = outcome;
+      return never;
+    }
+  }
+}
+
+/** `552 5.3.4 Message size exceeds fixed limit` (Postfix smtpd, message_size_limit). */
+export function messageTooBig(): SmtpReply {
+  return { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed limit' };
+}

@@ -1,0 +1,70 @@
+/*
+ * smtp-reply-adapter — the one place where our SmtpReply becomes what smtp-server sends.
+ *
+ * Decides: how a reply `{ code, enhanced, text }` (errors.ts) is handed to smtp-server so
+ * that the client reads exactly `code enhanced text`. smtp-server writes
+ * `responseCode [its own enhanced code] message`; its own enhanced code comes from a fixed
+ * table by reply code (554 → 5.6.0, 552 → 5.2.2) and is added only when the server option
+ * `hideENHANCEDSTATUSCODES` is false. So the policy stage runs smtp-server with that option
+ * left true (SMTPD_SERVER_REPLY_OPTIONS) and puts our RFC 3463 code at the head of the text.
+ * Also counts the replies we decide in `metrics.smtpReplies` (see countReply).
+ * Leaves to others: which reply to give (relay-control, recipient-check, smtpd).
+ * Bugs: ENHANCEDSTATUSCODES is not advertised in EHLO (smtp-server ties the keyword to its
+ * own code table), and replies smtp-server composes itself (250 Accepted, 503, 501, its 552
+ * for MAIL FROM SIZE=) carry no enhanced code. Postfix advertises it and always sends one.
+ */
+import type { SmtpReply } from '../errors.js';
+import { SmtpError } from '../errors.js';
+import type { Metrics } from '../ops/metrics.js';
+
+/**
+ * smtp-server options this adapter relies on: smtp-server must not add an enhanced code of
+ * its own, or the client would see two (`554 5.6.0 5.7.1 …`).
+ */
+export const SMTPD_SERVER_REPLY_OPTIONS = { hideENHANCEDSTATUSCODES: true } as const;
+
+/** What smtp-server reads from an error passed to a handler callback (`responseCode`). */
+export interface SmtpServerReplyError extends Error {
+  responseCode: number;
+  /** Our stable code, kept so logs and tests can tell the error apart. */
+  code: string;
+  /** The reply this error carries, unchanged. */
+  reply: SmtpReply;
+}
+
+/**
+ * The text smtp-server must be given so that the wire shows `code enhanced text`:
+ * `"5.7.1 <a@b>: Relay access denied"`, or just `text` when the reply has no enhanced code.
+ * Source: RFC 3463 §2 (enhanced code precedes the text), RFC 2034 §4.
+ */
+export function smtpServerText(reply: SmtpReply): string {
+  return reply.enhanced ? `${reply.enhanced} ${reply.text}` : reply.text;
+}
+
+/**
+ * Turns an SmtpError (or a bare reply) into the Error object smtp-server's handler
+ * callbacks read: `responseCode` = reply code, `message` = enhanced code + text.
+ * Never throws. smtp-server reads `responseCode`, not `statusCode` (STYLE.md 4).
+ */
+export function toSmtpServerError(source: SmtpError | SmtpReply): SmtpServerReplyError {
+  const reply = source instanceof SmtpError ? source.reply : source;
+  const err = new Error(smtpServerText(reply)) as SmtpServerReplyError;
+  err.responseCode = reply.code;
+  err.code = 'ERR_SMTP_REPLY';
+  err.reply = reply;
+  return err;
+}
+
+/**
+ * Counts one reply by its code in `mxscreen_smtp_replies_total{code}`.
+ *
+ * What is counted: the replies the policy stage decides — the 220 greeting (onConnect
+ * accepted), 250 to MAIL and RCPT that our handlers accept, every RCPT reject, 354 when
+ * DATA starts, the final 250/451/452/552 after DATA, and 421 at shutdown. Not counted:
+ * replies smtp-server composes without asking us (EHLO/HELO, NOOP, RSET, QUIT, protocol
+ * errors 500/501/503, its SIZE= refusal at MAIL, its idle-timeout 421), since observing
+ * those would mean wrapping the connection's `send`.
+ */
+export function countReply(metrics: Metrics, code: number): void {
+  metrics.smtpReplies.inc({ code: String(code) });
+}
