@@ -1,0 +1,200 @@
+/*
+ * config — loads main.cf into a validated, typed, immutable Config.
+ *
+ * Decides: names are looked up in the catalogue (old names are aliases; anything else is
+ * "unknown parameter" with file:line), values are $-expanded against configured values
+ * then catalogue defaults, every parameter is read as its kind and checked EAGERLY (tables
+ * opened, with their own file:line problems) so that check-config lists every problem at
+ * once; an empty myhostname is os.hostname(); relative paths (tables, queue_directory,
+ * data_directory, TLS files) resolve against the config file's directory; a problem in a
+ * default value is reported at `main.cf:0` naming the default.
+ * Leaves to others: syntax (main-cf.ts), expansion (expansion.ts), kinds
+ * (parameter-kind.ts), per-parameter checks (parameter-checks.ts), tables (tables/).
+ * Bugs: tables are read once per load; watching them and SIGHUP reloads belong to main.ts
+ * (configSources gives the files to watch).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { CATALOGUE, type ParameterName, type ParameterSpec } from './catalogue.js';
+import type { Config, ParameterValue } from './value.js';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import type { LookupTable } from '../tables/lookup-table.js';
+import { openTable, tableSourceFile } from '../tables/open-table.js';
+import { parseMainCf, type MainCfEntry } from './main-cf.js';
+import { ParameterExpander } from './expansion.js';
+import { readKind, splitList, type ParameterContext } from './parameter-kind.js';
+import { PARAMETER_CHECKS } from './parameter-checks.js';
+import { readLogicalLines } from './logical-line.js';
+
+/** Parameters holding a file or directory name: their value is resolved to an absolute path. */
+export const PATH_PARAMETERS = ['queue_directory', 'data_directory', 'smtpd_tls_cert_file', 'smtpd_tls_key_file'] as const satisfies readonly ParameterName[];
+
+const SPECS: readonly ParameterSpec[] = CATALOGUE;
+const BY_NAME = new Map<string, ParameterSpec>();
+for (const spec of SPECS) {
+  BY_NAME.set(spec.name, spec);
+  for (const alias of spec.aliases ?? []) BY_NAME.set(alias, spec);
+}
+
+class LoadedConfig implements Config {
+  constructor(
+    readonly file: string,
+    readonly directory: string,
+    private readonly values: ReadonlyMap<string, unknown>,
+    private readonly settings: ReadonlyMap<string, MainCfEntry>,
+    private readonly tables: ReadonlyMap<string, LookupTable>,
+    readonly sources: readonly string[],
+  ) {}
+
+  get<N extends ParameterName>(name: N): ParameterValue<N> {
+    if (!this.values.has(name)) throw new Error(`BUG: parameter ${name} is not in the catalogue`);
+    return this.values.get(name) as ParameterValue<N>;
+  }
+
+  where(name: ParameterName): string {
+    const entry = this.settings.get(name);
+    return entry === undefined ? 'default' : `${entry.file}:${entry.line}`;
+  }
+
+  resolvePath(path: string): string {
+    return isAbsolute(path) ? path : resolve(this.directory, path);
+  }
+
+  table(spec: string): LookupTable {
+    return this.tables.get(spec) ?? openTable(spec, this.directory);
+  }
+}
+
+/**
+ * Builds a Config from main.cf `text`; `file` names it in problems and Config.file,
+ * `directory` is where relative paths resolve. Throws ConfigError (ERR_CONFIG) listing
+ * every problem found, each `file:line: message`.
+ */
+export function configFromText(text: string, options: { file: string; directory: string }): Config {
+  const { config, problems } = buildConfig(text, options.file, options.directory);
+  if (problems.length > 0 || config === undefined) throw new ConfigError(problems);
+  return config;
+}
+
+/**
+ * Reads main.cf at `file` (relative to the working directory) and builds its Config.
+ * Throws ConfigError (ERR_CONFIG) listing every problem, or `file:0` when unreadable.
+ */
+export function loadConfig(file: string): Config {
+  const absolute = resolve(file);
+  const text = readMainCf(absolute);
+  if (typeof text !== 'string') throw new ConfigError([text]);
+  return configFromText(text, { file: absolute, directory: dirname(absolute) });
+}
+
+/** Every problem of main.cf at `file` and the tables it names (what check-config prints); [] when valid. */
+export function checkConfig(file: string): ConfigProblem[] {
+  const absolute = resolve(file);
+  const text = readMainCf(absolute);
+  if (typeof text !== 'string') return [text];
+  return buildConfig(text, absolute, dirname(absolute)).problems;
+}
+
+/**
+ * The table `spec` as `config` opened it at load (one instance per spec), for parameters
+ * of kind `list` whose elements may be tables (postscreen_access_list). Opens it now
+ * (relative to config.directory) when the load did not; throws ConfigError then on error.
+ */
+export function configuredTable(config: Config, spec: string): LookupTable {
+  return config instanceof LoadedConfig ? config.table(spec) : openTable(spec, config.directory);
+}
+
+/** Files `config` was read from (main.cf and every table file), to watch for changes. */
+export function configSources(config: Config): readonly string[] {
+  return config instanceof LoadedConfig ? config.sources : [config.file];
+}
+
+function readMainCf(file: string): string | ConfigProblem {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    return { file, line: 0, message: `cannot read configuration file: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
+  }
+}
+
+function buildConfig(text: string, file: string, directory: string): { config?: LoadedConfig; problems: ConfigProblem[] } {
+  const parsed = parseMainCf(text, file);
+  const problems: ConfigProblem[] = [...parsed.problems];
+  const settings = new Map<string, MainCfEntry>();
+  for (const entry of parsed.entries) {
+    const spec = BY_NAME.get(entry.name);
+    if (spec === undefined) {
+      problems.push({ file, line: entry.line, message: `unknown parameter: ${entry.name}` });
+      continue;
+    }
+    const earlier = settings.get(spec.name);
+    if (earlier === undefined || earlier.line < entry.line) settings.set(spec.name, entry);
+  }
+  const expander = new ParameterExpander(
+    (name) => settings.get(name)?.value ?? BY_NAME.get(name)?.default,
+    (name, value) => (name === 'myhostname' && value === '' ? hostname() : value),
+  );
+
+  const tables = new Map<string, LookupTable | null>();
+  const sources = new Set<string>([file]);
+  const values = new Map<string, unknown>();
+  for (const spec of SPECS) {
+    const entry = settings.get(spec.name);
+    const origin = { file, line: entry?.line ?? 0 };
+    const label = entry === undefined ? `${spec.name} (default "${spec.default}")` : spec.name;
+    const report = (message: string): void => {
+      problems.push({ ...origin, message: `${label}: ${message}` });
+    };
+    const context: ParameterContext = {
+      openTable(tableSpec) {
+        const known = tables.get(tableSpec);
+        if (known !== undefined) return known ?? undefined;
+        try {
+          const table = openTable(tableSpec, directory, origin);
+          tables.set(tableSpec, table);
+          const source = tableSourceFile(tableSpec, directory);
+          if (source !== undefined) sources.add(source);
+          return table;
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          problems.push(...error.problems);
+          tables.set(tableSpec, null);
+          return undefined;
+        }
+      },
+      readPatternFile(path) {
+        try {
+          const words = readLogicalLines(readFileSync(path, 'utf8')).lines.flatMap((line) => splitList(line.text));
+          sources.add(path);
+          return words;
+        } catch (error) {
+          report(`cannot read pattern file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+          return undefined;
+        }
+      },
+    };
+    const expanded = expander.value(spec.name);
+    if (expanded.problem !== undefined) report(expanded.problem);
+    const read = readKind(spec, expanded.value, context);
+    for (const message of read.problems) report(message);
+    let value: unknown = read.value;
+    if ((PATH_PARAMETERS as readonly string[]).includes(spec.name) && typeof value === 'string' && value !== '') {
+      value = isAbsolute(value) ? value : resolve(directory, value);
+    }
+    if (read.problems.length === 0 && expanded.problem === undefined) {
+      for (const message of PARAMETER_CHECKS[spec.name as ParameterName]?.(value) ?? []) report(message);
+    }
+    values.set(spec.name, value);
+  }
+  if (problems.length > 0) return { problems: orderProblems(problems, file) };
+  const opened = new Map<string, LookupTable>();
+  for (const [tableSpec, table] of tables) if (table !== null) opened.set(tableSpec, table);
+  return { config: new LoadedConfig(file, directory, values, settings, opened, [...sources]), problems: [] };
+}
+
+/** main.cf problems first, by line; then table files' problems in the order found. */
+function orderProblems(problems: ConfigProblem[], file: string): ConfigProblem[] {
+  const own = problems.filter((problem) => problem.file === file).sort((a, b) => a.line - b.line);
+  return [...own, ...problems.filter((problem) => problem.file !== file)];
+}
