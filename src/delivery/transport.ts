@@ -1,0 +1,157 @@
+/*
+ * transport — which nexthop a recipient goes to (Postfix trivial-rewrite + transport(5)).
+ *
+ * Decides: the lookup order in transport_maps (full address, then the domain, then its
+ * parent domains as `.domain` entries, then `*`; keys lower-cased); the meaning of a
+ * result `transport:nexthop` (smtp and relay deliver over SMTP, error bounces with the
+ * text, retry defers with it; `[host]` means no MX lookup, `:port` a port or service
+ * name, an empty nexthop the recipient's domain); the fallback `relayhost`, then the
+ * recipient's domain via MX. An unknown transport (lmtp, local, a master.cf name we do
+ * not have) defers: the mail stays queued until the table is fixed (Postfix: "mail
+ * transport unavailable").
+ * Leaves to others: MX and address lookup (mx-lookup.ts), the SMTP dialogue (smtp-delivery.ts).
+ * Bugs: no recipient_delimiter (user+ext@ keys), no nexthop lists (`[a],[b]`), no
+ * `transport_maps` in parent_domain_matches_subdomains (Postfix default: not there).
+ */
+import type { LookupTable } from '../tables/lookup-table.js';
+
+/** Where a recipient's mail goes. */
+export type Nexthop =
+  | {
+      readonly kind: 'smtp';
+      /** Host name, IP address (no brackets), or the domain whose MX to look up. */
+      readonly host: string;
+      /** TCP port, default 25. */
+      readonly port: number;
+      /** False when the nexthop was `[bracketed]` or an IP address: connect to its A record. */
+      readonly mxLookup: boolean;
+    }
+  /** Bounce with this text (transport(5) `error:`), e.g. `5.1.1 mailbox unavailable`. */
+  | { readonly kind: 'error'; readonly text: string }
+  /** Defer with this text (transport(5) `retry:`, or a transport mxscreen lacks). */
+  | { readonly kind: 'retry'; readonly text: string };
+
+export interface TransportSettings {
+  /** transport_maps, searched in order; the first table with an answer wins. */
+  readonly transportMaps: readonly LookupTable[];
+  /** relayhost, `[host]:port`, `host:port` or `host`; empty for none. */
+  readonly relayhost: string;
+}
+
+/** Port numbers of the service names a nexthop may use (services(5)). */
+const SERVICES: Readonly<Record<string, number>> = { smtp: 25, submission: 587, submissions: 465, smtps: 465, lmtp: 24 };
+
+/**
+ * The nexthop of `recipient` (an RFC 5321 address without brackets), following
+ * transport(5) and then relayhost, then the recipient's own domain (RFC 5321 §5.1).
+ * Never throws: a bad table entry becomes a `retry` nexthop naming the problem.
+ */
+export function resolveNexthop(recipient: string, settings: TransportSettings): Nexthop {
+  const domain = recipientDomain(recipient);
+  const entry = lookupTransport(recipient, domain, settings.transportMaps);
+  if (entry !== undefined) return parseTransportEntry(entry, domain);
+  if (settings.relayhost.trim()) return parseSmtpNexthop(settings.relayhost.trim(), domain, `relayhost = ${settings.relayhost}`);
+  return parseSmtpNexthop('', domain, 'recipient domain');
+}
+
+/** The domain part of an address, lower-cased (empty when there is no @). */
+export function recipientDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
+}
+
+/**
+ * The transport(5) keys for a recipient, in lookup order: `user@domain`, `domain`,
+ * `.parent.domain` … `.tld`, `*`.
+ */
+export function transportKeys(recipient: string, domain: string): string[] {
+  const keys = [recipient.toLowerCase()];
+  if (domain) {
+    keys.push(domain);
+    // `.example.com` matches any subdomain of example.com (transport(5)), so a.b.example.com
+    // tries `.b.example.com`, `.example.com`, `.com`, nearest first.
+    const labels = domain.split('.');
+    for (let i = 1; i < labels.length; i += 1) keys.push(`.${labels.slice(i).join('.')}`);
+  }
+  keys.push('*');
+  return keys;
+}
+
+function lookupTransport(recipient: string, domain: string, tables: readonly LookupTable[]): string | undefined {
+  for (const key of transportKeys(recipient, domain)) {
+    for (const table of tables) {
+      const value = table.lookup(key);
+      if (value !== undefined) return value.trim();
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Reads a transport(5) right-hand side `transport:nexthop` (`transport` alone, or
+ * `:nexthop` with the default transport smtp). `domain` is the recipient's domain,
+ * used when the nexthop is empty.
+ */
+export function parseTransportEntry(entry: string, domain: string): Nexthop {
+  const colon = entry.indexOf(':');
+  const transport = (colon < 0 ? entry : entry.slice(0, colon)).trim().toLowerCase() || 'smtp';
+  const nexthop = colon < 0 ? '' : entry.slice(colon + 1).trim();
+  switch (transport) {
+    case 'smtp':
+    case 'relay':
+      return parseSmtpNexthop(nexthop, domain, entry);
+    case 'error':
+      return { kind: 'error', text: nexthop || 'mail for this destination is refused' };
+    case 'retry':
+      return { kind: 'retry', text: nexthop || 'delivery temporarily suspended' };
+    default:
+      return { kind: 'retry', text: `mail transport unavailable: ${transport} (transport_maps entry "${entry}")` };
+  }
+}
+
+/**
+ * Reads an SMTP nexthop: `[host]:port`, `[host]`, `[ipv6:addr]:port`, `host:port`,
+ * `host`, or empty (the recipient's domain with MX lookup). An IP address, bracketed
+ * or not, never gets an MX lookup.
+ */
+export function parseSmtpNexthop(text: string, domain: string, origin: string): Nexthop {
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*))(?::([A-Za-z0-9-]+))?$/.exec(text);
+  if (!match) return { kind: 'retry', text: `bad nexthop "${text}" in ${origin}` };
+  const bracketed = match[1] !== undefined;
+  let host = (bracketed ? match[1]! : match[2]!).trim();
+  if (/^ipv6:/i.test(host)) host = host.slice(5);
+  const portText = match[3];
+  let port = 25;
+  if (portText !== undefined) {
+    port = /^\d+$/.test(portText) ? Number(portText) : (SERVICES[portText.toLowerCase()] ?? NaN);
+    if (!(port > 0 && port < 65536)) return { kind: 'retry', text: `bad port "${portText}" in ${origin}` };
+  }
+  if (!host) {
+    if (bracketed) return { kind: 'retry', text: `empty [] nexthop in ${origin}` };
+    const literal = /^\[(?:ipv6:)?(.*)\]$/i.exec(domain);
+    if (literal) return { kind: 'smtp', host: literal[1]!, port, mxLookup: false };
+    if (!domain) return { kind: 'error', text: '5.1.3 recipient address has no domain' };
+    return { kind: 'smtp', host: domain, port, mxLookup: true };
+  }
+  return { kind: 'smtp', host: host.toLowerCase(), port, mxLookup: !bracketed && !isIpAddress(host) };
+}
+
+function isIpAddress(host: string): boolean {
+  return /^\d{1,3}(?:\.\d{1,3}){3}$/.test(host) || host.includes(':');
+}
+
+/** The nexthop as Postfix writes it in logs and as the metric label: `[host]:port` or `host:port`. */
+export function formatNexthop(nexthop: Nexthop): string {
+  switch (nexthop.kind) {
+    case 'smtp':
+      return nexthop.mxLookup ? `${nexthop.host}:${nexthop.port}` : `[${nexthop.host}]:${nexthop.port}`;
+    case 'error':
+      return 'error';
+    case 'retry':
+      return 'retry';
+    default: {
+      const never: never = nexthop;
+      return never;
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/*
+ * queue-listing — what `mxscreen queue list` shows (Postfix postqueue -p, one line each).
+ *
+ * Decides: the fields of a listing entry (id, queue, arrival time, size in bytes, sender,
+ * each recipient with its delivery status, last error, next attempt) and the text form:
+ * one tab-separated line per message, oldest first within incoming, active, deferred;
+ * "Mail queue is empty" when there is nothing (postqueue's words).
+ * Leaves to others: the files themselves (queue-file.ts, delivery-state.ts, spool.ts).
+ * Bugs: reads without locks while mxscreen runs; a message that moves between queues
+ * during the listing can be missed or shown twice. corrupt/ files are not listed.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readQueueFileHead } from './queue-file.js';
+import { isQueueId } from './queue-id.js';
+import { decodeDeliveryState, initialDeliveryState, type RecipientStatus } from './delivery-state.js';
+
+export interface QueueListing {
+  readonly id: string;
+  readonly queue: 'incoming' | 'active' | 'deferred';
+  /** ISO 8601 arrival time. */
+  readonly arrivalTime: string;
+  /** Body size in bytes. */
+  readonly size: number;
+  /** Envelope sender; empty for the null sender. */
+  readonly sender: string;
+  readonly recipients: readonly { readonly address: string; readonly status: RecipientStatus; readonly lastError?: string }[];
+  /** The most recent error of any recipient still to be delivered, if any. */
+  readonly lastError?: string;
+  /** ISO 8601 time of the next delivery attempt, for deferred messages. */
+  readonly nextAttempt?: string;
+}
+
+const LISTED_QUEUES = ['incoming', 'active', 'deferred'] as const;
+
+/**
+ * Reads the queue directory (absolute path) and returns one entry per queued message.
+ * Files that vanish or cannot be read while listing are skipped. Throws the fs error
+ * when a queue subdirectory cannot be read (ENOENT: not a queue directory).
+ */
+export async function listQueue(directory: string): Promise<QueueListing[]> {
+  const entries: QueueListing[] = [];
+  for (const queue of LISTED_QUEUES) {
+    const ids = (await readdir(join(directory, queue))).filter(isQueueId).sort();
+    for (const id of ids) {
+      let head;
+      try {
+        head = await readQueueFileHead(join(directory, queue, id));
+      } catch {
+        continue; // moved on, or corrupt: the queue manager deals with it
+      }
+      let stateText: string | undefined;
+      try {
+        stateText = await readFile(join(directory, 'state', id), 'utf8');
+      } catch {
+        stateText = undefined;
+      }
+      const state =
+        (stateText !== undefined ? decodeDeliveryState(stateText, id, head.envelope) : undefined) ??
+        initialDeliveryState(id, head.envelope);
+      const undelivered = state.recipients.filter((r) => (r.status === 'pending' || r.status === 'deferred') && r.lastError);
+      entries.push({
+        id,
+        queue,
+        arrivalTime: new Date(head.envelope.arrivalTime).toISOString(),
+        size: head.bodyLength,
+        sender: head.envelope.sender,
+        recipients: state.recipients.map((r) => ({ address: r.address, status: r.status, ...(r.lastError ? { lastError: r.lastError } : {}) })),
+        ...(undelivered.length ? { lastError: undelivered[undelivered.length - 1]!.lastError! } : {}),
+        ...(queue === 'deferred' && state.nextAttempt ? { nextAttempt: new Date(state.nextAttempt).toISOString() } : {}),
+      });
+    }
+  }
+  return entries;
+}
+
+/**
+ * The text `mxscreen queue list` prints: per message one line
+ * `id<TAB>queue<TAB>arrival<TAB>size<TAB><sender><TAB><rcpt>=status,…<TAB>(last error)`.
+ */
+export function formatQueueListing(entries: readonly QueueListing[]): string {
+  if (entries.length === 0) return 'Mail queue is empty\n';
+  const lines = entries.map((entry) =>
+    [
+      entry.id,
+      entry.queue,
+      entry.arrivalTime,
+      String(entry.size),
+      `<${entry.sender}>`,
+      entry.recipients.map((r) => `<${r.address}>=${r.status}`).join(','),
+      entry.lastError ? `(${entry.lastError})` : '-',
+    ].join('\t'),
+  );
+  const bytes = entries.reduce((sum, entry) => sum + entry.size, 0);
+  return `${lines.join('\n')}\n-- ${Math.ceil(bytes / 1024)} Kbytes in ${entries.length} Request${entries.length === 1 ? '' : 's'}.\n`;
+}

@@ -1,0 +1,307 @@
+/*
+ * spool — the queue directory: where queue files live and how they move.
+ *
+ * Decides: the layout `incoming/ active/ deferred/ corrupt/` (Postfix's queue names) plus
+ * `state/` (one small delivery-state file per message, delivery-state.ts); the durable
+ * write of a new message (temporary `incoming/<id>.tmp`, opened exclusively, END record,
+ * fsync, rename to `incoming/<id>`, fsync of incoming/ — only then may the client get
+ * 250, DESIGN.md "Durability contract"); the durable write of a state file (tmp, fsync,
+ * rename, fsync of state/). Moves between queues are plain renames: a crash leaves the
+ * file under either name, never neither, so they need no fsync.
+ * Leaves to others: the file format (queue-file.ts), scheduling (queue-manager.ts), the
+ * `queue list` text (queue-listing.ts, re-exported here for the CLI).
+ * Bugs: temporary files are swept at open only when older than an hour (another process
+ * may still be writing a younger one); one process must own delivery scheduling.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Envelope, IncomingMessage, QueueWriter } from './envelope.js';
+import { bodyLengthPatch, encodeEndRecord, encodeQueueFileHead, readQueueFileHead, verifyQueueFile, type QueueFileHead } from './queue-file.js';
+import { isQueueId, newQueueId } from './queue-id.js';
+import { decodeDeliveryState, encodeDeliveryState, type DeliveryState } from './delivery-state.js';
+import { MxError } from '../errors.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../ops/log.js';
+import type { Metrics } from '../ops/metrics.js';
+
+export { listQueue, formatQueueListing, type QueueListing } from './queue-listing.js';
+
+/** Queue names, as Postfix spells them. */
+export const QUEUE_NAMES = ['incoming', 'active', 'deferred', 'corrupt'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+/** Directory of per-message delivery-state files. */
+export const STATE_DIRECTORY = 'state';
+/** Temporary files younger than this (ms) may belong to a live writer and are kept at open. */
+const STALE_TEMPORARY_AGE = 60 * 60 * 1000;
+const TEMPORARY_SUFFIX = '.tmp';
+
+export interface SpoolDeps {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+}
+
+export class Spool implements QueueWriter {
+  readonly directory: string;
+  readonly #deps: SpoolDeps;
+
+  private constructor(directory: string, deps: SpoolDeps) {
+    this.directory = directory;
+    this.#deps = deps;
+  }
+
+  /**
+   * Opens (creating when missing) the queue directory at `directory` (absolute path) and
+   * its subdirectories, and removes stale temporary files. Throws MxError ERR_QUEUE_IO
+   * when the directories cannot be created.
+   */
+  static async open(directory: string, deps: SpoolDeps): Promise<Spool> {
+    const spool = new Spool(directory, deps);
+    try {
+      for (const name of [...QUEUE_NAMES, STATE_DIRECTORY]) await mkdir(join(directory, name), { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new MxError('ERR_QUEUE_IO', `cannot create queue directory ${directory}: ${(error as Error).message}`, { cause: error });
+    }
+    await spool.#sweepTemporaryFiles('incoming');
+    await spool.#sweepTemporaryFiles(STATE_DIRECTORY);
+    await spool.#sweepOrphanStates();
+    await spool.countMessages();
+    return spool;
+  }
+
+  /** Path of message `id` in `queue`. */
+  path(queue: QueueName, id: string): string {
+    return join(this.directory, queue, id);
+  }
+
+  /**
+   * Starts a new message (QueueWriter): allocates its queue id and writes its head to
+   * `incoming/<id>.tmp`. Throws MxError ERR_QUEUE_IO when the file cannot be created.
+   */
+  async open(envelope: Envelope): Promise<IncomingMessage> {
+    const id = newQueueId(this.#deps.clock.now());
+    const temporary = join(this.directory, 'incoming', id + TEMPORARY_SUFFIX);
+    let file: FileHandle;
+    try {
+      file = await open(temporary, 'wx', 0o600);
+    } catch (error) {
+      throw ioError(`cannot create ${temporary}`, error);
+    }
+    const message = new SpoolMessage(this, id, envelope, temporary, file, this.#deps.metrics);
+    await message.start();
+    return message;
+  }
+
+  /** Queue ids in `queue`, oldest first (temporary and foreign files are skipped). */
+  async list(queue: QueueName): Promise<string[]> {
+    const names = await readdir(join(this.directory, queue));
+    return names.filter(isQueueId).sort();
+  }
+
+  /** The head of message `id` in `queue`. Throws ERR_QUEUE_CORRUPT, or the fs error (ENOENT). */
+  readHead(queue: QueueName, id: string): Promise<QueueFileHead> {
+    return readQueueFileHead(this.path(queue, id));
+  }
+
+  /** The head after checking the whole file (size and END record). Throws ERR_QUEUE_CORRUPT, or the fs error. */
+  verify(queue: QueueName, id: string): Promise<QueueFileHead> {
+    return verifyQueueFile(this.path(queue, id));
+  }
+
+  /** A stream of the body bytes of a verified message, read from disk as it is consumed. */
+  openBody(queue: QueueName, head: QueueFileHead): Readable {
+    if (head.bodyLength === 0) return Readable.from([]);
+    return createReadStream(this.path(queue, head.id), { start: head.bodyOffset, end: head.bodyOffset + head.bodyLength - 1 });
+  }
+
+  /** Renames message `id` from one queue to another. Throws MxError ERR_QUEUE_IO. */
+  async move(id: string, from: QueueName, to: QueueName): Promise<void> {
+    try {
+      await rename(this.path(from, id), this.path(to, id));
+    } catch (error) {
+      throw ioError(`cannot move ${id} from ${from} to ${to}`, error);
+    }
+    this.#deps.metrics.queueMessages.dec({ queue: from });
+    this.#deps.metrics.queueMessages.inc({ queue: to });
+  }
+
+  /**
+   * The delivery state of message `id`, or undefined when none was written yet or it
+   * does not fit the envelope (delivery-state.ts invariant). Throws ERR_QUEUE_IO on I/O errors.
+   */
+  async readState(id: string, envelope: Envelope): Promise<DeliveryState | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.directory, STATE_DIRECTORY, id), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw ioError(`cannot read the state of ${id}`, error);
+    }
+    const state = decodeDeliveryState(text, id, envelope);
+    if (!state) this.#deps.log.warn({ event: 'queue error', queueId: id }, `${id}: unreadable delivery state, starting over`);
+    return state;
+  }
+
+  /** Writes the delivery state durably (tmp, fsync, rename, fsync state/). Throws ERR_QUEUE_IO. */
+  async writeState(state: DeliveryState): Promise<void> {
+    const directory = join(this.directory, STATE_DIRECTORY);
+    const temporary = join(directory, state.id + TEMPORARY_SUFFIX);
+    try {
+      const file = await open(temporary, 'w', 0o600);
+      try {
+        await file.writeFile(encodeDeliveryState(state), 'utf8');
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temporary, join(directory, state.id));
+      await syncDirectory(directory);
+    } catch (error) {
+      throw ioError(`cannot write the state of ${state.id}`, error);
+    }
+  }
+
+  /** Removes message `id` (queue file first, then its state). Logs `removed`. Throws ERR_QUEUE_IO. */
+  async remove(queue: QueueName, id: string): Promise<void> {
+    try {
+      await unlink(this.path(queue, id));
+      await unlink(join(this.directory, STATE_DIRECTORY, id)).catch(ignoreMissing);
+    } catch (error) {
+      throw ioError(`cannot remove ${id}`, error);
+    }
+    this.#deps.metrics.queueMessages.dec({ queue });
+    this.#deps.log.info({ event: 'removed', queueId: id }, `${id}: removed`);
+  }
+
+  /**
+   * Moves a damaged file to corrupt/ (Postfix: "corrupt queue file") with a log line,
+   * event `corrupt`. Never throws: a corrupt file must not stop the queue.
+   */
+  async quarantine(queue: QueueName, id: string, reason: string): Promise<void> {
+    this.#deps.log.warn({ event: 'corrupt', queueId: id, queue, reason }, `${id}: corrupt queue file moved to corrupt/: ${reason}`);
+    try {
+      await this.move(id, queue, 'corrupt');
+    } catch (error) {
+      this.#deps.log.error({ event: 'queue error', queueId: id, err: error }, `${id}: cannot move to corrupt/`);
+    }
+  }
+
+  /** Counts the files in each queue and sets the queueMessages gauge. Never throws. */
+  async countMessages(): Promise<void> {
+    for (const queue of QUEUE_NAMES) {
+      try {
+        this.#deps.metrics.queueMessages.set({ queue }, (await this.list(queue)).length);
+      } catch {
+        // An unreadable directory shows as the last count; the error surfaces where it matters.
+      }
+    }
+  }
+
+  /** A state file whose message is gone (removed between the two unlinks) is dropped. */
+  async #sweepOrphanStates(): Promise<void> {
+    const queued = new Set<string>();
+    for (const queue of QUEUE_NAMES) for (const id of await this.list(queue)) queued.add(id);
+    for (const name of await readdir(join(this.directory, STATE_DIRECTORY))) {
+      if (isQueueId(name) && !queued.has(name)) await unlink(join(this.directory, STATE_DIRECTORY, name)).catch(() => undefined);
+    }
+  }
+
+  async #sweepTemporaryFiles(subdirectory: string): Promise<void> {
+    const directory = join(this.directory, subdirectory);
+    const now = this.#deps.clock.now();
+    for (const name of await readdir(directory)) {
+      if (!name.endsWith(TEMPORARY_SUFFIX)) continue;
+      const path = join(directory, name);
+      try {
+        if (now - (await stat(path)).mtimeMs > STALE_TEMPORARY_AGE) await unlink(path);
+      } catch {
+        // Gone already, or not ours to remove: the next open tries again.
+      }
+    }
+  }
+}
+
+/** A message being written into incoming/ (envelope.ts IncomingMessage). */
+class SpoolMessage implements IncomingMessage {
+  readonly id: string;
+  #state: 'writing' | 'committed' | 'aborted' = 'writing';
+  #bodyLength = 0;
+
+  constructor(
+    private readonly spool: Spool,
+    id: string,
+    private readonly envelope: Envelope,
+    private readonly temporary: string,
+    private readonly file: FileHandle,
+    private readonly metrics: Metrics,
+  ) {
+    this.id = id;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.file.write(encodeQueueFileHead(this.id, this.envelope, 0));
+    } catch (error) {
+      await this.abort();
+      throw ioError(`cannot write ${this.temporary}`, error);
+    }
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.#state !== 'writing') throw new MxError('ERR_QUEUE_IO', `${this.id}: write after ${this.#state}`);
+    try {
+      await this.file.write(chunk);
+    } catch (error) {
+      throw ioError(`cannot write ${this.temporary}`, error);
+    }
+    this.#bodyLength += chunk.length;
+  }
+
+  async commit(): Promise<void> {
+    if (this.#state !== 'writing') throw new MxError('ERR_QUEUE_IO', `${this.id}: commit after ${this.#state}`);
+    const final = this.spool.path('incoming', this.id);
+    try {
+      await this.file.write(encodeEndRecord(this.id));
+      const patch = bodyLengthPatch(this.#bodyLength);
+      await this.file.write(patch.bytes, 0, patch.bytes.length, patch.offset);
+      await this.file.sync();
+      await this.file.close();
+      await rename(this.temporary, final);
+      await syncDirectory(this.spool.path('incoming', ''));
+    } catch (error) {
+      await this.abort();
+      throw ioError(`cannot commit ${this.id}`, error);
+    }
+    this.#state = 'committed';
+    this.metrics.messagesQueued.inc();
+    this.metrics.messageBytes.inc(this.#bodyLength);
+    this.metrics.queueMessages.inc({ queue: 'incoming' });
+  }
+
+  async abort(): Promise<void> {
+    if (this.#state === 'committed') return;
+    this.#state = 'aborted';
+    await this.file.close().catch(() => undefined);
+    await unlink(this.temporary).catch(() => undefined);
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(path, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
+
+function ignoreMissing(error: unknown): void {
+  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+}
+
+/** ERR_QUEUE_IO with the file system error as cause (its `code`, e.g. ENOSPC, stays readable). */
+function ioError(what: string, cause: unknown): MxError {
+  return new MxError('ERR_QUEUE_IO', `${what}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+}

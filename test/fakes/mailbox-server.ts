@@ -1,0 +1,70 @@
+/*
+ * mailbox-server — the mailbox server tests deliver to: a Sink on a loopback port that
+ * records what it receives, can answer 4xx/5xx at RCPT, and can be down and come back.
+ *
+ * Decides: one fixed port for the fake's whole life (first start on port 0, restarts on
+ * the same port), so a transport entry `smtp:[127.0.0.1]:PORT` stays valid while the
+ * server is down. While down, connections are refused (nothing listens).
+ * Leaves to others: SMTP behaviour (src/sink/sink.ts).
+ * Bugs: another process could take the port while the server is down; tests keep that
+ * window short.
+ */
+import { Sink, type ReceivedMessage, type SinkMode } from '../../src/sink/sink.js';
+
+export class MailboxServer {
+  #sink: Sink | undefined;
+  readonly port: number;
+  /** Messages received over every start, oldest first. */
+  readonly received: ReceivedMessage[];
+  #mode: SinkMode = 'accept';
+  readonly #recipientModes = new Map<string, SinkMode>();
+
+  private constructor(sink: Sink, received: ReceivedMessage[]) {
+    this.#sink = sink;
+    this.port = sink.port;
+    this.received = received;
+  }
+
+  /** Starts on 127.0.0.1, an ephemeral port. */
+  static async start(): Promise<MailboxServer> {
+    const received: ReceivedMessage[] = [];
+    const sink = await Sink.start({ listen: '127.0.0.1:0', keep: 1, onMessage: (message) => received.push(message) });
+    return new MailboxServer(sink, received);
+  }
+
+  /** `smtp:[127.0.0.1]:PORT`, for a transport table. */
+  get nexthop(): string {
+    return `smtp:[127.0.0.1]:${this.port}`;
+  }
+
+  get up(): boolean {
+    return this.#sink !== undefined;
+  }
+
+  /** RCPT answers for everyone, or for one address. */
+  setMode(mode: SinkMode, address?: string): void {
+    if (address === undefined) this.#mode = mode;
+    else this.#recipientModes.set(address, mode);
+    this.#sink?.setMode(mode, address);
+  }
+
+  /** Stops listening: connections are refused until up() again. */
+  async down(): Promise<void> {
+    const sink = this.#sink;
+    this.#sink = undefined;
+    await sink?.close();
+  }
+
+  /** Listens again on the same port, with the same modes. */
+  async restart(): Promise<void> {
+    if (this.#sink) return;
+    const received = this.received;
+    this.#sink = await Sink.start({ listen: `127.0.0.1:${this.port}`, keep: 1, onMessage: (message) => received.push(message) });
+    this.#sink.setMode(this.#mode);
+    for (const [address, mode] of this.#recipientModes) this.#sink.setMode(mode, address);
+  }
+
+  async close(): Promise<void> {
+    await this.down();
+  }
+}
