@@ -177,12 +177,13 @@ function buildConfig(text: string, file: string, directory: string): { config?: 
     const expanded = expander.value(spec.name);
     if (expanded.problem !== undefined) report(expanded.problem);
     const read = readKind(spec, expanded.value, context);
-    for (const message of read.problems) report(message);
+    // A value built from a parameter with a problem is not judged again: that one is reported.
+    if (expanded.broken !== true) for (const message of read.problems) report(message);
     let value: unknown = read.value;
     if ((PATH_PARAMETERS as readonly string[]).includes(spec.name) && typeof value === 'string' && value !== '') {
       value = isAbsolute(value) ? value : resolve(directory, value);
     }
-    if (read.problems.length === 0 && expanded.problem === undefined) {
+    if (read.problems.length === 0 && expanded.problem === undefined && expanded.broken !== true) {
       for (const message of PARAMETER_CHECKS[spec.name as ParameterName]?.(value) ?? []) report(message);
     }
     values.set(spec.name, value);

@@ -16,6 +16,10 @@
 export interface Expansion {
   readonly value: string;
   readonly problem?: string;
+  /** For a loop: the names in it (only they report it; names that use them see ''). */
+  readonly loop?: readonly string[];
+  /** Set when a referenced parameter has a problem (reported there): the value is unreliable. */
+  readonly broken?: boolean;
 }
 
 const NAME = /^[A-Za-z0-9_]+/;
@@ -40,16 +44,20 @@ export class ParameterExpander {
     if (known !== undefined) return known;
     if (this.active.includes(name)) {
       const path = [...this.active.slice(this.active.indexOf(name)), name];
-      return { value: '', problem: `parameter expansion loop: ${path.map((step) => `$${step}`).join(' -> ')}` };
+      return { value: '', problem: `parameter expansion loop: ${path.map((step) => `$${step}`).join(' -> ')}`, loop: path };
     }
     const text = this.raw(name);
     if (text === undefined) return { value: '' };
     this.active.push(name);
     const expanded = this.text(text);
     this.active.pop();
-    const result: Expansion = expanded.problem === undefined
-      ? { value: this.finish(name, expanded.value) }
-      : { value: '', problem: expanded.problem };
+    let result: Expansion = { value: this.finish(name, expanded.value) };
+    if (expanded.problem !== undefined) {
+      const reports = expanded.loop === undefined || expanded.loop.includes(name);
+      result = reports ? { value: '', problem: expanded.problem, ...(expanded.loop && { loop: expanded.loop }) } : { value: '', broken: true };
+    } else if (expanded.broken === true) {
+      result = { value: '', broken: true };
+    }
     this.done.set(name, result);
     return result;
   }
@@ -57,9 +65,12 @@ export class ParameterExpander {
   /** Expands every `$` form in `text` (a parameter value as written). */
   text(text: string): Expansion {
     let out = '';
-    let problem: string | undefined;
-    const note = (found: Expansion): string => {
-      problem ??= found.problem;
+    let problem: Expansion | undefined;
+    let broken = false;
+    /** A referenced parameter reports its own problems; only a loop travels up to its members. */
+    const note = (found: Expansion, referenced: boolean): string => {
+      if (found.problem !== undefined && (!referenced || found.loop !== undefined)) problem ??= found;
+      else if (found.problem !== undefined || found.broken === true) broken = true;
       return found.value;
     };
     let index = 0;
@@ -82,7 +93,7 @@ export class ParameterExpander {
         const inner = text.slice(dollar + 2, close);
         const name = NAME.exec(inner)?.[0];
         if (name === undefined) return { value: '', problem: `bad parameter name in "${text.slice(dollar, close + 1)}"` };
-        out += note(this.conditional(name, inner.slice(name.length), text.slice(dollar, close + 1)));
+        out += note(this.conditional(name, inner.slice(name.length), text.slice(dollar, close + 1)), false);
         index = close + 1;
         continue;
       }
@@ -92,18 +103,20 @@ export class ParameterExpander {
         index = dollar + 1;
         continue;
       }
-      out += note(this.value(name));
+      out += note(this.value(name), true);
       index = dollar + 1 + name.length;
     }
-    return problem === undefined ? { value: out } : { value: out, problem };
+    if (problem !== undefined) return { ...problem, value: out };
+    return broken ? { value: out, broken } : { value: out };
   }
 
   /** `rest` is what follows the name inside `${…}`: '', `?value`, `:value`, `?{a}:{b}`. */
   private conditional(name: string, rest: string, whole: string): Expansion {
     const own = this.value(name);
+    if (own.problem !== undefined && own.loop !== undefined) return own;
+    if (own.problem !== undefined || own.broken === true) return { value: '', broken: true };
     if (rest === '') return own;
     const set = own.value !== '';
-    if (own.problem !== undefined) return own;
     const operator = rest[0];
     const operand = rest.slice(1);
     const both = /^\{(.*)\}:\{(.*)\}$/s.exec(operand);
