@@ -1,0 +1,494 @@
+/*
+ * screener — the screen stage: one connection from accept to handover, as postscreen(8).
+ *
+ * Decides the per-connection flow: log CONNECT; postscreen_access_list (permit →
+ * ALLOWLISTED, hand over at once; reject → DENYLISTED, then postscreen_denylist_action);
+ * the verdict cache (every needed test still valid → PASS OLD, hand over at once, no
+ * teaser); otherwise the tests that are due run in parallel during the greet wait:
+ * pregreet (teaser, early bytes) and DNSBL (every site). The wait ends at
+ * postscreen_greet_wait, or earlier once every due test has its result (pregreet can
+ * only pass at the end of the wait). Then: all passed → PASS NEW (PASS OLD when the
+ * client had a cache record), passes cached, hand over; a failure → its action: drop =
+ * 521 reply and close; enforce = hand over with the 550 reply for every RCPT (a later
+ * test's reply replaces an earlier one, as in Postfix); ignore = logged, handed over as
+ * 'ignored-failure', the failed test not cached. Hangup during the screen → HANGUP +
+ * DISCONNECT. Before a handover every listener added here is removed and the socket
+ * paused, so no byte after the screen is lost (smtp-server pipes it).
+ * Leaves to others: SMTP after the handover (policy/), the tests' details (pregreet.ts,
+ * dnsbl.ts, access-list.ts), the cache store (verdict-cache.ts).
+ * Bugs: no per-client concurrency accounting (postscreen skips the cache for parallel
+ * connections); no deep protocol tests; pregreet bytes are consumed (see pregreet.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Clock, Timer } from '../clock.js';
+import type { Action, Config, MatchList } from '../config/value.js';
+import type { ParameterName } from '../config/catalogue.js';
+import { ConfigError, formatReply, type ConfigProblem, type SmtpReply } from '../errors.js';
+import type { DnsResolver } from '../dns/resolver.js';
+import { unmapIpv4 } from '../tables/ip-network.js';
+import { formatClient, type Logger } from '../ops/log.js';
+import type { Metrics } from '../ops/metrics.js';
+import { openTable } from '../tables/open-table.js';
+import { evaluateAccessList, parseAccessList, type AccessList } from './access-list.js';
+import { startDnsblQuery, type DnsblQuery } from './dnsbl.js';
+import { parseDnsblSite, type DnsblSite } from './dnsbl-site.js';
+import { formatPregreet, formatSeconds, watchPregreet, type PregreetEvent, type PregreetWatch } from './pregreet.js';
+import { dnsblLifetimeMs, testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
+import type { ScreenOutcome, ScreenTest, ScreenVerdict } from './verdict.js';
+
+/** Everything the screen stage reads from main.cf, typed (units in the names). */
+export interface ScreenSettings {
+  /** postscreen_greet_wait, ms. */
+  readonly greetWaitMs: number;
+  /** postscreen_greet_banner; empty = no teaser line. */
+  readonly greetBanner: string;
+  /** postscreen_greet_action. */
+  readonly greetAction: Action;
+  /** postscreen_greet_ttl, ms. */
+  readonly greetTtlMs: number;
+  /** postscreen_dnsbl_sites, parsed; empty = no DNSBL test. */
+  readonly dnsblSites: readonly DnsblSite[];
+  /** postscreen_dnsbl_threshold: the test fails when rank ≥ threshold. */
+  readonly dnsblThreshold: number;
+  /** postscreen_dnsbl_action. */
+  readonly dnsblAction: Action;
+  /** postscreen_dnsbl_timeout, ms: a later answer counts as a DNS error. */
+  readonly dnsblTimeoutMs: number;
+  /** postscreen_dnsbl_min_ttl, ms. */
+  readonly dnsblMinTtlMs: number;
+  /** postscreen_dnsbl_max_ttl, ms. */
+  readonly dnsblMaxTtlMs: number;
+  /** postscreen_denylist_action (old name postscreen_blacklist_action). */
+  readonly denylistAction: Action;
+  /** postscreen_access_list, parsed with its tables open. */
+  readonly accessList: AccessList;
+  /** mynetworks, for permit_mynetworks. */
+  readonly mynetworks: MatchList;
+}
+
+export interface ScreenerDeps {
+  readonly resolver: DnsResolver;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly cache: VerdictCache;
+  /**
+   * Receives every connection that survives the screen, paused, with no screener
+   * listener left on it. It must attach its own 'error' listener at once.
+   */
+  readonly handoff: (socket: Socket, verdict: ScreenVerdict) => void;
+}
+
+/** The replies postscreen(8) sends or hands on (postscreen.c, postscreen_early.c). */
+export const SCREEN_REPLIES = {
+  denylistDrop: { code: 521, enhanced: '5.3.2', text: 'Service currently unavailable' },
+  denylistEnforce: { code: 550, enhanced: '5.3.2', text: 'Service currently unavailable' },
+  pregreetDrop: { code: 521, enhanced: '5.5.1', text: 'Protocol error' },
+  pregreetEnforce: { code: 550, enhanced: '5.5.1', text: 'Protocol error' },
+} as const satisfies Record<string, SmtpReply>;
+
+/** The DNSBL reply: `521|550 5.7.1 Service unavailable; client [ip] blocked using site`. */
+export function dnsblReply(code: 521 | 550, address: string, site: string): SmtpReply {
+  return { code, enhanced: '5.7.1', text: `Service unavailable; client [${address}] blocked using ${site}` };
+}
+
+/** Where parameter `name` was set, as a ConfigProblem location (line 0 for a default). */
+function settingAt(config: Config, name: ParameterName): { file: string; line: number } {
+  const match = /^(.*):(\d+)$/.exec(config.where(name));
+  return match ? { file: match[1]!, line: Number(match[2]) } : { file: config.file, line: 0 };
+}
+
+function problemAt(config: Config, name: ParameterName, message: string): ConfigProblem {
+  return { ...settingAt(config, name), message: `${name}: ${message}` };
+}
+
+/**
+ * Reads the screen settings from `config`, opening the tables of postscreen_access_list
+ * (relative to the config directory). Throws ConfigError listing every bad
+ * postscreen_dnsbl_sites entry and access list element with the file:line of the setting.
+ */
+export function screenSettingsFromConfig(config: Config): ScreenSettings {
+  const problems: ConfigProblem[] = [];
+  const dnsblSites: DnsblSite[] = [];
+  for (const text of config.get('postscreen_dnsbl_sites')) {
+    const site = parseDnsblSite(text);
+    if ('error' in site) problems.push(problemAt(config, 'postscreen_dnsbl_sites', site.error));
+    else dnsblSites.push(site);
+  }
+  let accessList: AccessList = { elements: [] };
+  try {
+    const parsed = parseAccessList(config.get('postscreen_access_list'), (spec) => openTable(spec, config.directory, settingAt(config, 'postscreen_access_list')));
+    accessList = parsed.list;
+    for (const problem of parsed.problems) problems.push({ ...settingAt(config, 'postscreen_access_list'), message: problem });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    greetWaitMs: config.get('postscreen_greet_wait'),
+    greetBanner: config.get('postscreen_greet_banner'),
+    greetAction: config.get('postscreen_greet_action'),
+    greetTtlMs: config.get('postscreen_greet_ttl'),
+    dnsblSites,
+    dnsblThreshold: config.get('postscreen_dnsbl_threshold'),
+    dnsblAction: config.get('postscreen_dnsbl_action'),
+    dnsblTimeoutMs: config.get('postscreen_dnsbl_timeout'),
+    dnsblMinTtlMs: config.get('postscreen_dnsbl_min_ttl'),
+    dnsblMaxTtlMs: config.get('postscreen_dnsbl_max_ttl'),
+    denylistAction: config.get('postscreen_denylist_action'),
+    accessList,
+    mynetworks: config.get('mynetworks'),
+  };
+}
+
+/** Per-connection state, one typed record (no flag bits). */
+interface Session {
+  readonly id: string;
+  readonly socket: Socket;
+  readonly settings: ScreenSettings;
+  readonly client: { readonly address: string; readonly port: number };
+  readonly local: { readonly address: string; readonly port: number };
+  /** `[ip]:port` of the client. */
+  readonly clientText: string;
+  readonly connectedAt: number;
+  readonly log: Logger;
+  /** The cache record found at connect, if any. */
+  record: CacheRecord | undefined;
+  /** Tests to run in this session. */
+  todo: ReadonlySet<CachedTest>;
+  pregreetFailed: boolean;
+  dnsbl: DnsblQuery | undefined;
+  dnsblDone: boolean;
+  dnsblRank: number | undefined;
+  /** Set by a failed test with action enforce; the last one wins (Postfix). */
+  enforce: { test: ScreenTest; reply: SmtpReply } | undefined;
+  /** A test failed with action ignore. */
+  ignoredFailure: boolean;
+  watch: PregreetWatch | undefined;
+  timer: Timer | undefined;
+  /** Listeners the screener added directly, removed before any handover. */
+  readonly cleanups: (() => void)[];
+  finished: boolean;
+}
+
+/** A new session id: 10 upper-case hex digits, like a Postfix queue id. */
+function newSessionId(): string {
+  return randomBytes(5).toString('hex').toUpperCase();
+}
+
+/** The screen stage. One instance serves every listener; `screen()` per accepted socket. */
+export class Screener {
+  private settings: ScreenSettings;
+  private readonly deps: ScreenerDeps;
+
+  constructor(settings: ScreenSettings, deps: ScreenerDeps) {
+    this.settings = settings;
+    this.deps = deps;
+  }
+
+  /** Reload: new connections use `settings`; connections being screened keep theirs. */
+  setSettings(settings: ScreenSettings): void {
+    this.settings = settings;
+  }
+
+  /** Screens one accepted connection; never throws. */
+  screen(socket: Socket): void {
+    const { clock, metrics } = this.deps;
+    if (socket.remoteAddress === undefined || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const client = { address: unmapIpv4(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    const local = { address: unmapIpv4(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+    const id = newSessionId();
+    const clientText = formatClient(client.address, client.port);
+    const session: Session = {
+      id,
+      socket,
+      settings: this.settings,
+      client,
+      local,
+      clientText,
+      connectedAt: clock.now(),
+      log: this.deps.log.child({ session: id, client: clientText }),
+      record: undefined,
+      todo: new Set(),
+      pregreetFailed: false,
+      dnsbl: undefined,
+      dnsblDone: false,
+      dnsblRank: undefined,
+      enforce: undefined,
+      ignoredFailure: false,
+      watch: undefined,
+      timer: undefined,
+      cleanups: [],
+      finished: false,
+    };
+    // An 'error' before any other listener must not crash the process.
+    const onError = () => this.hangup(session, clock.now() - session.connectedAt);
+    socket.on('error', onError);
+    session.cleanups.push(() => socket.off('error', onError));
+    metrics.activeConnections.inc({ stage: 'screen' });
+    session.log.info(
+      { event: 'CONNECT', local: formatClient(local.address, local.port) },
+      `CONNECT from ${clientText} to ${formatClient(local.address, local.port)}`,
+    );
+    this.checkAccess(session);
+  }
+
+  /** postscreen_access_list, then the cache, then the early tests. */
+  private checkAccess(session: Session): void {
+    const { settings } = session;
+    const access = evaluateAccessList(settings.accessList, session.client.address, settings.mynetworks);
+    if (access.problem) session.log.warn({ table: access.by }, access.problem);
+    switch (access.decision) {
+      case 'permit':
+        this.deps.metrics.screenTests.inc({ test: 'access', result: 'pass' });
+        session.log.info({ event: 'ALLOWLISTED', by: access.by }, `ALLOWLISTED ${session.clientText}`);
+        this.handover(session, 'allowlisted');
+        return;
+      case 'reject':
+        this.deps.metrics.screenTests.inc({ test: 'access', result: 'fail' });
+        session.log.info({ event: 'DENYLISTED', by: access.by, action: settings.denylistAction }, `DENYLISTED ${session.clientText}`);
+        switch (settings.denylistAction) {
+          case 'drop':
+            this.drop(session, SCREEN_REPLIES.denylistDrop);
+            return;
+          case 'enforce':
+            session.enforce = { test: 'access', reply: SCREEN_REPLIES.denylistEnforce };
+            break;
+          case 'ignore':
+            // Postfix un-fails the test: the client goes on as if not listed; not cached.
+            break;
+          default:
+            return assertNever(settings.denylistAction);
+        }
+        break;
+      case 'dunno':
+        break;
+      default:
+        return assertNever(access.decision);
+    }
+    this.checkCache(session);
+  }
+
+  private checkCache(session: Session): void {
+    const { settings } = session;
+    const needed: CachedTest[] = settings.dnsblSites.length > 0 ? ['pregreet', 'dnsbl'] : ['pregreet'];
+    if (session.enforce) {
+      // A failed test skips the cache (postscreen.c: only when no test failed).
+      session.todo = new Set(needed);
+    } else {
+      const now = this.deps.clock.now();
+      session.record = this.deps.cache.get(session.client.address);
+      session.todo = new Set(needed.filter((test) => !testValid(session.record, test, now)));
+      if (session.todo.size === 0) {
+        this.deps.metrics.cacheLookups.inc({ result: 'hit' });
+        session.log.info({ event: 'PASS OLD' }, `PASS OLD ${session.clientText}`);
+        this.handover(session, 'pass-old');
+        return;
+      }
+      this.deps.metrics.cacheLookups.inc({ result: 'miss' });
+    }
+    this.startEarlyTests(session);
+  }
+
+  /** Pregreet ∥ DNSBL during the greet wait (postscreen_early.c psc_early_tests). */
+  private startEarlyTests(session: Session): void {
+    const { settings, socket } = session;
+    const { clock } = this.deps;
+    if (session.todo.has('pregreet')) {
+      session.watch = watchPregreet(socket, { banner: settings.greetBanner, connectedAt: session.connectedAt, clock }, (event) => this.onPregreet(session, event));
+    } else {
+      // Not reading: bytes wait in the socket for the policy stage. Watch only for the end.
+      const onClose = () => this.hangup(session, clock.now() - session.connectedAt);
+      socket.on('close', onClose);
+      session.cleanups.push(() => socket.off('close', onClose));
+    }
+    if (session.todo.has('dnsbl')) {
+      const query = startDnsblQuery(settings.dnsblSites, session.client.address, settings.dnsblTimeoutMs, {
+        resolver: this.deps.resolver,
+        clock,
+        metrics: this.deps.metrics,
+        log: session.log,
+      });
+      session.dnsbl = query;
+      void query.settled.then(() => {
+        session.dnsblDone = true;
+        if (this.earlyTestsDone(session)) this.conclude(session);
+      });
+    }
+    if (session.finished) return; // the teaser write may already have failed
+    session.timer = clock.setTimer(settings.greetWaitMs, () => this.conclude(session));
+  }
+
+  /** True when no due test can still change: pregreet failed or not due, DNSBL answered or not due. */
+  private earlyTestsDone(session: Session): boolean {
+    const pregreetDone = !session.todo.has('pregreet') || session.pregreetFailed;
+    const dnsblDone = !session.todo.has('dnsbl') || session.dnsblDone;
+    return pregreetDone && dnsblDone;
+  }
+
+  private onPregreet(session: Session, event: PregreetEvent): void {
+    if (session.finished) return;
+    switch (event.kind) {
+      case 'hangup':
+        this.hangup(session, event.afterMs);
+        return;
+      case 'talk': {
+        const { settings } = session;
+        session.pregreetFailed = true;
+        this.deps.metrics.screenTests.inc({ test: 'pregreet', result: 'fail' });
+        session.log.info(
+          { event: 'PREGREET', bytes: event.bytes, after: Number(formatSeconds(event.afterMs)), text: event.text, action: settings.greetAction },
+          formatPregreet(event, session.clientText),
+        );
+        switch (settings.greetAction) {
+          case 'drop':
+            this.drop(session, SCREEN_REPLIES.pregreetDrop);
+            return;
+          case 'enforce':
+            session.enforce = { test: 'pregreet', reply: SCREEN_REPLIES.pregreetEnforce };
+            break;
+          case 'ignore':
+            session.ignoredFailure = true;
+            break;
+          default:
+            return assertNever(settings.greetAction);
+        }
+        if (this.earlyTestsDone(session)) this.conclude(session);
+        return;
+      }
+      default:
+        return assertNever(event);
+    }
+  }
+
+  /** End of the greet wait, or every due test has its result (psc_early_event EVENT_TIME). */
+  private conclude(session: Session): void {
+    if (session.finished) return;
+    const { settings } = session;
+    const { clock, metrics } = this.deps;
+    const now = clock.now();
+    const passed: { -readonly [T in CachedTest]?: number } = {};
+
+    if (session.todo.has('pregreet') && !session.pregreetFailed) {
+      passed.pregreet = now + settings.greetTtlMs;
+      metrics.screenTests.inc({ test: 'pregreet', result: 'pass' });
+    }
+    if (session.todo.has('dnsbl') && session.dnsbl) {
+      // Partial when some site has not answered yet: those count as not listed.
+      const score = session.dnsbl.score();
+      session.dnsblRank = score.rank;
+      metrics.dnsblRank.observe(score.rank);
+      if (score.rank < settings.dnsblThreshold) {
+        passed.dnsbl = now + dnsblLifetimeMs(score.ttlSeconds, settings.dnsblMinTtlMs, settings.dnsblMaxTtlMs);
+        metrics.screenTests.inc({ test: 'dnsbl', result: 'pass' });
+      } else {
+        const site = score.listedBy ?? settings.dnsblSites[0]?.domain ?? 'unknown';
+        metrics.screenTests.inc({ test: 'dnsbl', result: 'fail' });
+        session.log.info(
+          { event: 'DNSBL rank', rank: score.rank, site, sites: score.sites.map((s) => ({ domain: s.domain, result: s.result, weight: s.weight })), action: settings.dnsblAction },
+          `DNSBL rank ${score.rank} for ${session.clientText}`,
+        );
+        switch (settings.dnsblAction) {
+          case 'drop':
+            this.drop(session, dnsblReply(521, session.client.address, site));
+            return;
+          case 'enforce':
+            session.enforce = { test: 'dnsbl', reply: dnsblReply(550, session.client.address, site) };
+            break;
+          case 'ignore':
+            session.ignoredFailure = true;
+            break;
+          default:
+            return assertNever(settings.dnsblAction);
+        }
+      }
+    }
+
+    // A failure (other than ignored ones) voids this session's passes (psc_conclude).
+    if (!session.enforce && Object.keys(passed).length > 0) {
+      this.deps.cache.set(session.client.address, { ...session.record, ...passed });
+    }
+    if (session.enforce) {
+      this.handover(session, 'enforce');
+    } else if (session.ignoredFailure) {
+      this.handover(session, 'ignored-failure');
+    } else {
+      const outcome = session.record === undefined ? 'pass-new' : 'pass-old';
+      const line = outcome === 'pass-new' ? 'PASS NEW' : 'PASS OLD';
+      session.log.info({ event: line, dnsblRank: session.dnsblRank }, `${line} ${session.clientText}`);
+      this.handover(session, outcome);
+    }
+  }
+
+  /** Stops timers and watches and removes every listener the screener added. */
+  private finish(session: Session): void {
+    session.finished = true;
+    session.timer?.cancel();
+    session.watch?.stop();
+    for (const cleanup of session.cleanups.splice(0)) cleanup();
+    this.deps.metrics.activeConnections.dec({ stage: 'screen' });
+  }
+
+  private handover(session: Session, outcome: ScreenOutcome): void {
+    if (session.finished) return;
+    this.finish(session);
+    const { socket } = session;
+    socket.pause();
+    this.deps.metrics.connections.inc({ verdict: outcome });
+    const verdict: ScreenVerdict = {
+      sessionId: session.id,
+      client: session.client,
+      local: session.local,
+      outcome,
+      ...(session.enforce ? { enforce: session.enforce } : {}),
+      ...(session.dnsblRank !== undefined ? { dnsblRank: session.dnsblRank } : {}),
+      connectedAt: session.connectedAt,
+    };
+    try {
+      this.deps.handoff(socket, verdict);
+    } catch (error) {
+      session.log.error({ event: 'DISCONNECT', err: error }, `handover failed; DISCONNECT ${session.clientText}`);
+      socket.destroy();
+      return;
+    }
+    if (socket.listenerCount('error') === 0) {
+      // XXX: a handoff that forgets its 'error' listener would crash the process on ECONNRESET.
+      socket.on('error', () => undefined);
+    }
+  }
+
+  /** drop: the reply, then close (PSC_DROP_SESSION_STATE). */
+  private drop(session: Session, reply: SmtpReply): void {
+    if (session.finished) return;
+    this.finish(session);
+    const { socket } = session;
+    socket.on('error', () => undefined); // the client may be gone already
+    this.deps.metrics.connections.inc({ verdict: 'drop' });
+    this.deps.metrics.smtpReplies.inc({ code: String(reply.code) });
+    socket.end(`${formatReply(reply)}\r\n`, () => socket.destroy());
+    session.log.info({ event: 'DISCONNECT', reply: formatReply(reply) }, `DISCONNECT ${session.clientText}`);
+  }
+
+  /** The client went away during the screen (psc_hangup_event). */
+  private hangup(session: Session, afterMs: number): void {
+    if (session.finished) return;
+    this.finish(session);
+    session.socket.on('error', () => undefined);
+    session.socket.destroy();
+    this.deps.metrics.connections.inc({ verdict: 'hangup' });
+    session.log.info(
+      { event: 'HANGUP', after: Number(formatSeconds(afterMs)) },
+      `HANGUP after ${formatSeconds(afterMs)} from ${session.clientText} in tests before SMTP handshake`,
+    );
+    session.log.info({ event: 'DISCONNECT' }, `DISCONNECT ${session.clientText}`);
+  }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(value)}`);
+}

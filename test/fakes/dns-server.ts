@@ -1,0 +1,194 @@
+/*
+ * dns-server — a real DNS server on a loopback UDP port, for tests and benchmarks.
+ *
+ * Decides: what the fake answers. Names set with setA/setAaaa/setMx/setPtr/listDnsbl
+ * get those records (with their TTL, authoritative); a known name asked for another
+ * type gets NOERROR with no answer (c-ares: ENODATA); an unknown name gets NXDOMAIN;
+ * setServfail → SERVFAIL; setNoAnswer → the query is never answered (timeouts). Every
+ * query is logged (name, type, time) so tests can count them.
+ * Leaves to others: DNSBL return codes and zones (tests choose them; use fake zones such
+ * as zen.dnsbl.test, never real ones).
+ * Bugs: UDP only, no truncation/TCP fallback, one question per query, no CNAME chasing.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import * as dnsPacket from 'dns-packet';
+import { reverseName } from '../../src/dns/reverse-name.js';
+import { parseIpAddress } from '../../src/tables/ip-network.js';
+
+export interface DnsQueryLogEntry {
+  /** The queried name, lower-cased, without a trailing dot. */
+  readonly name: string;
+  /** Record type asked for: A, AAAA, MX, PTR, … */
+  readonly type: string;
+  /** When it arrived, ms since the epoch. */
+  readonly at: number;
+}
+
+export interface MxRecord {
+  readonly exchange: string;
+  readonly priority: number;
+}
+
+interface NameRecords {
+  A?: { addresses: string[]; ttl: number };
+  AAAA?: { addresses: string[]; ttl: number };
+  MX?: { records: MxRecord[]; ttl: number };
+  PTR?: { names: string[]; ttl: number };
+}
+
+type Misbehaviour = 'no-answer' | 'servfail';
+
+export interface FakeDns {
+  /** Loopback address the server listens on (127.0.0.1). */
+  readonly address: string;
+  readonly port: number;
+  /** `address:port`, ready for createNodeResolver({ servers: [fake.server] }). */
+  readonly server: string;
+  /** Every query received, oldest first. */
+  readonly queries: readonly DnsQueryLogEntry[];
+  /** A records of `name` (replaces earlier ones). `ttl` in seconds. */
+  setA(name: string, addresses: readonly string[], ttl?: number): void;
+  /** AAAA records of `name` (replaces earlier ones). `ttl` in seconds. */
+  setAaaa(name: string, addresses: readonly string[], ttl?: number): void;
+  /** MX records of `name` (replaces earlier ones). `ttl` in seconds. */
+  setMx(name: string, records: readonly MxRecord[], ttl?: number): void;
+  /** PTR names of IP `address` (in-addr.arpa or ip6.arpa). `ttl` in seconds. */
+  setPtr(address: string, names: readonly string[], ttl?: number): void;
+  /**
+   * Lists `clientIp` in DNSBL `zone` with A records `returnCodes` (e.g. Spamhaus
+   * `127.0.0.2`, `127.0.0.10`, `127.255.255.254`). Returns the query name
+   * (`2.0.0.127.zen.dnsbl.test`, IPv6 nibble form for IPv6 clients).
+   */
+  listDnsbl(zone: string, clientIp: string, returnCodes: readonly string[], ttl?: number): string;
+  /** Queries for `name` are received and logged but never answered. */
+  setNoAnswer(name: string): void;
+  /** Queries for `name` are answered SERVFAIL. */
+  setServfail(name: string): void;
+  /** How many queries for `name` (any type, or only `type`) arrived. */
+  queryCount(name: string, type?: string): number;
+  clearQueries(): void;
+  close(): Promise<void>;
+}
+
+const RCODE_NOERROR = 0;
+const RCODE_SERVFAIL = 2;
+const RCODE_NXDOMAIN = 3;
+const FLAG_AA = 1 << 10;
+const FLAG_RD = 1 << 8;
+const FLAG_RA = 1 << 7;
+
+function key(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
+/** Starts a fake DNS server on 127.0.0.1, port 0 (ephemeral). */
+export async function startDnsServer(): Promise<FakeDns> {
+  const records = new Map<string, NameRecords>();
+  const misbehaviour = new Map<string, Misbehaviour>();
+  const queries: DnsQueryLogEntry[] = [];
+  const socket: Socket = createSocket('udp4');
+
+  function entry(name: string): NameRecords {
+    const k = key(name);
+    let found = records.get(k);
+    if (!found) {
+      found = {};
+      records.set(k, found);
+    }
+    return found;
+  }
+
+  function answersFor(question: dnsPacket.Question): dnsPacket.Answer[] {
+    const found = records.get(key(question.name));
+    if (!found) return [];
+    switch (question.type) {
+      case 'A':
+        return (found.A?.addresses ?? []).map((data) => ({ type: 'A', name: question.name, ttl: found.A!.ttl, data }));
+      case 'AAAA':
+        return (found.AAAA?.addresses ?? []).map((data) => ({ type: 'AAAA', name: question.name, ttl: found.AAAA!.ttl, data }));
+      case 'MX':
+        return (found.MX?.records ?? []).map((mx) => ({ type: 'MX', name: question.name, ttl: found.MX!.ttl, data: { exchange: mx.exchange, preference: mx.priority } }));
+      case 'PTR':
+        return (found.PTR?.names ?? []).map((data) => ({ type: 'PTR', name: question.name, ttl: found.PTR!.ttl, data }));
+      default:
+        return [];
+    }
+  }
+
+  function onMessage(message: Buffer, remote: RemoteInfo): void {
+    let query: dnsPacket.Packet;
+    try {
+      query = dnsPacket.decode(message);
+    } catch {
+      return; // not DNS: ignore, as a real server would
+    }
+    const question = query.questions?.[0];
+    if (!question) return;
+    const name = key(question.name);
+    queries.push({ name, type: question.type, at: Date.now() });
+    const behaviour = misbehaviour.get(name);
+    if (behaviour === 'no-answer') return;
+    const answers = behaviour === 'servfail' ? [] : answersFor(question);
+    const rcode = behaviour === 'servfail' ? RCODE_SERVFAIL : records.has(name) ? RCODE_NOERROR : RCODE_NXDOMAIN;
+    const response = dnsPacket.encode({
+      id: query.id,
+      type: 'response',
+      flags: ((query.flags ?? 0) & FLAG_RD) | FLAG_RA | FLAG_AA | rcode,
+      questions: [question],
+      answers,
+    });
+    socket.send(response, remote.port, remote.address);
+  }
+
+  socket.on('message', onMessage);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  socket.on('error', () => undefined); // a send to a vanished client port must not crash the test
+  const { address, port } = socket.address();
+
+  return {
+    address,
+    port,
+    server: `${address}:${port}`,
+    queries,
+    setA(name, addresses, ttl = 300) {
+      entry(name).A = { addresses: [...addresses], ttl };
+    },
+    setAaaa(name, addresses, ttl = 300) {
+      entry(name).AAAA = { addresses: [...addresses], ttl };
+    },
+    setMx(name, mxRecords, ttl = 300) {
+      entry(name).MX = { records: [...mxRecords], ttl };
+    },
+    setPtr(ip, names, ttl = 300) {
+      const zone = parseIpAddress(ip)?.family === 4 ? 'in-addr.arpa' : 'ip6.arpa';
+      entry(reverseName(ip, zone)).PTR = { names: [...names], ttl };
+    },
+    listDnsbl(zone, clientIp, returnCodes, ttl = 300) {
+      const name = reverseName(clientIp, zone);
+      entry(name).A = { addresses: [...returnCodes], ttl };
+      return name;
+    },
+    setNoAnswer(name) {
+      misbehaviour.set(key(name), 'no-answer');
+    },
+    setServfail(name) {
+      misbehaviour.set(key(name), 'servfail');
+    },
+    queryCount(name, type) {
+      const k = key(name);
+      return queries.filter((q) => q.name === k && (type === undefined || q.type === type)).length;
+    },
+    clearQueries() {
+      queries.length = 0;
+    },
+    close() {
+      return new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
