@@ -476,13 +476,15 @@ export class Smtpd {
           time: arrivalTime,
           utcOffsetMinutes: localUtcOffsetMinutes(arrivalTime),
         }),
-    }).then((outcome) => {
-      this.#logOutcome(state, session, envelope, outcome);
-      const reply = cleanupReply(outcome);
-      if (outcome.kind !== 'client-gone') countReply(this.#deps.metrics, reply.code);
-      if (outcome.kind === 'queued') callback(null, smtpServerText(reply));
-      else callback(toSmtpServerError(reply));
-    });
+    })
+      .catch((error: unknown): CleanupOutcome => ({ kind: 'queue-error', error, noSpace: false })) // a bug, not I/O
+      .then((outcome) => {
+        this.#logOutcome(state, session, envelope, outcome);
+        const reply = cleanupReply(outcome);
+        if (outcome.kind !== 'client-gone') countReply(this.#deps.metrics, reply.code);
+        if (outcome.kind === 'queued') callback(null, smtpServerText(reply));
+        else callback(toSmtpServerError(reply));
+      });
   }
 
   #logOutcome(state: SessionState, session: SMTPServerSession, envelope: Envelope, outcome: CleanupOutcome): void {
@@ -490,8 +492,8 @@ export class Smtpd {
     switch (outcome.kind) {
       case 'queued': {
         state.counts.queued++;
-        this.#deps.metrics.messagesQueued.inc();
-        this.#deps.metrics.messageBytes.inc(outcome.size);
+        // messagesQueued and messageBytes are counted by the queue at commit() (spool.ts),
+        // the one place every QueueWriter path goes through; counting here too would double them.
         state.log.info(
           { event: 'queued', queueId: outcome.id, from, nrcpt: envelope.recipients.length, size: outcome.size },
           `${outcome.id}: client=${state.client}, from=<${from}>, nrcpt=${envelope.recipients.length}, size=${outcome.size}`,
