@@ -45,6 +45,11 @@ export function dnsblLifetimeMs(ttlSeconds: number | undefined, minMs: number, m
   return Math.min(Math.max(ttlMs, minMs), maxMs);
 }
 
+/** The latest expiry in `record`, ms (0 when it holds none). */
+function lastExpiry(record: CacheRecord): number {
+  return Math.max(0, ...CACHED_TESTS.map((test) => record[test] ?? 0));
+}
+
 /** An in-process VerdictCache: least recently used records go first beyond `maxEntries`. */
 export class LruVerdictCache implements VerdictCache {
   private readonly clock: Clock;
@@ -64,12 +69,17 @@ export class LruVerdictCache implements VerdictCache {
   }
 
   get(ip: string): CacheRecord | undefined {
-    return this.records.get(ip);
+    const record = this.records.get(ip);
+    if (record !== undefined && lastExpiry(record) <= this.clock.now()) {
+      this.records.delete(ip);
+      return undefined;
+    }
+    return record;
   }
 
   set(ip: string, record: CacheRecord): void {
     const now = this.clock.now();
-    const last = Math.max(...CACHED_TESTS.map((test) => record[test] ?? 0));
+    const last = lastExpiry(record);
     if (last <= now) {
       this.records.delete(ip);
       return;
