@@ -109,17 +109,22 @@ async function deliverToTarget(target: DeliveryTarget, request: DeliveryRequest)
     tls: { rejectUnauthorized: false, ...(target.hostname !== target.address ? { servername: target.hostname } : {}) },
     logger: false,
   });
-  // Errors also come through the callbacks; an unhandled 'error' event would crash.
-  connection.on('error', () => undefined);
+  // A failed connect is reported only as an 'error' event (then 'end'), never to the
+  // connect callback; keep the last one so 'end' can say what happened.
+  let lastError: SmtpClientError | undefined;
+  connection.on('error', (error: SmtpClientError) => {
+    lastError = error;
+  });
+  const closed = (): SmtpClientError => lastError ?? Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' });
   const onAbort = () => connection.close();
   request.signal?.addEventListener('abort', onAbort, { once: true });
-  const all = (status: RecipientOutcome, dsn: string, text: string): DeliveryResult => ({
-    relay,
+  const all = (status: RecipientOutcome, dsn: string, text: string, via = relay): DeliveryResult => ({
+    relay: via,
     recipients: request.recipients.map((address) => ({ address, status, dsn, text })),
   });
   try {
     const connectError = await new Promise<SmtpClientError | undefined>((resolve) => {
-      connection.once('end', () => resolve(Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' })));
+      connection.once('end', () => setImmediate(() => resolve(closed())));
       connection.connect((error) => resolve(error ?? undefined));
     });
     if (connectError) {
@@ -127,7 +132,8 @@ async function deliverToTarget(target: DeliveryTarget, request: DeliveryRequest)
         const reply = replyOutcome(connectError);
         return { connectFailed: true, result: all(reply.status, reply.dsn, `${server} refused to talk to me: ${oneLine(connectError.response)}`) };
       }
-      return { connectFailed: true, result: all('deferred', '4.4.1', `connect to ${relay}: ${connectFailureText(connectError)}`) };
+      // Postfix logs relay=none when no server answered.
+      return { connectFailed: true, result: all('deferred', '4.4.1', `connect to ${relay}: ${connectFailureText(connectError)}`, 'none') };
     }
 
     // XXX: nodemailer records RCPT rejections on the envelope object it is given
@@ -148,7 +154,8 @@ async function deliverToTarget(target: DeliveryTarget, request: DeliveryRequest)
           resolve(value);
         }
       };
-      connection.once('end', () => settle({ error: Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' }) }));
+      // 'end' may come before the callback's more precise error: let that one win.
+      connection.once('end', () => setImmediate(() => settle({ error: closed() })));
       connection.send(envelope, request.body(), (error, info) => (error ? settle({ error }) : settle({ info: info! })));
     });
 

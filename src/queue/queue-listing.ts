@@ -88,7 +88,7 @@ export function formatQueueListing(entries: readonly QueueListing[]): string {
       String(entry.size),
       `<${entry.sender}>`,
       entry.recipients.map((r) => `<${r.address}>=${r.status}`).join(','),
-      entry.lastError ? `(${entry.lastError})` : '-',
+      entry.lastError ? `(${entry.lastError.replace(/\s+/g, ' ')})` : '-',
     ].join('\t'),
   );
   const bytes = entries.reduce((sum, entry) => sum + entry.size, 0);

@@ -1,0 +1,331 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Envelope } from '../../src/queue/envelope.js';
+import { Spool } from '../../src/queue/spool.js';
+import { QueueManager, type QueueSettings } from '../../src/queue/queue-manager.js';
+import { DnsError, type DnsResolver } from '../../src/dns/resolver.js';
+import type { LookupTable } from '../../src/tables/lookup-table.js';
+import { Metrics } from '../../src/ops/metrics.js';
+import { MailboxServer } from '../fakes/mailbox-server.js';
+import { ManualClock } from './manual-clock.js';
+import { captureLog, type LogCapture } from './log-capture.js';
+
+const MINUTE = 60_000;
+
+/** No DNS in these tests: every nexthop is a bracketed loopback address. */
+const noDns: DnsResolver = {
+  resolve4: (name) => Promise.reject(new DnsError('nxdomain', name)),
+  resolve6: (name) => Promise.reject(new DnsError('nxdomain', name)),
+  resolveMx: (name) => Promise.reject(new DnsError('nxdomain', name)),
+  reverse: (name) => Promise.reject(new DnsError('nxdomain', name)),
+};
+
+interface World {
+  readonly directory: string;
+  readonly clock: ManualClock;
+  readonly capture: LogCapture;
+  readonly metrics: Metrics;
+  readonly mailbox: MailboxServer;
+  spool: Spool;
+  manager: QueueManager;
+  settings: QueueSettings;
+  /** Writes and commits a message; returns its id. */
+  queue(recipients: string[], body?: string): Promise<string>;
+  /** A new Spool + QueueManager on the same directory (a restart). */
+  restart(): Promise<void>;
+  files(queue: string): Promise<string[]>;
+}
+
+async function withWorld(fn: (world: World) => Promise<void>, overrides: Partial<QueueSettings> = {}): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), 'mxscreen-qmgr-'));
+  const mailbox = await MailboxServer.start();
+  const clock = new ManualClock();
+  const capture = captureLog();
+  const metrics = new Metrics();
+  const table: LookupTable = {
+    spec: 'inline:test',
+    lookup: (key) => ({ 'example.com': mailbox.nexthop, 'bounce.test': 'error:5.1.1 no such domain here' } as Record<string, string>)[key],
+  };
+  const settings: QueueSettings = {
+    directory,
+    transportMaps: [table],
+    relayhost: '',
+    myhostname: 'mx1.test',
+    minimalBackoffTime: 5 * MINUTE,
+    maximalBackoffTime: 60 * MINUTE,
+    queueRunDelay: 5 * MINUTE,
+    maximalQueueLifetime: 5 * 24 * 60 * MINUTE,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    concurrency: 4,
+    activeLimit: 100,
+    stopGrace: 1000,
+    ...overrides,
+  };
+  const deps = () => ({ log: capture.log, metrics, clock });
+  const spool = await Spool.open(directory, deps());
+  const manager = new QueueManager(settings, { spool, resolver: noDns, ...deps() });
+  const world: World = {
+    directory,
+    clock,
+    capture,
+    metrics,
+    mailbox,
+    spool,
+    manager,
+    settings,
+    async queue(recipients, body = 'Subject: test\r\n\r\nhello\r\n') {
+      const envelope: Envelope = {
+        sender: 'alice@example.org',
+        recipients: recipients.map((address) => ({ address })),
+        arrivalTime: clock.now(),
+        client: { address: '127.0.0.9', port: 40000 },
+        sessionId: 'S1',
+      };
+      const message = await world.spool.open(envelope);
+      await message.write(Buffer.from(body));
+      await message.commit();
+      return message.id;
+    },
+    async restart() {
+      await world.manager.stop();
+      world.spool = await Spool.open(directory, deps());
+      world.manager = new QueueManager(settings, { spool: world.spool, resolver: noDns, ...deps() });
+      await world.manager.start();
+    },
+    files: (queue) => readdir(join(directory, queue)),
+  };
+  try {
+    await fn(world);
+  } finally {
+    await world.manager.stop();
+    await mailbox.close();
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+test('queue manager: a kicked message is delivered byte for byte and removed', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    const id = await world.queue(['bob@example.com'], 'Subject: one\r\n\r\nbody\r\n');
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    assert.equal(world.mailbox.received.length, 1);
+    assert.equal(world.mailbox.received[0]!.body.toString(), 'Subject: one\r\n\r\nbody\r\n');
+    for (const queue of ['incoming', 'active', 'deferred', 'state']) assert.deepEqual(await world.files(queue), [], queue);
+    const sent = world.capture.events('status=sent');
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]!['queueId'], id);
+    assert.match(String(sent[0]!['msg']), new RegExp(`^${id}: to=<bob@example.com>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${world.mailbox.port}, delay=0\\.0, dsn=2\\.\\d\\.\\d, status=sent \\(250 `));
+  });
+});
+
+test('queue manager: start delivers what is already in incoming/', async () => {
+  await withWorld(async (world) => {
+    await world.queue(['bob@example.com']);
+    await world.manager.start();
+    await world.manager.whenIdle();
+    assert.equal(world.mailbox.received.length, 1);
+  });
+});
+
+test('queue manager: 4xx defers, then the message is delivered after the backoff', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    world.mailbox.setMode('tempfail');
+    const id = await world.queue(['bob@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    assert.deepEqual(await world.files('deferred'), [id]);
+    assert.equal(world.capture.events('status=deferred').length, 1);
+    world.mailbox.setMode('accept');
+    world.clock.advance(5 * MINUTE - 1);
+    await world.manager.whenIdle();
+    assert.equal(world.mailbox.received.length, 0, 'not before the backoff');
+    world.clock.advance(1);
+    await world.manager.whenIdle();
+    assert.equal(world.mailbox.received.length, 1);
+    assert.deepEqual(await world.files('deferred'), []);
+  });
+});
+
+test('queue manager: the backoff doubles per attempt', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    await world.mailbox.down();
+    const id = await world.queue(['bob@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    world.clock.advance(5 * MINUTE);
+    await world.manager.whenIdle();
+    assert.equal(world.capture.events('status=deferred').length, 2);
+    world.clock.advance(10 * MINUTE - 1);
+    await world.manager.whenIdle();
+    assert.equal(world.capture.events('status=deferred').length, 2, 'second wait is 10 minutes');
+    world.clock.advance(1);
+    await world.manager.whenIdle();
+    assert.equal(world.capture.events('status=deferred').length, 3);
+  });
+});
+
+test('queue manager: a 5xx for one recipient bounces only that one', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    world.mailbox.setMode('reject', 'gone@example.com');
+    const id = await world.queue(['bob@example.com', 'gone@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    assert.deepEqual(world.mailbox.received.map((m) => m.recipients), [['bob@example.com']]);
+    assert.deepEqual(world.capture.events('status=bounced').map((l) => l['to']), ['gone@example.com']);
+    assert.deepEqual(await world.files('active'), []);
+    assert.deepEqual(await world.files('deferred'), []);
+  });
+});
+
+test('queue manager: only the deferred recipient is tried again', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    world.mailbox.setMode('tempfail', 'later@example.com');
+    const id = await world.queue(['bob@example.com', 'later@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    assert.deepEqual(await world.files('deferred'), [id]);
+    world.mailbox.setMode('accept', 'later@example.com');
+    world.clock.advance(5 * MINUTE);
+    await world.manager.whenIdle();
+    assert.deepEqual(world.mailbox.received.map((m) => m.recipients), [['bob@example.com'], ['later@example.com']]);
+    assert.deepEqual(await world.files('deferred'), []);
+  });
+});
+
+test('queue manager: mailbox down → deferred; up again → delivered', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    await world.mailbox.down();
+    const id = await world.queue(['bob@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    const deferred = world.capture.events('status=deferred');
+    assert.equal(deferred.length, 1);
+    assert.equal(deferred[0]!['dsn'], '4.4.1');
+    assert.match(String(deferred[0]!['msg']), new RegExp(`^${id}: to=<bob@example.com>, relay=none, delay=0\\.0, dsn=4\\.4\\.1, status=deferred \\(connect to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${world.mailbox.port}: Connection refused\\)$`));
+    await world.mailbox.restart();
+    world.clock.advance(5 * MINUTE);
+    await world.manager.whenIdle();
+    assert.equal(world.mailbox.received.length, 1);
+  });
+});
+
+test('queue manager: a new manager on the same directory delivers what is queued', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    await world.mailbox.down();
+    const deferredId = await world.queue(['bob@example.com']);
+    world.manager.kick(deferredId);
+    await world.manager.whenIdle();
+    await world.manager.stop();
+    // A crash left a message in active/, and one arrived while nothing ran.
+    const leftover = await world.queue(['carol@example.com']);
+    await world.spool.move(leftover, 'incoming', 'active');
+    const fresh = await world.queue(['dave@example.com']);
+    await world.mailbox.restart();
+    await world.restart();
+    await world.manager.whenIdle();
+    assert.deepEqual(world.mailbox.received.map((m) => m.recipients[0]).sort(), ['carol@example.com', 'dave@example.com']);
+    assert.ok(fresh);
+    assert.deepEqual(await world.files('deferred'), [deferredId], 'the deferred one waits for its backoff');
+    world.clock.advance(5 * MINUTE);
+    await world.manager.whenIdle();
+    assert.deepEqual(world.mailbox.received.map((m) => m.recipients[0]).sort(), ['bob@example.com', 'carol@example.com', 'dave@example.com']);
+  });
+});
+
+test('queue manager: a corrupt file goes to corrupt/ and the rest is still delivered', async () => {
+  await withWorld(async (world) => {
+    const good = await world.queue(['bob@example.com']);
+    const bad = await world.queue(['carol@example.com']);
+    await writeFile(join(world.directory, 'incoming', bad), 'MXSCREEN-QUEUE 1\n{"truncated":');
+    await world.manager.start();
+    await world.manager.whenIdle();
+    assert.deepEqual(await world.files('corrupt'), [bad]);
+    assert.equal(world.capture.events('corrupt').length, 1);
+    assert.deepEqual(world.mailbox.received.map((m) => m.recipients[0]), ['bob@example.com']);
+    assert.ok(good);
+  });
+});
+
+test('queue manager: error: transport bounces with its text', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    const id = await world.queue(['x@bounce.test', 'bob@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    const bounced = world.capture.events('status=bounced');
+    assert.deepEqual(bounced.map((l) => [l['to'], l['dsn'], l['relay']]), [['x@bounce.test', '5.1.1', 'none']]);
+    assert.equal(world.mailbox.received.length, 1);
+  });
+});
+
+test('queue manager: after maximal_queue_lifetime the remaining recipients bounce', async () => {
+  await withWorld(
+    async (world) => {
+      await world.manager.start();
+      await world.mailbox.down();
+      const id = await world.queue(['bob@example.com']);
+      world.manager.kick(id);
+      await world.manager.whenIdle();
+      world.clock.advance(5 * MINUTE);
+      await world.manager.whenIdle();
+      world.clock.advance(10 * MINUTE);
+      await world.manager.whenIdle();
+      assert.equal(world.capture.events('status=bounced').length, 1);
+      assert.deepEqual(await world.files('deferred'), []);
+      assert.deepEqual(await world.files('state'), []);
+    },
+    { maximalQueueLifetime: 12 * MINUTE },
+  );
+});
+
+test('queue manager: metrics count deliveries by status and nexthop', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    world.mailbox.setMode('reject', 'gone@example.com');
+    world.manager.kick(await world.queue(['bob@example.com', 'gone@example.com']));
+    await world.manager.whenIdle();
+    const text = await world.metrics.registry.metrics();
+    const nexthop = `[127.0.0.1]:${world.mailbox.port}`;
+    assert.match(text, new RegExp(`mxscreen_deliveries_total\\{status="sent",nexthop="\\[127\\.0\\.0\\.1\\]:${world.mailbox.port}"\\} 1`));
+    assert.match(text, new RegExp(`mxscreen_deliveries_total\\{status="bounced",nexthop="${nexthop.replace(/[[\].]/g, '\\$&')}"\\} 1`));
+  });
+});
+
+test('queue manager: the queue listing shows a deferred message with its last error', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    await world.mailbox.down();
+    const id = await world.queue(['bob@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    const { listQueue } = await import('../../src/queue/spool.js');
+    const [entry] = await listQueue(world.directory);
+    assert.equal(entry!.id, id);
+    assert.equal(entry!.queue, 'deferred');
+    assert.equal(entry!.recipients[0]!.status, 'deferred');
+    assert.match(entry!.lastError ?? '', /Connection refused/);
+  });
+});
+
+test('queue manager: many messages are all delivered with bounded concurrency', async () => {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i += 1) ids.push(await world.queue([`user${i}@example.com`]));
+    for (const id of ids) world.manager.kick(id);
+    await world.manager.whenIdle();
+    assert.equal(world.mailbox.received.length, 30);
+    assert.deepEqual(await world.files('incoming'), []);
+  });
+});

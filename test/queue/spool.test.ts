@@ -1,0 +1,178 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Envelope } from '../../src/queue/envelope.js';
+import { formatQueueListing, listQueue, Spool } from '../../src/queue/spool.js';
+import { Metrics } from '../../src/ops/metrics.js';
+import { ManualClock } from './manual-clock.js';
+import { captureLog } from './log-capture.js';
+
+const envelope: Envelope = {
+  sender: 'alice@example.org',
+  recipients: [{ address: 'bob@example.com' }, { address: 'carol@example.com' }],
+  arrivalTime: Date.UTC(2024, 0, 1),
+  client: { address: '127.0.0.9', port: 40000 },
+  sessionId: 'S1',
+};
+
+async function withSpool(fn: (spool: Spool, directory: string, capture: ReturnType<typeof captureLog>) => Promise<void>): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), 'mxscreen-spool-'));
+  const capture = captureLog();
+  try {
+    const spool = await Spool.open(directory, { log: capture.log, metrics: new Metrics(), clock: new ManualClock() });
+    await fn(spool, directory, capture);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+test('spool: open creates the queue directories', async () => {
+  await withSpool(async (_spool, directory) => {
+    assert.deepEqual((await readdir(directory)).sort(), ['active', 'corrupt', 'deferred', 'incoming', 'state']);
+  });
+});
+
+test('spool: a committed message is in incoming/ under its id, with no temporary file left', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('Subject: x\r\n\r\n'));
+    await message.write(Buffer.from('body\r\n'));
+    await message.commit();
+    assert.deepEqual(await readdir(join(directory, 'incoming')), [message.id]);
+    const head = await spool.verify('incoming', message.id);
+    assert.deepEqual(head.envelope, envelope);
+    assert.equal((await collect(spool.openBody('incoming', head))).toString(), 'Subject: x\r\n\r\nbody\r\n');
+  });
+});
+
+test('spool: before commit only a temporary file exists, which is not a queued message', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('partial'));
+    assert.deepEqual(await spool.list('incoming'), []);
+    assert.deepEqual(await readdir(join(directory, 'incoming')), [`${message.id}.tmp`]);
+    await message.abort();
+  });
+});
+
+test('spool: abort leaves nothing behind', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('partial'));
+    await message.abort();
+    assert.deepEqual(await readdir(join(directory, 'incoming')), []);
+  });
+});
+
+test('spool: write after commit is ERR_QUEUE_IO', async () => {
+  await withSpool(async (spool) => {
+    const message = await spool.open(envelope);
+    await message.commit();
+    await assert.rejects(message.write(Buffer.from('late')), { code: 'ERR_QUEUE_IO' });
+  });
+});
+
+test('spool: an empty body commits and reads back empty', async () => {
+  await withSpool(async (spool) => {
+    const message = await spool.open(envelope);
+    await message.commit();
+    const head = await spool.verify('incoming', message.id);
+    assert.equal(head.bodyLength, 0);
+    assert.equal((await collect(spool.openBody('incoming', head))).length, 0);
+  });
+});
+
+test('spool: delivery state is written and read back', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.commit();
+    const state = {
+      id: message.id,
+      attempts: 1,
+      nextAttempt: 1234,
+      recipients: [
+        { address: 'bob@example.com', status: 'sent' as const, attempts: 1 },
+        { address: 'carol@example.com', status: 'deferred' as const, attempts: 1, lastError: 'connect refused', dsn: '4.4.1' },
+      ],
+    };
+    await spool.writeState(state);
+    assert.deepEqual(await spool.readState(message.id, envelope), state);
+    assert.deepEqual(await readdir(join(directory, 'state')), [message.id]);
+  });
+});
+
+test('spool: quarantine moves a file to corrupt/ and logs event corrupt', async () => {
+  await withSpool(async (spool, directory, capture) => {
+    const message = await spool.open(envelope);
+    await message.commit();
+    await spool.quarantine('incoming', message.id, 'test');
+    assert.deepEqual(await readdir(join(directory, 'corrupt')), [message.id]);
+    assert.equal(capture.events('corrupt').length, 1);
+    assert.equal(capture.events('corrupt')[0]!['queueId'], message.id);
+  });
+});
+
+test('spool: a state file without its message is dropped at open', async () => {
+  await withSpool(async (_spool, directory, capture) => {
+    await writeFile(join(directory, 'state', '18CC2A8A0000001A'), '{}');
+    await Spool.open(directory, { log: capture.log, metrics: new Metrics(), clock: new ManualClock() });
+    assert.deepEqual(await readdir(join(directory, 'state')), []);
+  });
+});
+
+test('queue list: one entry per message with recipients, states and last error', async () => {
+  await withSpool(async (spool, directory) => {
+    const first = await spool.open(envelope);
+    await first.write(Buffer.from('0123456789'));
+    await first.commit();
+    const second = await spool.open({ ...envelope, sender: '' });
+    await second.commit();
+    await spool.move(second.id, 'incoming', 'deferred');
+    await spool.writeState({
+      id: second.id,
+      attempts: 1,
+      nextAttempt: Date.UTC(2024, 0, 2),
+      recipients: [
+        { address: 'bob@example.com', status: 'sent', attempts: 1 },
+        { address: 'carol@example.com', status: 'deferred', attempts: 1, lastError: 'connect to x: Connection refused' },
+      ],
+    });
+    const entries = await listQueue(directory);
+    assert.deepEqual(
+      entries.map((e) => [e.id, e.queue, e.size, e.sender, e.recipients.map((r) => r.status), e.lastError]),
+      [
+        [first.id, 'incoming', 10, 'alice@example.org', ['pending', 'pending'], undefined],
+        [second.id, 'deferred', 0, '', ['sent', 'deferred'], 'connect to x: Connection refused'],
+      ],
+    );
+    assert.equal(entries[0]!.arrivalTime, '2024-01-01T00:00:00.000Z');
+    const text = formatQueueListing(entries);
+    const lines = text.trimEnd().split('\n');
+    assert.equal(lines.length, 3);
+    assert.match(lines[0]!, new RegExp(`^${first.id}\\tincoming\\t2024-01-01T00:00:00.000Z\\t10\\t<alice@example.org>\\t<bob@example.com>=pending,<carol@example.com>=pending\\t-$`));
+    assert.match(lines[1]!, /<carol@example.com>=deferred\t\(connect to x: Connection refused\)$/);
+  });
+});
+
+test('queue list: an empty queue says so', async () => {
+  assert.equal(formatQueueListing([]), 'Mail queue is empty\n');
+});
+
+test('queue list: a truncated file is skipped, not fatal', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.commit();
+    await writeFile(join(directory, 'incoming', '18CC2A8A0000001A'), 'garbage');
+    const entries = await listQueue(directory);
+    assert.deepEqual(entries.map((e) => e.id), [message.id]);
+    assert.ok((await readFile(join(directory, 'incoming', '18CC2A8A0000001A'))).length > 0);
+  });
+});
