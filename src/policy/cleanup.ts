@@ -65,6 +65,10 @@ export async function receiveMessage(data: Readable, request: CleanupRequest): P
     if (open) await open.abort();
   };
 
+  // The stream may fail while the queue file is being opened, before the loop below
+  // listens; without a listener that error would be thrown at the process. The loop
+  // still sees it (the stream stays errored).
+  data.on('error', () => undefined);
   try {
     message = await request.queue.open(request.envelope);
     const header = Buffer.from(request.receivedHeader(message.id), 'utf8');

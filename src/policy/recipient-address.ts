@@ -4,7 +4,8 @@
  * Decides: how a forward-path as smtp-server hands it over (`local@domain`, the domain
  * already turned to Unicode from punycode by smtp-server) becomes lookup keys: the domain
  * in lower-case ASCII (IDNA, so `relay_domains = xn--…` matches) without a trailing dot,
- * and the whole address lower-cased (Postfix lower-cases table keys, access(5)).
+ * and the whole address lower-cased (Postfix lower-cases table keys, access(5)); and the
+ * address the queue envelope keeps (domain back in ASCII unless the client used SMTPUTF8).
  * Leaves to others: what the keys are looked up in (relay-control, recipient-check).
  * Bugs: the local part is lower-cased for lookups although RFC 5321 §2.4 lets a server
  * treat it as case-sensitive (Postfix does the same). An address literal domain

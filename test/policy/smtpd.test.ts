@@ -55,9 +55,11 @@ interface Policy {
 
 let sessions = 0;
 
-async function startPolicy(options: { settings?: Partial<SmtpdSettings>; verdict?: Partial<ScreenVerdict>; queue?: QueueWriter } = {}): Promise<Policy> {
+async function startPolicy(
+  options: { settings?: Partial<SmtpdSettings>; verdict?: Partial<ScreenVerdict>; queue?: QueueWriter; logLevel?: string } = {},
+): Promise<Policy> {
   const logs: LogLine[] = [];
-  const log = createLogger({ level: 'info', destination: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) } });
+  const log = createLogger({ level: options.logLevel ?? 'info', destination: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) } });
   const metrics = new Metrics();
   const directory = mkdtempSync(join(tmpdir(), 'mxscreen-smtpd-'));
   const spool = options.queue ? undefined : await Spool.open(directory, { log, metrics, clock: systemClock });
@@ -534,5 +536,22 @@ test('STARTTLS with our own certificate: nodemailer upgrades, the Received: head
   } finally {
     await policy.close();
     rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test('at log level debug, smtp-server\'s own lines reach the log with the session id', async () => {
+  const policy = await startPolicy({ logLevel: 'debug' });
+  try {
+    const { client } = await session(policy);
+    assert.equal(await command(client, 'NOOP'), '250 OK');
+    await client.close();
+    await until('the session to end', () => policy.smtpd.activeSessions === 0);
+    const own = policy.logs.filter((entry) => entry.component === 'smtp-server');
+    assert.ok(own.length > 0);
+    assert.ok(own.every((entry) => entry.level === 'debug'));
+    assert.ok(own.some((entry) => typeof entry.cid === 'string' && /^T\d+$/.test(entry.cid)));
+    assert.ok(policy.logs.some((entry) => entry.event === 'DISCONNECT'));
+  } finally {
+    await policy.close();
   }
 });
