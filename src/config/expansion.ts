@@ -5,8 +5,9 @@
  *
  * Decides: expansion is recursive (a value's own `$names` are expanded too, memoized per
  * name), an undefined name expands to the empty string as in Postfix, a loop
- * (a = $b, b = $a) is reported with its path and expands to empty, an unclosed `${` is a
- * problem; a `$` followed by anything else stays a literal `$`.
+ * (a = $b, b = $a) is reported by its members with its path and expands to empty, an
+ * unclosed `${` is a problem; a parameter that uses a broken one is marked `broken`, not
+ * reported again; a `$` followed by anything else stays a literal `$`.
  * Leaves to others: where raw values come from (configured, then catalogue default) and
  * any fix-up after expansion such as an empty myhostname (config.ts).
  * Bugs: no `${name==value?…}` comparison forms (Postfix 3.5).

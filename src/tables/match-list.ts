@@ -11,8 +11,7 @@
  * `a.b.c.d/len`, `[ipv6]/len`, bare addresses, or a table looked up with the address.
  * Leaves to others: reading the list from main.cf (config.ts: patterns keep table specs in
  * their place, `/file/name` patterns are already expanded) and what a match allows.
- * Bugs: host name patterns in an address list (Postfix matches the client's name) never
- * match here; case folding is ASCII only.
+ * Bugs: host name patterns in an address list never match (Postfix: the client's name).
  */
 import type { MatchList } from '../config/value.js';
 import type { LookupTable } from './lookup-table.js';
