@@ -206,6 +206,8 @@ export class Smtpd {
     this.#sessions.set(key, state);
     generation.sessions++;
     this.#deps.metrics.activeConnections.inc({ stage: 'smtpd' });
+    // XXX: smtp-server waits 100 ms before its 220 (its own early-talker check, not
+    // configurable); the screener has already run the real pregreet test.
     generation.server.connect(socket, {
       id: key,
       remoteAddress: verdict.client.address,
