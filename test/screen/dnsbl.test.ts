@@ -12,7 +12,7 @@ let dns: FakeDns;
 let resolver: DnsResolver;
 before(async () => {
   dns = await startDnsServer();
-  resolver = createNodeResolver({ servers: [dns.server], timeoutMs: 1000, tries: 1 });
+  resolver = createNodeResolver({ servers: [dns.server], timeoutMs: 300, tries: 1 });
 });
 after(async () => {
   await dns.close();

@@ -1,0 +1,404 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { systemClock } from '../../src/clock.js';
+import { createNodeResolver } from '../../src/dns/node-resolver.js';
+import { createLogger } from '../../src/ops/log.js';
+import { Metrics } from '../../src/ops/metrics.js';
+import { parseAccessList } from '../../src/screen/access-list.js';
+import { parseDnsblSite, type DnsblSite } from '../../src/screen/dnsbl-site.js';
+import { SmtpListener } from '../../src/screen/listener.js';
+import { Screener, type ScreenSettings } from '../../src/screen/screener.js';
+import { LruVerdictCache } from '../../src/screen/verdict-cache.js';
+import type { ScreenVerdict } from '../../src/screen/verdict.js';
+import { openTable } from '../../src/tables/open-table.js';
+import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
+import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
+
+const ZONE = 'zen.dnsbl.test';
+const BANNER = 'mx.screen.test ESMTP mxscreen';
+const GREETING = '220 mx.screen.test ESMTP policy';
+
+let dns: FakeDns;
+let directory: string;
+before(async () => {
+  dns = await startDnsServer();
+  directory = mkdtempSync(join(tmpdir(), 'mxscreen-screener-'));
+  writeFileSync(join(directory, 'access.cidr'), ['# test access list', '127.0.30.1 permit', '127.0.30.2 reject', '127.0.30.0/24 dunno', ''].join('\n'));
+});
+after(async () => {
+  await dns.close();
+  rmSync(directory, { recursive: true, force: true });
+});
+
+function sites(...texts: string[]): DnsblSite[] {
+  return texts.map((text) => {
+    const site = parseDnsblSite(text);
+    if ('error' in site) throw new Error(site.error);
+    return site;
+  });
+}
+
+function settings(overrides: Partial<ScreenSettings> = {}): ScreenSettings {
+  return {
+    greetWaitMs: 150,
+    greetBanner: BANNER,
+    greetAction: 'enforce',
+    greetTtlMs: 86_400_000,
+    dnsblSites: [],
+    dnsblThreshold: 1,
+    dnsblAction: 'enforce',
+    dnsblTimeoutMs: 500,
+    dnsblMinTtlMs: 60_000,
+    dnsblMaxTtlMs: 3_600_000,
+    denylistAction: 'drop',
+    accessList: { elements: [] },
+    mynetworks: { patterns: [], tables: [] },
+    ...overrides,
+  };
+}
+
+interface LogLine {
+  event?: string;
+  msg?: string;
+  [field: string]: unknown;
+}
+
+interface Handoff {
+  socket: Socket;
+  verdict: ScreenVerdict;
+  /** Bytes the policy side read after the handover. */
+  data: () => string;
+}
+
+/** A screener on a loopback listener; the handoff answers GREETING like the policy stage. */
+async function startScreen(initial: ScreenSettings) {
+  const logs: LogLine[] = [];
+  const log = createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) } });
+  const metrics = new Metrics();
+  const cache = new LruVerdictCache({ maxEntries: 100, clock: systemClock });
+  const handoffs: Handoff[] = [];
+  const sockets: Socket[] = [];
+  let wake: (() => void) | undefined;
+  const screener = new Screener(initial, {
+    resolver: createNodeResolver({ servers: [dns.server], timeoutMs: 300, tries: 1 }),
+    clock: systemClock,
+    log,
+    metrics,
+    cache,
+    handoff(socket, verdict) {
+      let data = '';
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
+      socket.resume(); // the screener hands the socket over paused (smtp-server's pipe() resumes it)
+      socket.write(`${GREETING}\r\n`);
+      handoffs.push({ socket, verdict, data: () => data });
+      wake?.();
+    },
+  });
+  const listener = new SmtpListener(['127.0.0.1:0'], (socket) => {
+    sockets.push(socket);
+    screener.screen(socket);
+  });
+  const [bound] = await listener.listen();
+  assert.ok(bound);
+  const clients: ScriptedClient[] = [];
+  return {
+    port: bound.port,
+    screener,
+    logs,
+    metrics,
+    cache,
+    handoffs,
+    events: () => logs.map((line) => line.event).filter(Boolean),
+    async connect(localAddress: string) {
+      const client = await connectClient({ port: bound.port, localAddress });
+      clients.push(client);
+      return client;
+    },
+    async nextHandoff(count: number, timeoutMs = 1000): Promise<Handoff> {
+      const deadline = Date.now() + timeoutMs;
+      while (handoffs.length < count) {
+        const left = deadline - Date.now();
+        if (left <= 0) assert.fail(`no handoff #${count} within ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      return handoffs[count - 1]!;
+    },
+    async close() {
+      await listener.close();
+      for (const client of clients) await client.close();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+async function connections(metrics: Metrics, verdict: string): Promise<number> {
+  const { values } = await metrics.connections.get();
+  return values.find((v) => v.labels.verdict === verdict)?.value ?? 0;
+}
+
+test('a clean client gets the teaser, waits the greet wait, and passes (PASS NEW)', async () => {
+  const screen = await startScreen(settings());
+  try {
+    const started = Date.now();
+    const client = await screen.connect('127.0.31.1');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    assert.equal(await client.readLine(1000), GREETING);
+    assert.ok(Date.now() - started >= 140, 'the greet wait was served');
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'pass-new');
+    assert.deepEqual(verdict.client, { address: '127.0.31.1', port: client.localPort });
+    assert.deepEqual(screen.events(), ['CONNECT', 'PASS NEW']);
+    assert.equal(screen.logs[1]?.msg, `PASS NEW [127.0.31.1]:${client.localPort}`);
+    assert.match(String(screen.logs[0]?.msg), /^CONNECT from \[127\.0\.31\.1\]:\d+ to \[127\.0\.0\.1\]:\d+$/);
+    assert.ok(screen.cache.get('127.0.31.1')?.pregreet);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('PASS NEW, then the same client is PASS OLD: no teaser, no greet wait', async () => {
+  const screen = await startScreen(settings({ greetWaitMs: 200 }));
+  try {
+    const first = await screen.connect('127.0.31.2');
+    assert.equal(await first.readLine(1000), `220-${BANNER}`);
+    assert.equal((await screen.nextHandoff(1)).verdict.outcome, 'pass-new');
+    const started = Date.now();
+    const second = await screen.connect('127.0.31.2');
+    assert.equal(await second.readLine(1000), GREETING);
+    assert.ok(Date.now() - started < 150, 'no greet wait');
+    assert.equal((await screen.nextHandoff(2)).verdict.outcome, 'pass-old');
+    assert.deepEqual(screen.events(), ['CONNECT', 'PASS NEW', 'CONNECT', 'PASS OLD']);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('pregreet + enforce: PREGREET logged, handed over with 550 5.5.1, early bytes consumed, later bytes kept', async () => {
+  const screen = await startScreen(settings({ greetAction: 'enforce' }));
+  try {
+    const client = await screen.connect('127.0.32.1');
+    client.send('EHLO early.bird\r\n');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    assert.equal(await client.readLine(1000), GREETING);
+    const handoff = await screen.nextHandoff(1);
+    assert.equal(handoff.verdict.outcome, 'enforce');
+    assert.deepEqual(handoff.verdict.enforce, { test: 'pregreet', reply: { code: 550, enhanced: '5.5.1', text: 'Protocol error' } });
+    const pregreet = screen.logs.find((line) => line.event === 'PREGREET');
+    assert.match(String(pregreet?.msg), /^PREGREET 17 after \d+\.\d\d from \[127\.0\.32\.1\]:\d+: EHLO early\.bird\\r\\n$/);
+    client.send('QUIT\r\n');
+    for (let i = 0; i < 50 && handoff.data() === ''; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(handoff.data(), 'QUIT\r\n');
+    assert.equal(screen.cache.get('127.0.32.1'), undefined, 'a failure is not cached');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('pregreet + drop: 521 5.5.1 Protocol error, then the connection is closed', async () => {
+  const screen = await startScreen(settings({ greetAction: 'drop', greetWaitMs: 2000 }));
+  try {
+    const client = await screen.connect('127.0.32.2');
+    client.send('EHLO early.bird\r\n');
+    const reply = await client.readReply(1000);
+    assert.deepEqual(reply.lines, [`220-${BANNER}`, '521 5.5.1 Protocol error']);
+    await client.waitForEnd(1000);
+    assert.equal(screen.handoffs.length, 0);
+    assert.deepEqual(screen.events(), ['CONNECT', 'PREGREET', 'DISCONNECT']);
+    assert.equal(await connections(screen.metrics, 'drop'), 1);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('pregreet + ignore: handed over as ignored-failure, no PASS line, nothing cached', async () => {
+  const screen = await startScreen(settings({ greetAction: 'ignore' }));
+  try {
+    const client = await screen.connect('127.0.32.3');
+    client.send('EHLO early.bird\r\n');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    assert.equal(await client.readLine(1000), GREETING);
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'ignored-failure');
+    assert.equal(verdict.enforce, undefined);
+    assert.deepEqual(screen.events(), ['CONNECT', 'PREGREET']);
+    assert.equal(screen.cache.get('127.0.32.3'), undefined);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('DNSBL-listed client + drop: 521 5.7.1 naming the site, DNSBL rank logged', async () => {
+  dns.listDnsbl(ZONE, '127.0.33.1', ['127.0.0.2']);
+  const screen = await startScreen(settings({ dnsblSites: sites(`${ZONE}*2`, 'other.dnsbl.test'), dnsblAction: 'drop' }));
+  try {
+    const client = await screen.connect('127.0.33.1');
+    const reply = await client.readReply(1000);
+    assert.deepEqual(reply.lines, [`220-${BANNER}`, `521 5.7.1 Service unavailable; client [127.0.33.1] blocked using ${ZONE}`]);
+    await client.waitForEnd(1000);
+    const rank = screen.logs.find((line) => line.event === 'DNSBL rank');
+    assert.equal(rank?.msg, `DNSBL rank 2 for [127.0.33.1]:${client.localPort}`);
+    assert.equal(screen.handoffs.length, 0);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('DNSBL-listed client + enforce: handed over with 550 5.7.1 and the rank', async () => {
+  dns.listDnsbl(ZONE, '127.0.33.2', ['127.0.0.4']);
+  const screen = await startScreen(settings({ dnsblSites: sites(`${ZONE}=127.0.0.[2..11]*3`), dnsblAction: 'enforce' }));
+  try {
+    const client = await screen.connect('127.0.33.2');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'enforce');
+    assert.equal(verdict.dnsblRank, 3);
+    assert.deepEqual(verdict.enforce, {
+      test: 'dnsbl',
+      reply: { code: 550, enhanced: '5.7.1', text: `Service unavailable; client [127.0.33.2] blocked using ${ZONE}` },
+    });
+  } finally {
+    await screen.close();
+  }
+});
+
+test('a 127.255.255.254 answer is not a listing: PASS NEW', async () => {
+  dns.listDnsbl(ZONE, '127.0.33.3', ['127.255.255.254']);
+  const screen = await startScreen(settings({ dnsblSites: sites(ZONE), dnsblAction: 'drop' }));
+  try {
+    const client = await screen.connect('127.0.33.3');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    assert.equal(await client.readLine(1000), GREETING);
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'pass-new');
+    assert.equal(verdict.dnsblRank, 0);
+    const record = screen.cache.get('127.0.33.3');
+    assert.ok(record?.dnsbl && record.pregreet, 'both tests cached');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('a DNSBL that never answers does not hold the client beyond the greet wait', async () => {
+  dns.setNoAnswer(`4.33.0.127.${ZONE}`);
+  const screen = await startScreen(settings({ dnsblSites: sites(ZONE), dnsblAction: 'drop', dnsblTimeoutMs: 2000, greetWaitMs: 150 }));
+  try {
+    const started = Date.now();
+    const client = await screen.connect('127.0.33.4');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    assert.equal(await client.readLine(1000), GREETING);
+    assert.ok(Date.now() - started < 600);
+    assert.equal((await screen.nextHandoff(1)).verdict.outcome, 'pass-new');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('only the expired test runs: pregreet still cached, DNSBL re-asked, no teaser, done when DNS answers', async () => {
+  const screen = await startScreen(settings({ dnsblSites: sites(ZONE), greetWaitMs: 2000 }));
+  try {
+    screen.cache.set('127.0.33.5', { pregreet: Date.now() + 60_000 });
+    const started = Date.now();
+    const client = await screen.connect('127.0.33.5');
+    assert.equal(await client.readLine(1500), GREETING);
+    assert.ok(Date.now() - started < 1000, 'concluded when the DNSBL answered, not at the end of the greet wait');
+    assert.equal((await screen.nextHandoff(1)).verdict.outcome, 'pass-old');
+    assert.ok(screen.cache.get('127.0.33.5')?.dnsbl);
+    assert.equal(dns.queryCount(`5.33.0.127.${ZONE}`), 1);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_access_list: a cidr permit is ALLOWLISTED and handed over at once', async () => {
+  const { list } = parseAccessList(['permit_mynetworks', 'cidr:access.cidr'], (spec) => openTable(spec, directory));
+  const screen = await startScreen(settings({ accessList: list, greetWaitMs: 2000 }));
+  try {
+    const client = await screen.connect('127.0.30.1');
+    assert.equal(await client.readLine(1000), GREETING);
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'allowlisted');
+    assert.deepEqual(screen.events(), ['CONNECT', 'ALLOWLISTED']);
+    assert.equal(screen.cache.get('127.0.30.1'), undefined, 'allowlisting is not cached');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_access_list: permit_mynetworks', async () => {
+  const { list } = parseAccessList(['permit_mynetworks'], (spec) => openTable(spec, directory));
+  const screen = await startScreen(settings({ accessList: list, mynetworks: { patterns: ['127.0.34.0/24'], tables: [] }, greetWaitMs: 2000 }));
+  try {
+    const client = await screen.connect('127.0.34.1');
+    assert.equal(await client.readLine(1000), GREETING);
+    assert.equal((await screen.nextHandoff(1)).verdict.outcome, 'allowlisted');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_access_list: a cidr reject with denylist action drop gets 521 5.3.2 at once', async () => {
+  const { list } = parseAccessList(['permit_mynetworks', 'cidr:access.cidr'], (spec) => openTable(spec, directory));
+  const screen = await startScreen(settings({ accessList: list, denylistAction: 'drop', greetWaitMs: 2000 }));
+  try {
+    const client = await screen.connect('127.0.30.2');
+    assert.equal(await client.readLine(1000), '521 5.3.2 Service currently unavailable');
+    await client.waitForEnd(1000);
+    assert.deepEqual(screen.events(), ['CONNECT', 'DENYLISTED', 'DISCONNECT']);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_access_list: a cidr reject with denylist action enforce runs the tests, then 550 5.3.2', async () => {
+  const { list } = parseAccessList(['cidr:access.cidr'], (spec) => openTable(spec, directory));
+  const screen = await startScreen(settings({ accessList: list, denylistAction: 'enforce' }));
+  try {
+    const client = await screen.connect('127.0.30.2');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'enforce');
+    assert.deepEqual(verdict.enforce, { test: 'access', reply: { code: 550, enhanced: '5.3.2', text: 'Service currently unavailable' } });
+    assert.equal(screen.cache.get('127.0.30.2'), undefined);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('a client that hangs up during the greet wait: HANGUP and DISCONNECT, no handover', async () => {
+  const screen = await startScreen(settings({ greetWaitMs: 2000 }));
+  try {
+    const client = await screen.connect('127.0.35.1');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    await client.close();
+    for (let i = 0; i < 100 && !screen.events().includes('DISCONNECT'); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(screen.events(), ['CONNECT', 'HANGUP', 'DISCONNECT']);
+    assert.match(String(screen.logs[1]?.msg), /^HANGUP after \d+\.\d\d from \[127\.0\.35\.1\]:\d+ in tests before SMTP handshake$/);
+    assert.equal(screen.handoffs.length, 0);
+    assert.equal(await connections(screen.metrics, 'hangup'), 1);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('setSettings (reload) applies to the next connection: an empty banner sends no teaser', async () => {
+  const screen = await startScreen(settings());
+  try {
+    screen.screener.setSettings(settings({ greetBanner: '' }));
+    const client = await screen.connect('127.0.36.1');
+    assert.equal(await client.readLine(1000), GREETING);
+    assert.equal((await screen.nextHandoff(1)).verdict.outcome, 'pass-new');
+  } finally {
+    await screen.close();
+  }
+});
