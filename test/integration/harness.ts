@@ -8,7 +8,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { startMxscreen, type Mxscreen } from '../../src/main.js';
 import { createNodeResolver } from '../../src/dns/node-resolver.js';
 import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
-import { startMailboxServer, type MailboxServer } from '../fakes/mailbox-server.js';
+import { MailboxServer } from '../fakes/mailbox-server.js';
+import type { ReceivedMessage } from '../../src/sink/sink.js';
 
 export const ZONE = 'zen.dnsbl.test';
 
@@ -102,7 +103,7 @@ function mainCf(dnsPort: number, extra: readonly string[]): string {
 export async function startChain(extra: readonly string[] = []): Promise<Chain> {
   const directory = mkdtempSync(join(tmpdir(), 'mxscreen-it-'));
   const dns = await startDnsServer();
-  const mailbox = await startMailboxServer();
+  const mailbox = await MailboxServer.start();
   writeFileSync(join(directory, 'transport'), `example.com   smtp:[127.0.0.1]:${mailbox.port}\n`);
   writeFileSync(join(directory, 'relay_recipients'), 'info@example.com OK\njoe@example.com OK\n');
   const configFile = join(directory, 'main.cf');
@@ -169,4 +170,14 @@ export function withoutFirstHeader(message: Buffer): Buffer {
   const text = message.toString('latin1');
   const match = /^[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*/.exec(text);
   return Buffer.from(text.slice(match ? match[0].length : 0), 'latin1');
+}
+
+/** Resolves with the first `count` messages the mailbox received; rejects after `timeoutMs`. */
+export async function waitForMessages(mailbox: MailboxServer, count: number, timeoutMs = 5000): Promise<ReceivedMessage[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (mailbox.received.length < count) {
+    if (Date.now() > deadline) throw new Error(`mailbox received ${mailbox.received.length} of ${count} messages`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return mailbox.received.slice(0, count);
 }

@@ -2,7 +2,7 @@
 // each client binds its own 127.x.y.z source address to play a distinct Internet host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startChain, openSession, sendRaw, withoutFirstHeader, ZONE } from './harness.js';
+import { startChain, openSession, sendRaw, waitForMessages, withoutFirstHeader, ZONE } from './harness.js';
 import { connectClient } from '../fakes/scripted-client.js';
 
 const MESSAGE =
@@ -24,7 +24,7 @@ test('a clean client is greeted with the teaser, and its message arrives byte-fo
     assert.match(String(info.response), /^250 2\.0\.0 Ok: queued as [0-9A-Z]+/);
     const queueId = /queued as ([0-9A-Z]+)/.exec(String(info.response))![1];
 
-    const [delivered] = await chain.mailbox.waitForMessages(1, 5000);
+    const [delivered] = await waitForMessages(chain.mailbox, 1, 5000);
     assert.deepEqual(delivered.recipients, ['info@example.com']);
     assert.equal(delivered.sender, 'alice@sender.test');
     const received = delivered.body.toString('latin1').split('\r\n')[0];
@@ -134,11 +134,13 @@ test('relay to a foreign domain is refused 554 5.7.1; an unknown recipient 550 5
       assert.match(String(error.response), /^554 5\.7\.1 <someone@foreign\.test>: Relay access denied/);
       return true;
     });
-    await assert.rejects(sendRaw(session, 'alice@sender.test', ['nobody@example.com'], MESSAGE), (error: Error & { response?: string }) => {
+    session.quit();
+    const second = await openSession(chain.port, '127.0.14.2');
+    await assert.rejects(sendRaw(second, 'alice@sender.test', ['nobody@example.com'], MESSAGE), (error: Error & { response?: string }) => {
       assert.match(String(error.response), /^550 5\.1\.1 <nobody@example\.com>: Recipient address rejected: User unknown in relay recipient table/);
       return true;
     });
-    session.quit();
+    second.quit();
     await chain.log.waitFor((line) => line.event === 'NOQUEUE: reject' && String(line.msg).includes('Relay access denied'));
   } finally {
     await chain.close();
@@ -165,14 +167,14 @@ test('an oversize message is refused 552 5.3.4 and nothing is queued', async () 
 test('while the mailbox server is down the message stays deferred, and is delivered once it is back', async () => {
   const chain = await startChain();
   try {
-    await chain.mailbox.stop();
+    await chain.mailbox.down();
     const session = await openSession(chain.port, '127.0.16.1');
     const info = await sendRaw(session, 'alice@sender.test', ['info@example.com'], MESSAGE);
     session.quit();
     const queueId = /queued as ([0-9A-Z]+)/.exec(String(info.response))![1];
     await chain.log.waitFor((line) => line.event === 'status=deferred' && line.queueId === queueId);
-    await chain.mailbox.start();
-    const [delivered] = await chain.mailbox.waitForMessages(1, 5000);
+    await chain.mailbox.restart();
+    const [delivered] = await waitForMessages(chain.mailbox, 1, 5000);
     assert.equal(withoutFirstHeader(delivered.body).toString('latin1'), MESSAGE);
     await chain.log.waitFor((line) => line.event === 'status=sent' && line.queueId === queueId);
   } finally {
@@ -183,16 +185,16 @@ test('while the mailbox server is down the message stays deferred, and is delive
 test('a restart of mxscreen with mail in the queue delivers it', async () => {
   const chain = await startChain();
   try {
-    await chain.mailbox.stop();
+    await chain.mailbox.down();
     const session = await openSession(chain.port, '127.0.17.1');
     const info = await sendRaw(session, 'alice@sender.test', ['joe@example.com'], MESSAGE);
     session.quit();
     const queueId = /queued as ([0-9A-Z]+)/.exec(String(info.response))![1];
     await chain.log.waitFor((line) => line.event === 'status=deferred' && line.queueId === queueId);
     await chain.mx.stop();
-    await chain.mailbox.start();
+    await chain.mailbox.restart();
     await chain.restart();
-    const [delivered] = await chain.mailbox.waitForMessages(1, 5000);
+    const [delivered] = await waitForMessages(chain.mailbox, 1, 5000);
     assert.deepEqual(delivered.recipients, ['joe@example.com']);
     await chain.log.waitFor((line) => line.event === 'status=sent' && line.queueId === queueId);
   } finally {
