@@ -172,13 +172,14 @@ export class QueueManager {
     this.#runTimer?.cancel();
     this.#wakeTimer?.cancel();
     if (wasRunning) {
+      // The grace time starts now, before any await.
+      const grace = this.#deps.clock.setTimer(this.#settings.stopGrace, () => {
+        for (const { abort } of this.#running.values()) abort.abort();
+      });
       for (const id of this.#ready.splice(0)) {
         await this.#deps.spool.move(id, 'active', 'incoming').catch((error: unknown) => this.#queueError(id, error));
         this.#owned.delete(id);
       }
-      const grace = this.#deps.clock.setTimer(this.#settings.stopGrace, () => {
-        for (const { abort } of this.#running.values()) abort.abort();
-      });
       await Promise.all([...this.#running.values()].map(({ promise }) => promise));
       grace.cancel();
       await this.whenIdle();

@@ -10,6 +10,7 @@
  * (test/fakes/mailbox-server.ts).
  * Bugs: the body kept in memory and on disk is the DATA content after dot-unstuffing, as
  * smtp-server gives it; the stored file has no Return-Path/Delivered-To header.
+ * smtp-server greets only after a fixed 100 ms early-talker pause (latency, not throughput).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
 import type { Envelope } from '../../src/queue/envelope.js';
 import { Spool } from '../../src/queue/spool.js';
 import { QueueManager, type QueueSettings } from '../../src/queue/queue-manager.js';
@@ -29,6 +30,8 @@ interface World {
   readonly capture: LogCapture;
   readonly metrics: Metrics;
   readonly mailbox: MailboxServer;
+  /** transport_maps entries, changeable by a test. */
+  readonly routes: Record<string, string>;
   spool: Spool;
   manager: QueueManager;
   settings: QueueSettings;
@@ -45,10 +48,8 @@ async function withWorld(fn: (world: World) => Promise<void>, overrides: Partial
   const clock = new ManualClock();
   const capture = captureLog();
   const metrics = new Metrics();
-  const table: LookupTable = {
-    spec: 'inline:test',
-    lookup: (key) => ({ 'example.com': mailbox.nexthop, 'bounce.test': 'error:5.1.1 no such domain here' } as Record<string, string>)[key],
-  };
+  const routes: Record<string, string> = { 'example.com': mailbox.nexthop, 'bounce.test': 'error:5.1.1 no such domain here' };
+  const table: LookupTable = { spec: 'inline:test', lookup: (key) => routes[key] };
   const settings: QueueSettings = {
     directory,
     transportMaps: [table],
@@ -74,6 +75,7 @@ async function withWorld(fn: (world: World) => Promise<void>, overrides: Partial
     capture,
     metrics,
     mailbox,
+    routes,
     spool,
     manager,
     settings,
@@ -328,4 +330,39 @@ test('queue manager: many messages are all delivered with bounded concurrency', 
     assert.equal(world.mailbox.received.length, 30);
     assert.deepEqual(await world.files('incoming'), []);
   });
+});
+
+test('queue manager: stop abandons a hung delivery after the grace time and loses nothing', async () => {
+  // A server that accepts and never greets: the delivery hangs until stop() gives up.
+  const sockets = new Set<Socket>();
+  const hole = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+  const holePort = (hole.address() as { port: number }).port;
+  try {
+    await withWorld(
+      async (world) => {
+        world.routes['hole.test'] = `smtp:[127.0.0.1]:${holePort}`;
+        await world.manager.start();
+        const hung = await world.queue(['x@hole.test']);
+        const waiting = await world.queue(['bob@example.com']);
+        world.manager.kick(hung);
+        world.manager.kick(waiting);
+        for (let i = 0; i < 100 && sockets.size === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+        const stopped = world.manager.stop();
+        world.clock.advance(world.settings.stopGrace);
+        await stopped;
+        assert.deepEqual(await world.files('active'), [hung]);
+        assert.deepEqual(await world.files('incoming'), [waiting]);
+        assert.equal(world.mailbox.received.length, 0);
+        world.routes['hole.test'] = world.mailbox.nexthop;
+        await world.restart();
+        await world.manager.whenIdle();
+        assert.deepEqual(world.mailbox.received.map((m) => m.recipients[0]).sort(), ['bob@example.com', 'x@hole.test']);
+      },
+      { concurrency: 1 },
+    );
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => hole.close(resolve));
+  }
 });
