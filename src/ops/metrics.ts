@@ -11,7 +11,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
 
-  /** Connections by screen verdict: allowlisted, pass-new, pass-old, enforce, drop, ignored-failure, limit. */
+  /** Connections by screen verdict: allowlisted, pass-new, pass-old, enforce, drop, ignored-failure, hangup (client left during the screen), limit. */
   readonly connections = new Counter({ name: 'mxscreen_connections_total', help: 'SMTP connections by screen verdict.', labelNames: ['verdict'] as const, registers: [this.registry] });
   /** Results of each postscreen test: test = access|pregreet|dnsbl, result = pass|fail. */
   readonly screenTests = new Counter({ name: 'mxscreen_screen_tests_total', help: 'postscreen test results by test and result.', labelNames: ['test', 'result'] as const, registers: [this.registry] });
