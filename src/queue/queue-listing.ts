@@ -3,8 +3,9 @@
  *
  * Decides: the fields of a listing entry (id, queue, arrival time, size in bytes, sender,
  * each recipient with its delivery status, last error, next attempt) and the text form:
- * one tab-separated line per message, oldest first within incoming, active, deferred;
- * "Mail queue is empty" when there is nothing (postqueue's words).
+ * one tab-separated line per message, oldest first within incoming, active, deferred, and
+ * nothing else (no postqueue header or footer, so scripts can count lines); an empty or
+ * not yet created queue directory prints nothing.
  * Leaves to others: the files themselves (queue-file.ts, delivery-state.ts, spool.ts).
  * Bugs: reads without locks while mxscreen runs; a message that moves between queues
  * during the listing can be missed or shown twice. corrupt/ files are not listed.
@@ -36,12 +37,12 @@ const LISTED_QUEUES = ['incoming', 'active', 'deferred'] as const;
 /**
  * Reads the queue directory (absolute path) and returns one entry per queued message.
  * Files that vanish or cannot be read while listing are skipped. Throws the fs error
- * when a queue subdirectory cannot be read (ENOENT: not a queue directory).
+ * when a queue subdirectory cannot be read; a missing one is empty (mxscreen never ran).
  */
 export async function listQueue(directory: string): Promise<QueueListing[]> {
   const entries: QueueListing[] = [];
   for (const queue of LISTED_QUEUES) {
-    const ids = (await readdir(join(directory, queue))).filter(isQueueId).sort();
+    const ids = (await readdir(join(directory, queue)).catch(emptyWhenMissing)).filter(isQueueId).sort();
     for (const id of ids) {
       let head;
       try {
@@ -79,7 +80,7 @@ export async function listQueue(directory: string): Promise<QueueListing[]> {
  * `id<TAB>queue<TAB>arrival<TAB>size<TAB><sender><TAB><rcpt>=status,…<TAB>(last error)`.
  */
 export function formatQueueListing(entries: readonly QueueListing[]): string {
-  if (entries.length === 0) return 'Mail queue is empty\n';
+  if (entries.length === 0) return '';
   const lines = entries.map((entry) =>
     [
       entry.id,
@@ -91,6 +92,10 @@ export function formatQueueListing(entries: readonly QueueListing[]): string {
       entry.lastError ? `(${entry.lastError.replace(/\s+/g, ' ')})` : '-',
     ].join('\t'),
   );
-  const bytes = entries.reduce((sum, entry) => sum + entry.size, 0);
-  return `${lines.join('\n')}\n-- ${Math.ceil(bytes / 1024)} Kbytes in ${entries.length} Request${entries.length === 1 ? '' : 's'}.\n`;
+  return `${lines.join('\n')}\n`;
+}
+
+function emptyWhenMissing(error: unknown): string[] {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+  throw error;
 }

@@ -156,14 +156,18 @@ test('queue list: one entry per message with recipients, states and last error',
     assert.equal(entries[0]!.arrivalTime, '2024-01-01T00:00:00.000Z');
     const text = formatQueueListing(entries);
     const lines = text.trimEnd().split('\n');
-    assert.equal(lines.length, 3);
+    assert.equal(lines.length, 2);
     assert.match(lines[0]!, new RegExp(`^${first.id}\\tincoming\\t2024-01-01T00:00:00.000Z\\t10\\t<alice@example.org>\\t<bob@example.com>=pending,<carol@example.com>=pending\\t-$`));
     assert.match(lines[1]!, /<carol@example.com>=deferred\t\(connect to x: Connection refused\)$/);
   });
 });
 
-test('queue list: an empty queue says so', async () => {
-  assert.equal(formatQueueListing([]), 'Mail queue is empty\n');
+test('queue list: an empty queue prints nothing', async () => {
+  assert.equal(formatQueueListing([]), '');
+});
+
+test('queue list: a queue directory not created yet is an empty queue', async () => {
+  assert.deepEqual(await listQueue(join(tmpdir(), 'mxscreen-no-such-queue-directory')), []);
 });
 
 test('queue list: a truncated file is skipped, not fatal', async () => {
