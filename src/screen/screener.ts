@@ -22,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from '../clock.js';
+import { configuredTable } from '../config/config.js';
 import type { Action, Config, MatchList } from '../config/value.js';
 import type { ParameterName } from '../config/catalogue.js';
 import { ConfigError, formatReply, type ConfigProblem, type SmtpReply } from '../errors.js';
@@ -29,7 +30,6 @@ import type { DnsResolver } from '../dns/resolver.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { openTable } from '../tables/open-table.js';
 import { evaluateAccessList, parseAccessList, type AccessList } from './access-list.js';
 import { startDnsblQuery, type DnsblQuery } from './dnsbl.js';
 import { parseDnsblSite, type DnsblSite } from './dnsbl-site.js';
@@ -104,8 +104,8 @@ function problemAt(config: Config, name: ParameterName, message: string): Config
 }
 
 /**
- * Reads the screen settings from `config`, opening the tables of postscreen_access_list
- * (relative to the config directory). Throws ConfigError listing every bad
+ * Reads the screen settings from `config`, taking the postscreen_access_list tables the
+ * configuration opened at load (config.ts configuredTable). Throws ConfigError listing every bad
  * postscreen_dnsbl_sites entry and access list element with the file:line of the setting.
  */
 export function screenSettingsFromConfig(config: Config): ScreenSettings {
@@ -118,7 +118,7 @@ export function screenSettingsFromConfig(config: Config): ScreenSettings {
   }
   let accessList: AccessList = { elements: [] };
   try {
-    const parsed = parseAccessList(config.get('postscreen_access_list'), (spec) => openTable(spec, config.directory, settingAt(config, 'postscreen_access_list')));
+    const parsed = parseAccessList(config.get('postscreen_access_list'), (spec) => configuredTable(config, spec));
     accessList = parsed.list;
     for (const problem of parsed.problems) problems.push({ ...settingAt(config, 'postscreen_access_list'), message: problem });
   } catch (error) {
