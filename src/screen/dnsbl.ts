@@ -1,19 +1,17 @@
 /*
  * dnsbl — the DNSBL/DNSWL test: query every site for a client and add up the rank.
  *
- * Decides (postscreen(8), postconf(5) postscreen_dnsbl_sites): every distinct domain is
- * asked once, all in parallel; a domain's A records are run past each of its entries'
- * filters and each matching entry adds its weight once; the rank is the sum. Answers in
- * 127.255.255.0/24 and 127.0.0.1 are never listings (Spamhaus error codes: "query via a
- * public resolver", "typing error"…) and count as metric result `invalid`; a DNS failure
- * or timeout counts as not listed (metric `error`). The reply names the listing site
- * with the largest weight. The TTL for the cache follows Postfix: when the rank is > 0,
- * the smallest TTL among answers of positive-weight domains, else among answers of
- * negative-weight domains; undefined when none answered (the caller uses min_ttl).
- * Leaves to others: the threshold and action (screener.ts), TTL clamping and caching
- * (verdict-cache.ts), parsing entries (dnsbl-site.ts).
- * Bugs: NXDOMAIN TTLs (SOA minimum) are invisible through node:dns, so a clean client's
- * DNSBL pass lasts postscreen_dnsbl_min_ttl unless a DNSWL answered.
+ * Decides (postscreen(8), postconf(5) postscreen_dnsbl_sites): each distinct domain is
+ * asked once, all in parallel; each entry whose filter matches one of the domain's A
+ * records adds its weight once; rank = the sum. Answers in 127.255.255.0/24 and
+ * 127.0.0.1 are never listings (Spamhaus error codes; metric result `invalid`); a DNS
+ * failure or timeout counts as not listed (metric `error`). The reply names the matching
+ * site with the largest weight. Cache TTL as Postfix: rank > 0 → the smallest TTL among
+ * positive-weight domains' answers, else among negative-weight ones; else undefined.
+ * Leaves to others: threshold and action (screener.ts), TTL clamping and caching
+ * (verdict-cache.ts), entry syntax (dnsbl-site.ts).
+ * Bugs: node:dns hides NXDOMAIN TTLs (SOA minimum), so a clean client's DNSBL pass lasts
+ * postscreen_dnsbl_min_ttl unless a DNSWL answered.
  */
 import type { Clock } from '../clock.js';
 import { DnsError, type AddressAnswer, type DnsResolver } from '../dns/resolver.js';

@@ -1,23 +1,18 @@
 /*
  * screener — the screen stage: one connection from accept to handover, as postscreen(8).
  *
- * Decides the per-connection flow: log CONNECT; postscreen_access_list (permit →
- * ALLOWLISTED, hand over at once; reject → DENYLISTED, then postscreen_denylist_action);
- * the verdict cache (every needed test still valid → PASS OLD, hand over at once, no
- * teaser); otherwise the tests that are due run in parallel during the greet wait:
- * pregreet (teaser, early bytes) and DNSBL (every site). The wait ends at
- * postscreen_greet_wait, or earlier once every due test has its result (pregreet can
- * only pass at the end of the wait). Then: all passed → PASS NEW (PASS OLD when the
- * client had a cache record), passes cached, hand over; a failure → its action: drop =
- * 521 reply and close; enforce = hand over with the 550 reply for every RCPT (a later
- * test's reply replaces an earlier one, as in Postfix); ignore = logged, handed over as
- * 'ignored-failure', the failed test not cached. Hangup during the screen → HANGUP +
- * DISCONNECT. Before a handover every listener added here is removed and the socket
- * paused, so no byte after the screen is lost (smtp-server pipes it).
- * Leaves to others: SMTP after the handover (policy/), the tests' details (pregreet.ts,
- * dnsbl.ts, access-list.ts), the cache store (verdict-cache.ts).
- * Bugs: no per-client concurrency accounting (postscreen skips the cache for parallel
- * connections); no deep protocol tests; pregreet bytes are consumed (see pregreet.ts).
+ * Decides the flow: CONNECT; postscreen_access_list (permit → ALLOWLISTED, hand over;
+ * reject → DENYLISTED, then postscreen_denylist_action); verdict cache (every needed
+ * test valid → PASS OLD, hand over, no teaser); else the due tests run in parallel in
+ * the greet wait — pregreet and DNSBL — ending at postscreen_greet_wait or once every
+ * due test has its result. All passed → PASS NEW, cached, hand over; a failure → its
+ * action (drop: 521 and close; enforce: hand over with the 550 for every RCPT, a later
+ * test's reply replacing an earlier one; ignore: hand over, not cached). Hangup → HANGUP
+ * + DISCONNECT. A handed-over socket is paused with no screener listener left on it.
+ * Leaves to others: SMTP after the handover (policy/), the tests (pregreet.ts, dnsbl.ts,
+ * access-list.ts), the cache store (verdict-cache.ts).
+ * Bugs: no per-client concurrency accounting, no deep protocol tests; pregreet bytes
+ * are consumed (pregreet.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
