@@ -7,8 +7,8 @@
  * Leaves to others: what each command does (main.ts, config/, queue/, sink/).
  */
 import { parseArgs } from 'node:util';
-import { startMxscreen } from './main.js';
-import { checkConfig, loadConfig } from './config/config.js';
+import { checkConfiguration, startMxscreen } from './main.js';
+import { loadConfig } from './config/config.js';
 import { formatProblem, MxError } from './errors.js';
 import { listQueue, formatQueueListing } from './queue/spool.js';
 import { queueSettingsFromConfig } from './queue/queue-manager.js';
@@ -57,7 +57,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case 'check-config': {
       if (!configFile) usage('check-config needs --config FILE');
-      const problems = checkConfig(configFile);
+      const problems = checkConfiguration(configFile);
       for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
       return problems.length === 0 ? 0 : 1;
     }

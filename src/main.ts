@@ -11,20 +11,20 @@
  */
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
-import { loadConfig } from './config/config.js';
+import { checkConfig, loadConfig } from './config/config.js';
 import type { Config } from './config/value.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, formatProblem, type ConfigProblem } from './errors.js';
 import type { DnsResolver } from './dns/resolver.js';
 import { createNodeResolver } from './dns/node-resolver.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
-import { Screener, screenSettingsFromConfig } from './screen/screener.js';
+import { Screener, screenSettingsFromConfig, type ScreenSettings } from './screen/screener.js';
 import { SmtpListener } from './screen/listener.js';
 import { LruVerdictCache } from './screen/verdict-cache.js';
-import { Smtpd, smtpdSettingsFromConfig } from './policy/smtpd.js';
+import { Smtpd, smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd.js';
 import { Spool } from './queue/spool.js';
-import { QueueManager, queueSettingsFromConfig } from './queue/queue-manager.js';
+import { QueueManager, queueSettingsFromConfig, type QueueSettings } from './queue/queue-manager.js';
 
 export interface MxscreenOptions {
   /** Path of main.cf. */
@@ -66,6 +66,51 @@ export interface Mxscreen {
   stop(): Promise<void>;
 }
 
+/** The settings of every stage, built from one configuration. */
+export interface StageSettings {
+  readonly screen: ScreenSettings;
+  readonly smtpd: SmtpdSettings;
+  readonly queue: QueueSettings;
+}
+
+/**
+ * Builds every stage's settings from `config`. Throws ConfigError listing the problems
+ * of all stages at once (e.g. a bad postscreen_dnsbl_sites entry, an unreadable TLS key).
+ */
+export function stageSettingsFromConfig(config: Config): StageSettings {
+  const problems: ConfigProblem[] = [];
+  function attempt<T>(build: () => T): T | undefined {
+    try {
+      return build();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return undefined;
+    }
+  }
+  const screen = attempt(() => screenSettingsFromConfig(config));
+  const smtpd = attempt(() => smtpdSettingsFromConfig(config));
+  const queue = attempt(() => queueSettingsFromConfig(config));
+  if (!screen || !smtpd || !queue) throw new ConfigError(problems);
+  return { screen, smtpd, queue };
+}
+
+/**
+ * What `mxscreen check-config` reports: every problem in main.cf and its tables, then,
+ * when those are clean, every problem the stages find in their settings. Empty = good.
+ */
+export function checkConfiguration(file: string): ConfigProblem[] {
+  const problems = checkConfig(file);
+  if (problems.length > 0) return problems;
+  try {
+    stageSettingsFromConfig(loadConfig(file));
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+}
+
 /**
  * Starts every stage on the configuration in `options.configFile`.
  * Throws ConfigError (every `file:line: message`) when the configuration is bad, and
@@ -73,6 +118,7 @@ export interface Mxscreen {
  */
 export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen> {
   let config = loadConfig(options.configFile);
+  const settings = stageSettingsFromConfig(config);
   const clock = options.clock ?? systemClock;
   const log = createLogger({ destination: options.logDestination });
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
@@ -80,12 +126,12 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     options.resolver ??
     createNodeResolver({ servers: config.get('mxscreen_dns_servers'), timeoutMs: config.get('postscreen_dnsbl_timeout') });
 
-  const queueSettings = queueSettingsFromConfig(config);
+  const queueSettings = settings.queue;
   const spool = await Spool.open(queueSettings.directory, { log, metrics, clock });
   const queue = new QueueManager(queueSettings, { spool, resolver, clock, log, metrics });
   await queue.start();
 
-  const smtpd = new Smtpd(smtpdSettingsFromConfig(config), {
+  const smtpd = new Smtpd(settings.smtpd, {
     queue: spool,
     clock,
     log,
@@ -93,7 +139,7 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     onQueued: (id) => queue.kick(id),
   });
   const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock });
-  const screener = new Screener(screenSettingsFromConfig(config), {
+  const screener = new Screener(settings.screen, {
     resolver,
     clock,
     log,
@@ -130,10 +176,12 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     queue,
     async reload() {
       let next: Config;
+      let nextSettings: StageSettings;
       try {
         next = loadConfig(options.configFile);
+        nextSettings = stageSettingsFromConfig(next);
       } catch (error) {
-        const problems = error instanceof ConfigError ? error.problems.map((p) => `${p.file}:${p.line}: ${p.message}`) : [String(error)];
+        const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [String(error)];
         log.error({ event: 'RELOAD FAILED', problems }, 'reload failed, keeping the running configuration');
         return false;
       }
@@ -142,9 +190,9 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
           log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
         }
       }
-      screener.setSettings(screenSettingsFromConfig(next));
-      smtpd.setSettings(smtpdSettingsFromConfig(next));
-      queue.setSettings(queueSettingsFromConfig(next));
+      screener.setSettings(nextSettings.screen);
+      smtpd.setSettings(nextSettings.smtpd);
+      queue.setSettings(nextSettings.queue);
       config = next;
       log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
       return true;
