@@ -44,6 +44,17 @@ test('check-config prints every error as file:line: message and exits 1', () => 
   }
 });
 
+test('check-config reports problems the stages find, such as a bad postscreen_dnsbl_sites entry', () => {
+  const { directory, file } = tempConfig(['myhostname = mx.example.net', 'postscreen_dnsbl_sites = zen.dnsbl.test*x']);
+  try {
+    const result = runCli(['check-config', '-c', file]);
+    assert.equal(result.status, 1);
+    assert.match(result.stdout, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: postscreen_dnsbl_sites`));
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
 test('start runs in the foreground, reloads on SIGHUP (keeping the last good config on error) and stops on SIGTERM', async () => {
   const { directory, file } = tempConfig([
     'myhostname = mx.example.net',
