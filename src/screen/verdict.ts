@@ -41,4 +41,23 @@ export interface ScreenVerdict {
   readonly dnsblRank?: number;
   /** When the screener accepted the TCP connection, ms since the epoch. */
   readonly connectedAt: number;
+  /**
+   * The deep protocol tests (pipelining, non-SMTP command, bare newline) that go on
+   * watching the live session after the handover; absent when none is enabled or the
+   * verdict cache says they are still valid. See `DeepTestMonitor`.
+   */
+  readonly deepTests?: DeepTestMonitor;
+}
+
+/**
+ * Live results of the "after 220" tests that postscreen(8) runs in its own dummy SMTP
+ * engine, here run on the real session (screen/ owns the monitor, policy/ asks it).
+ * The policy stage asks `failure()` at every MAIL FROM, RCPT TO and at DATA (before it
+ * sends 354) and, when it returns a failure, answers with its `reply` and logs
+ * `NOQUEUE: reject`, so no message from a failing client is queued. A `drop` failure
+ * closes the connection from the monitor itself (521), so the policy stage never sees it.
+ */
+export interface DeepTestMonitor {
+  /** The first failure whose action is enforce, or undefined while the client is clean. */
+  failure(): { readonly test: ScreenTest; readonly reply: SmtpReply } | undefined;
 }
