@@ -11,17 +11,30 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
 
-  /** Connections by screen verdict: allowlisted, pass-new, pass-old, enforce, drop, ignored-failure, hangup (client left during the screen), limit. */
+  /** Connections by screen verdict: allowlisted, pass-new, pass-old, enforce, drop, ignored-failure, hangup (client left during the screen), limit (a connection limit refused it with 421). */
   readonly connections = new Counter({ name: 'mxscreen_connections_total', help: 'SMTP connections by screen verdict.', labelNames: ['verdict'] as const, registers: [this.registry] });
-  /** Results of each postscreen test: test = access|pregreet|dnsbl, result = pass|fail. */
-  readonly screenTests = new Counter({ name: 'mxscreen_screen_tests_total', help: 'postscreen test results by test and result.', labelNames: ['test', 'result'] as const, registers: [this.registry] });
-  readonly activeConnections = new Gauge({ name: 'mxscreen_active_connections', help: 'Open client connections by stage (screen, smtpd).', labelNames: ['stage'] as const, registers: [this.registry] });
-  /** DNSBL queries: result = listed | not_listed | error (DNS failure, timeout) | invalid (127.255.255.x or 127.0.0.1 answer). */
-  readonly dnsblQueries = new Counter({ name: 'mxscreen_dnsbl_queries_total', help: 'DNSBL/DNSWL queries by site and result.', labelNames: ['site', 'result'] as const, registers: [this.registry] });
+  /**
+   * Results of each postscreen test: test = access|pregreet|dnsbl|pipelining|non_smtp_command|bare_newline,
+   * result = pass|fail, action = the configured action of the test (ignore|enforce|drop; `none` for a pass).
+   */
+  readonly screenVerdicts = new Counter({ name: 'mxscreen_screen_verdicts_total', help: 'postscreen test results by test, result and action.', labelNames: ['test', 'result', 'action'] as const, registers: [this.registry] });
+  /** Open client connections by stage: screen (in the screener, before handover), smtpd (policy stage). */
+  readonly activeConnections = new Gauge({ name: 'mxscreen_connections_active', help: 'Open client connections by stage (screen, smtpd).', labelNames: ['stage'] as const, registers: [this.registry] });
+  /**
+   * DNSBL/DNSWL answers: result = listed | not_listed | error (DNS failure: SERVFAIL, REFUSED, …) | timeout |
+   * refused_code (an error code, never a listing: 127.255.255.0/24, 127.0.0.1, or 127.0.0.255 from a DNSWL).
+   */
+  readonly dnsblAnswers = new Counter({ name: 'mxscreen_dnsbl_answers_total', help: 'DNSBL/DNSWL answers by site and result.', labelNames: ['site', 'result'] as const, registers: [this.registry] });
+  /** 1 when the site passes its RFC 5782 self-test (127.0.0.2 listed, 127.0.0.1 not), else 0. */
+  readonly dnsblSiteHealthy = new Gauge({ name: 'mxscreen_dnsbl_site_healthy', help: 'DNSBL/DNSWL site health from the periodic self-test (1 healthy, 0 not).', labelNames: ['site'] as const, registers: [this.registry] });
+  /** 1 while the screen stage is in stress mode (postscreen(8) overload), else 0. */
+  readonly stressMode = new Gauge({ name: 'mxscreen_stress_mode', help: 'Screen stage stress mode (1 on, 0 off).', registers: [this.registry] });
   readonly dnsblLatency = new Histogram({ name: 'mxscreen_dnsbl_query_seconds', help: 'DNSBL query latency by site.', labelNames: ['site'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
   readonly dnsblRank = new Histogram({ name: 'mxscreen_dnsbl_rank', help: 'DNSBL rank of screened clients.', buckets: [-5, -1, 0, 1, 2, 3, 5, 10], registers: [this.registry] });
-  /** Verdict cache lookups: result = hit | miss. */
-  readonly cacheLookups = new Counter({ name: 'mxscreen_verdict_cache_lookups_total', help: 'Verdict cache lookups by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  /** Verdict cache lookups: result = hit (every test still valid) | miss. */
+  readonly cacheLookups = new Counter({ name: 'mxscreen_screen_cache_lookups_total', help: 'Verdict cache lookups by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  /** Records held by the verdict cache, expired ones kept for postscreen_cache_retention_time included. */
+  readonly cacheEntries = new Gauge({ name: 'mxscreen_screen_cache_entries', help: 'Records in the postscreen verdict cache.', registers: [this.registry] });
   readonly smtpReplies = new Counter({ name: 'mxscreen_smtp_replies_total', help: 'SMTP replies sent to clients by reply code.', labelNames: ['code'] as const, registers: [this.registry] });
   readonly messagesQueued = new Counter({ name: 'mxscreen_messages_queued_total', help: 'Messages accepted with 250 and written to the queue.', registers: [this.registry] });
   readonly messageBytes = new Counter({ name: 'mxscreen_message_bytes_total', help: 'Bytes of messages written to the queue.', registers: [this.registry] });

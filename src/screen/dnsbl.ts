@@ -2,16 +2,18 @@
  * dnsbl — the DNSBL/DNSWL test: query every site for a client and add up the rank.
  *
  * Decides (postscreen(8), postconf(5) postscreen_dnsbl_sites): each distinct domain is
- * asked once, all in parallel; each entry whose filter matches one of the domain's A
- * records adds its weight once; rank = the sum. Answers in 127.255.255.0/24 and
- * 127.0.0.1 are never listings (Spamhaus error codes; metric result `invalid`); a DNS
- * failure or timeout counts as not listed (metric `error`). The reply names the matching
- * site with the largest weight. Cache TTL as Postfix: rank > 0 → the smallest TTL among
+ * asked once, all in one burst; each entry whose filter matches one of the domain's A
+ * records adds its weight once; rank = the sum. Error codes are never listings:
+ * 127.255.255.0/24 and 127.0.0.1 from any site, 127.0.0.255 from a DNSWL (a domain with
+ * a negative weight): the query's result is `refused_code`, for this query only (the
+ * site's health is dnsbl-health.ts's business; such an answer asks it for an early
+ * self-test). A DNS failure (`error`) or timeout counts as not listed. A site the
+ * self-test found unhealthy is not asked (`skipped`). The reply names the matching site
+ * with the largest weight. Cache TTL as Postfix: rank > 0 → the smallest TTL among
  * positive-weight domains' answers, else among negative-weight ones; else undefined.
- * Leaves to others: threshold and action (screener.ts), TTL clamping and caching
- * (verdict-cache.ts), entry syntax (dnsbl-site.ts).
- * Bugs: node:dns hides NXDOMAIN TTLs (SOA minimum), so a clean client's DNSBL pass lasts
- * postscreen_dnsbl_min_ttl unless a DNSWL answered.
+ * Leaves to others: threshold and action (screener.ts), TTL clamping (verdict-cache.ts),
+ * entry syntax (dnsbl-site.ts), the names shown for secret zones (screener.ts).
+ * Bugs: node:dns hides NXDOMAIN TTLs, so a clean client's pass lasts the min TTL.
  */
 import type { Clock } from '../clock.js';
 import { DnsError, type AddressAnswer, type DnsResolver } from '../dns/resolver.js';
@@ -20,8 +22,12 @@ import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { filterMatches, type DnsblSite } from './dnsbl-site.js';
 
-/** What one domain said about the client. `pending`: no answer yet (partial score). */
-export type DnsblSiteResult = 'listed' | 'not_listed' | 'error' | 'invalid' | 'pending';
+/**
+ * What one domain said about the client: the metric results (listed, not_listed, error,
+ * timeout, refused_code), plus `skipped` (unhealthy site, not asked) and `pending` (no
+ * answer yet: a partial score).
+ */
+export type DnsblSiteResult = 'listed' | 'not_listed' | 'error' | 'timeout' | 'refused_code' | 'skipped' | 'pending';
 
 export interface DnsblDomainScore {
   readonly domain: string;
@@ -51,6 +57,18 @@ export interface DnsblDeps {
   readonly metrics: Metrics;
   /** When set, DNS failures other than "not listed" are logged (event `DNSBL error`). */
   readonly log?: Logger;
+  /** Site health (dnsbl-health.ts): unhealthy sites are skipped; error codes are reported. */
+  readonly health?: DnsblHealthView;
+  /** The name logs and metrics show for a domain (postscreen_dnsbl_reply_map); default: the domain. */
+  readonly displayName?: (domain: string) => string;
+}
+
+/** What the query needs from the site health monitor. */
+export interface DnsblHealthView {
+  /** False when the site failed its last self-test: its answers do not count. */
+  healthy(domain: string): boolean;
+  /** An error code came back for a client query: the monitor may run an early self-test. */
+  suspect(domain: string): void;
 }
 
 /** A DNSBL lookup in progress. */
@@ -61,9 +79,13 @@ export interface DnsblQuery {
   score(): DnsblScore;
 }
 
-/** True for answers that are DNSBL error codes, never listings: 127.255.255.0/24, 127.0.0.1. */
-export function isInvalidDnsblAnswer(address: string): boolean {
-  return address === '127.0.0.1' || address.startsWith('127.255.255.');
+/**
+ * True for answers that are error codes, never listings: 127.255.255.0/24 and 127.0.0.1
+ * (RFC 5782 §5, Spamhaus "query refused" codes), and 127.0.0.255 from a DNSWL
+ * (`allowlist`: dnswl.org's "limit exceeded").
+ */
+export function isDnsblErrorCode(address: string, allowlist: boolean): boolean {
+  return address === '127.0.0.1' || address.startsWith('127.255.255.') || (allowlist && address === '127.0.0.255');
 }
 
 interface DomainState {
@@ -113,37 +135,52 @@ export function scoreDnsbl(sites: readonly DnsblSite[], states: ReadonlyMap<stri
 
 /**
  * Starts the lookups of `address` (IPv4, IPv6, or IPv4-mapped IPv6, queried as IPv4)
- * at every domain of `sites`, one query per distinct domain, each limited to `timeoutMs`
- * (the injected clock; a late answer counts as `error`). Counts metrics dnsblQueries
- * {site,result} and dnsblLatency{site} when each query ends.
+ * at every healthy domain of `sites`, one query per distinct domain, all sent at once,
+ * each limited to `timeoutMs` (the injected clock; a late answer counts as `timeout`).
+ * Counts metrics dnsblAnswers{site,result} and dnsblLatency{site} when each query ends.
  */
 export function startDnsblQuery(sites: readonly DnsblSite[], address: string, timeoutMs: number, deps: DnsblDeps): DnsblQuery {
   const states = new Map<string, DomainState>();
   const lookups: Promise<void>[] = [];
-  for (const domain of domainsOf(sites).keys()) {
+  const shown = deps.displayName ?? ((domain: string) => domain);
+  for (const [domain, entries] of domainsOf(sites)) {
     const state: DomainState = { result: 'pending', answers: [] };
     states.set(domain, state);
+    if (deps.health && !deps.health.healthy(domain)) {
+      state.result = 'skipped';
+      continue;
+    }
+    const allowlist = entries.some((entry) => entry.weight < 0);
     const started = deps.clock.now();
     const name = reverseName(address, domain);
     const finish = (result: DnsblSiteResult, answers: AddressAnswer[]) => {
       if (state.result !== 'pending') return;
       state.result = result;
       state.answers = answers;
-      deps.metrics.dnsblQueries.inc({ site: domain, result });
-      deps.metrics.dnsblLatency.observe({ site: domain }, Math.max(0, deps.clock.now() - started) / 1000);
+      deps.metrics.dnsblAnswers.inc({ site: shown(domain), result });
+      deps.metrics.dnsblLatency.observe({ site: shown(domain) }, Math.max(0, deps.clock.now() - started) / 1000);
     };
     lookups.push(
       new Promise<void>((resolve) => {
         const timer = deps.clock.setTimer(timeoutMs, () => {
-          finish('error', []);
-          deps.log?.warn({ event: 'DNSBL error', site: domain, query: name, kind: 'timeout' }, `DNSBL lookup error for ${name}: timeout`);
+          finish('timeout', []);
+          deps.log?.warn({ event: 'DNSBL error', site: shown(domain), kind: 'timeout' }, `DNSBL lookup error for ${shown(domain)}: timeout`);
           resolve();
         });
         deps.resolver.resolve4(name).then(
           (answers) => {
             timer.cancel();
-            const valid = answers.filter((a) => !isInvalidDnsblAnswer(a.address));
-            finish(valid.length > 0 ? 'listed' : answers.length > 0 ? 'invalid' : 'not_listed', valid);
+            const codes = answers.filter((a) => isDnsblErrorCode(a.address, allowlist));
+            const valid = answers.filter((a) => !isDnsblErrorCode(a.address, allowlist));
+            if (codes.length > 0) {
+              // An error code is never a listing; it is an error for this query only.
+              deps.log?.warn(
+                { event: 'DNSBL error', site: shown(domain), kind: 'refused_code', codes: codes.map((a) => a.address) },
+                `DNSBL lookup error for ${shown(domain)}: error code ${codes.map((a) => a.address).join(' ')}`,
+              );
+              deps.health?.suspect(domain);
+            }
+            finish(valid.length > 0 ? 'listed' : codes.length > 0 ? 'refused_code' : 'not_listed', valid);
             resolve();
           },
           (error: unknown) => {
@@ -152,8 +189,8 @@ export function startDnsblQuery(sites: readonly DnsblSite[], address: string, ti
             if (kind === 'nxdomain' || kind === 'nodata') {
               finish('not_listed', []);
             } else {
-              finish('error', []);
-              deps.log?.warn({ event: 'DNSBL error', site: domain, query: name, kind }, `DNSBL lookup error for ${name}: ${kind}`);
+              finish(kind === 'timeout' ? 'timeout' : 'error', []);
+              deps.log?.warn({ event: 'DNSBL error', site: shown(domain), kind }, `DNSBL lookup error for ${shown(domain)}: ${kind}`);
             }
             resolve();
           },

@@ -1,24 +1,25 @@
 /*
  * screener — the screen stage: one connection from accept to handover, as postscreen(8).
  *
- * Decides the flow: CONNECT; postscreen_access_list (permit → ALLOWLISTED, hand over;
- * reject → DENYLISTED, then postscreen_denylist_action); verdict cache (every needed
- * test valid → PASS OLD, hand over, no teaser); else the due tests run in parallel in
- * the greet wait — pregreet and DNSBL — ending at postscreen_greet_wait or once every
- * due test has its result. All passed → PASS NEW, cached, hand over; a failure → its
- * action (drop: 521 and close; enforce: hand over with the 550 for every RCPT, a later
- * test's reply replacing an earlier one; ignore: hand over, not cached). Hangup → HANGUP
- * + DISCONNECT. A handed-over socket is paused with no screener listener left on it.
- * Leaves to others: SMTP after the handover (policy/), the tests (pregreet.ts, dnsbl.ts,
- * access-list.ts), the cache store (verdict-cache.ts).
- * Bugs: no per-client concurrency accounting, no deep protocol tests; pregreet bytes
- * are consumed (pregreet.ts).
+ * Decides the flow: PROXY header (postscreen_upstream_proxy_protocol); connection limits
+ * (connection-limits.ts, `NOQUEUE: reject: CONNECT`); CONNECT; postscreen_access_list
+ * (ALLOWLISTED / DENYLISTED + postscreen_denylist_action); verdict cache (every early test
+ * valid → PASS OLD, no teaser; ALLOWLIST VETO off postscreen_allowlist_interfaces); else
+ * pregreet ∥ DNSBL in the greet wait (a DNSWL rank at or below
+ * postscreen_dnsbl_allowlist_threshold ends it and passes every test). Then PASS NEW
+ * (cached), or the failed test's action (drop: 521 and close; enforce: handover with the
+ * 550; ignore: handover). At handover the deep tests still due run on the live session
+ * (deep-tests.ts). Every deadline sits in one TimerQueue. Hangup → HANGUP + DISCONNECT.
+ * Leaves to others: SMTP after the handover (policy/), the tests, the cache store.
+ * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from '../clock.js';
 import { configuredTable } from '../config/config.js';
 import type { Action, Config, MatchList } from '../config/value.js';
+import type { LookupTable } from '../tables/lookup-table.js';
+import { matchNetwork } from '../tables/match-list.js';
 import type { ParameterName } from '../config/catalogue.js';
 import { ConfigError, formatReply, type ConfigProblem, type SmtpReply } from '../errors.js';
 import type { DnsResolver } from '../dns/resolver.js';
@@ -26,8 +27,12 @@ import { unmapIpv4 } from '../tables/ip-network.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { evaluateAccessList, parseAccessList, type AccessList } from './access-list.js';
-import { startDnsblQuery, type DnsblQuery } from './dnsbl.js';
+import { startDnsblQuery, type DnsblHealthView, type DnsblQuery } from './dnsbl.js';
 import { parseDnsblSite, type DnsblSite } from './dnsbl-site.js';
+import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, STRESS_GREET_WAIT_MS, type ConnectionSlot, type LimitRefusal, type LimitSettings } from './connection-limits.js';
+import { DEEP_TESTS, DeepTestSession, type DeepTest } from './deep-tests.js';
+import { readProxyHeader } from './proxy-protocol.js';
+import { TimerQueue } from './timer-queue.js';
 import { formatPregreet, formatSeconds, watchPregreet, type PregreetEvent, type PregreetWatch } from './pregreet.js';
 import { dnsblLifetimeMs, testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
 import type { ScreenOutcome, ScreenTest, ScreenVerdict } from './verdict.js';
@@ -58,8 +63,36 @@ export interface ScreenSettings {
   readonly denylistAction: Action;
   /** postscreen_access_list, parsed with its tables open. */
   readonly accessList: AccessList;
-  /** mynetworks, for permit_mynetworks. */
+  /** mynetworks, for permit_mynetworks and the rate limit exemption. */
   readonly mynetworks: MatchList;
+  /** postscreen_dnsbl_allowlist_threshold: a rank ≤ this (< 0) passes every test; 0 = off. */
+  readonly dnsblAllowlistThreshold: number;
+  /** postscreen_dnsbl_reply_map: domain → the name shown in replies and INFO logs. */
+  readonly dnsblReplyMap: readonly LookupTable[];
+  /** postscreen_allowlist_interfaces: local addresses where passes may be cached. */
+  readonly allowlistInterfaces: MatchList;
+  /** Connection count, queue and rate limits. */
+  readonly limits: LimitSettings;
+  /** postscreen_upstream_proxy_protocol = haproxy. */
+  readonly proxyProtocol: boolean;
+  /** postscreen_upstream_proxy_timeout, ms. */
+  readonly proxyTimeoutMs: number;
+  /** The deep tests enabled (postscreen_*_enable). */
+  readonly deepTests: ReadonlySet<DeepTest>;
+  /** postscreen_pipelining_action, …_non_smtp_command_action, …_bare_newline_action. */
+  readonly deepActions: Readonly<Record<DeepTest, Action>>;
+  /** postscreen_*_ttl of the deep tests, ms. */
+  readonly deepTtlMs: Readonly<Record<DeepTest, number>>;
+  /** postscreen_forbidden_commands, upper-case. */
+  readonly forbiddenCommands: readonly string[];
+  /** postscreen_command_count_limit. */
+  readonly commandCountLimit: number;
+  /** postscreen_command_time_limit, ms. */
+  readonly commandTimeLimitMs: number;
+  /** line_length_limit, bytes. */
+  readonly lineLengthLimit: number;
+  /** myhostname, in 421 replies. */
+  readonly myhostname: string;
 }
 
 export interface ScreenerDeps {
@@ -68,6 +101,8 @@ export interface ScreenerDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly cache: VerdictCache;
+  /** DNSBL site health (dnsbl-health.ts); absent: every site counts. */
+  readonly health?: DnsblHealthView;
   /**
    * Receives every connection that survives the screen, paused, with no screener
    * listener left on it. It must attach its own 'error' listener at once.
@@ -82,6 +117,15 @@ export const SCREEN_REPLIES = {
   pregreetDrop: { code: 521, enhanced: '5.5.1', text: 'Protocol error' },
   pregreetEnforce: { code: 550, enhanced: '5.5.1', text: 'Protocol error' },
 } as const satisfies Record<string, SmtpReply>;
+
+/** The name shown for DNSBL `domain`: its postscreen_dnsbl_reply_map value, else the domain. */
+export function dnsblDisplayName(replyMap: readonly LookupTable[], domain: string): string {
+  for (const table of replyMap) {
+    const shown = table.lookup(domain)?.trim();
+    if (shown) return shown;
+  }
+  return domain;
+}
 
 /** The DNSBL reply: `521|550 5.7.1 Service unavailable; client [ip] blocked using site`. */
 export function dnsblReply(code: 521 | 550, address: string, site: string): SmtpReply {
@@ -120,8 +164,42 @@ export function screenSettingsFromConfig(config: Config): ScreenSettings {
     if (!(error instanceof ConfigError)) throw error;
     problems.push(...error.problems);
   }
+  const proxy = config.get('postscreen_upstream_proxy_protocol').trim();
+  if (proxy !== '' && proxy !== 'haproxy') problems.push(problemAt(config, 'postscreen_upstream_proxy_protocol', `unsupported protocol "${proxy}" (expected haproxy or empty)`));
   if (problems.length > 0) throw new ConfigError(problems);
+  const deepTests = new Set<DeepTest>();
+  if (config.get('postscreen_pipelining_enable')) deepTests.add('pipelining');
+  if (config.get('postscreen_non_smtp_command_enable')) deepTests.add('non_smtp_command');
+  if (config.get('postscreen_bare_newline_enable')) deepTests.add('bare_newline');
   return {
+    dnsblAllowlistThreshold: config.get('postscreen_dnsbl_allowlist_threshold'),
+    dnsblReplyMap: config.get('postscreen_dnsbl_reply_map'),
+    allowlistInterfaces: config.get('postscreen_allowlist_interfaces'),
+    limits: {
+      clientConnectionCountLimit: config.get('postscreen_client_connection_count_limit'),
+      preQueueLimit: config.get('postscreen_pre_queue_limit'),
+      postQueueLimit: config.get('postscreen_post_queue_limit'),
+      connectionRateLimit: config.get('smtpd_client_connection_rate_limit'),
+      rateTimeUnitMs: config.get('anvil_rate_time_unit'),
+    },
+    proxyProtocol: proxy === 'haproxy',
+    proxyTimeoutMs: config.get('postscreen_upstream_proxy_timeout'),
+    deepTests,
+    deepActions: {
+      pipelining: config.get('postscreen_pipelining_action'),
+      non_smtp_command: config.get('postscreen_non_smtp_command_action'),
+      bare_newline: config.get('postscreen_bare_newline_action'),
+    },
+    deepTtlMs: {
+      pipelining: config.get('postscreen_pipelining_ttl'),
+      non_smtp_command: config.get('postscreen_non_smtp_command_ttl'),
+      bare_newline: config.get('postscreen_bare_newline_ttl'),
+    },
+    forbiddenCommands: config.get('postscreen_forbidden_commands').map((word) => word.toUpperCase()),
+    commandCountLimit: config.get('postscreen_command_count_limit'),
+    commandTimeLimitMs: config.get('postscreen_command_time_limit'),
+    lineLengthLimit: config.get('line_length_limit'),
+    myhostname: config.get('myhostname'),
     greetWaitMs: config.get('postscreen_greet_wait'),
     greetBanner: config.get('postscreen_greet_banner'),
     greetAction: config.get('postscreen_greet_action'),
@@ -149,14 +227,21 @@ interface Session {
   readonly clientText: string;
   readonly connectedAt: number;
   readonly log: Logger;
+  readonly slot: ConnectionSlot;
+  /** Stress mode when the connection arrived: greet wait and command time limit. */
+  readonly stress: boolean;
+  /** postscreen_allowlist_interfaces does not list the local address: nothing is cached. */
+  readonly veto: boolean;
   /** The cache record found at connect, if any. */
   record: CacheRecord | undefined;
-  /** Tests to run in this session. */
+  /** Early tests to run in this session. */
   todo: ReadonlySet<CachedTest>;
   pregreetFailed: boolean;
   dnsbl: DnsblQuery | undefined;
   dnsblDone: boolean;
   dnsblRank: number | undefined;
+  /** The DNSWL rank reached postscreen_dnsbl_allowlist_threshold: every test passes. */
+  dnsblAllowlisted: boolean;
   /** Set by a failed test with action enforce; the last one wins (Postfix). */
   enforce: { test: ScreenTest; reply: SmtpReply } | undefined;
   /** A test failed with action ignore. */
@@ -177,43 +262,84 @@ function newSessionId(): string {
 export class Screener {
   private settings: ScreenSettings;
   private readonly deps: ScreenerDeps;
+  /** Every deadline of every connection, on one clock timer. */
+  readonly timers: TimerQueue;
+  readonly limits: ConnectionLimits;
 
   constructor(settings: ScreenSettings, deps: ScreenerDeps) {
     this.settings = settings;
     this.deps = deps;
+    this.timers = new TimerQueue(deps.clock);
+    this.limits = new ConnectionLimits(settings.limits, { clock: deps.clock, log: deps.log, metrics: deps.metrics });
   }
 
   /** Reload: new connections use `settings`; connections being screened keep theirs. */
   setSettings(settings: ScreenSettings): void {
     this.settings = settings;
+    this.limits.setSettings(settings.limits);
   }
 
   /** Screens one accepted connection; never throws. */
   screen(socket: Socket): void {
-    const { clock, metrics } = this.deps;
     if (socket.remoteAddress === undefined || socket.destroyed) {
       socket.destroy();
       return;
     }
+    const settings = this.settings;
     const client = { address: unmapIpv4(socket.remoteAddress), port: socket.remotePort ?? 0 };
     const local = { address: unmapIpv4(socket.localAddress ?? ''), port: socket.localPort ?? 0 };
+    if (!settings.proxyProtocol) {
+      this.begin(socket, settings, client, local);
+      return;
+    }
+    // The PROXY header comes first; the address it names is the one screened (postscreen_haproxy.c).
+    socket.on('error', () => undefined);
+    void readProxyHeader(socket, settings.proxyTimeoutMs, this.timers).then((result) => {
+      if ('error' in result) {
+        this.deps.log.warn(
+          { event: 'PROXY', client: formatClient(client.address, client.port), reason: result.error },
+          `haproxy read from ${formatClient(client.address, client.port)}: ${result.error}`,
+        );
+        socket.destroy();
+        return;
+      }
+      if (socket.destroyed) return;
+      socket.resume();
+      this.begin(socket, settings, result.endpoints?.client ?? client, result.endpoints?.local ?? local);
+    });
+  }
+
+  /** Limits, CONNECT, then the access list. */
+  private begin(socket: Socket, settings: ScreenSettings, client: Session['client'], local: Session['local']): void {
+    const { clock, metrics } = this.deps;
     const id = newSessionId();
     const clientText = formatClient(client.address, client.port);
+    const log = this.deps.log.child({ session: id, client: clientText });
+    log.info({ event: 'CONNECT', local: formatClient(local.address, local.port) }, `CONNECT from ${clientText} to ${formatClient(local.address, local.port)}`);
+    const admitted = this.limits.admit(client.address, matchNetwork(settings.mynetworks, client.address));
+    if ('reason' in admitted) {
+      this.refuse(socket, log, clientText, admitted);
+      return;
+    }
     const session: Session = {
       id,
       socket,
-      settings: this.settings,
+      settings,
       client,
       local,
       clientText,
       connectedAt: clock.now(),
-      log: this.deps.log.child({ session: id, client: clientText }),
+      log,
+      slot: admitted,
+      stress: this.limits.stress,
+      veto: !matchNetwork(settings.allowlistInterfaces, local.address),
       record: undefined,
       todo: new Set(),
       pregreetFailed: false,
       dnsbl: undefined,
       dnsblDone: false,
       dnsblRank: undefined,
+      dnsblAllowlisted: false,
       enforce: undefined,
       ignoredFailure: false,
       watch: undefined,
@@ -226,11 +352,18 @@ export class Screener {
     socket.on('error', onError);
     session.cleanups.push(() => socket.off('error', onError));
     metrics.activeConnections.inc({ stage: 'screen' });
-    session.log.info(
-      { event: 'CONNECT', local: formatClient(local.address, local.port) },
-      `CONNECT from ${clientText} to ${formatClient(local.address, local.port)}`,
-    );
     this.checkAccess(session);
+  }
+
+  /** A connection limit refused the client: `NOQUEUE: reject: CONNECT`, 421, close. */
+  private refuse(socket: Socket, log: Logger, clientText: string, refusal: LimitRefusal): void {
+    const { metrics } = this.deps;
+    metrics.connections.inc({ verdict: 'limit' });
+    metrics.smtpReplies.inc({ code: String(refusal.reply.code) });
+    log.info({ event: 'NOQUEUE: reject', reason: refusal.reason, code: refusal.reply.code }, `NOQUEUE: reject: CONNECT from ${clientText}: ${refusal.reason}`);
+    socket.on('error', () => undefined);
+    socket.end(`${formatReply(refusal.reply)}\r\n`, () => socket.destroy());
+    this.timers.setTimer(1_000, () => socket.destroy()); // a client that never reads must not hold the socket
   }
 
   /** postscreen_access_list, then the cache, then the early tests. */
@@ -240,12 +373,12 @@ export class Screener {
     if (access.problem) session.log.warn({ table: access.by }, access.problem);
     switch (access.decision) {
       case 'permit':
-        this.deps.metrics.screenTests.inc({ test: 'access', result: 'pass' });
+        this.deps.metrics.screenVerdicts.inc({ test: 'access', result: 'pass', action: 'none' });
         session.log.info({ event: 'ALLOWLISTED', by: access.by }, `ALLOWLISTED ${session.clientText}`);
         this.handover(session, 'allowlisted');
         return;
       case 'reject':
-        this.deps.metrics.screenTests.inc({ test: 'access', result: 'fail' });
+        this.deps.metrics.screenVerdicts.inc({ test: 'access', result: 'fail', action: settings.denylistAction });
         session.log.info({ event: 'DENYLISTED', by: access.by, action: settings.denylistAction }, `DENYLISTED ${session.clientText}`);
         switch (settings.denylistAction) {
           case 'drop':
@@ -278,12 +411,18 @@ export class Screener {
     } else {
       const now = this.deps.clock.now();
       session.record = this.deps.cache.get(session.client.address);
-      session.todo = new Set(needed.filter((test) => !testValid(session.record, test, now)));
-      if (session.todo.size === 0) {
+      const todo = needed.filter((test) => !testValid(session.record, test, now));
+      if (todo.length === 0 && session.veto) {
+        // The backup-MX veto: a passed client is screened again on this interface.
+        session.log.info({ event: 'ALLOWLIST VETO' }, `ALLOWLIST VETO ${session.clientText}`);
+        session.todo = new Set(needed);
+      } else if (todo.length === 0) {
         this.deps.metrics.cacheLookups.inc({ result: 'hit' });
         session.log.info({ event: 'PASS OLD' }, `PASS OLD ${session.clientText}`);
         this.handover(session, 'pass-old');
         return;
+      } else {
+        session.todo = new Set(todo);
       }
       this.deps.metrics.cacheLookups.inc({ result: 'miss' });
     }
@@ -293,7 +432,7 @@ export class Screener {
   /** Pregreet ∥ DNSBL during the greet wait (postscreen_early.c psc_early_tests). */
   private startEarlyTests(session: Session): void {
     const { settings, socket } = session;
-    const { clock } = this.deps;
+    const clock = this.timers;
     if (session.todo.has('pregreet')) {
       session.watch = watchPregreet(socket, { banner: settings.greetBanner, connectedAt: session.connectedAt, clock }, (event) => this.onPregreet(session, event));
     } else {
@@ -308,15 +447,22 @@ export class Screener {
         clock,
         metrics: this.deps.metrics,
         log: session.log,
+        displayName: (domain) => dnsblDisplayName(settings.dnsblReplyMap, domain),
+        ...(this.deps.health ? { health: this.deps.health } : {}),
       });
       session.dnsbl = query;
-      void query.settled.then(() => {
+      void query.settled.then((score) => {
         session.dnsblDone = true;
-        if (this.earlyTestsDone(session)) this.conclude(session);
+        if (settings.dnsblAllowlistThreshold < 0 && score.rank <= settings.dnsblAllowlistThreshold && !session.enforce && !session.pregreetFailed) {
+          session.dnsblAllowlisted = true;
+          this.conclude(session);
+        } else if (this.earlyTestsDone(session)) {
+          this.conclude(session);
+        }
       });
     }
     if (session.finished) return; // the teaser write may already have failed
-    session.timer = clock.setTimer(settings.greetWaitMs, () => this.conclude(session));
+    session.timer = clock.setTimer(session.stress ? Math.min(STRESS_GREET_WAIT_MS, settings.greetWaitMs) : settings.greetWaitMs, () => this.conclude(session));
   }
 
   /** True when no due test can still change: pregreet failed or not due, DNSBL answered or not due. */
@@ -335,7 +481,7 @@ export class Screener {
       case 'talk': {
         const { settings } = session;
         session.pregreetFailed = true;
-        this.deps.metrics.screenTests.inc({ test: 'pregreet', result: 'fail' });
+        this.deps.metrics.screenVerdicts.inc({ test: 'pregreet', result: 'fail', action: settings.greetAction });
         session.log.info(
           { event: 'PREGREET', bytes: event.bytes, after: Number(formatSeconds(event.afterMs)), text: event.text, action: settings.greetAction },
           formatPregreet(event, session.clientText),
@@ -365,27 +511,38 @@ export class Screener {
   private conclude(session: Session): void {
     if (session.finished) return;
     const { settings } = session;
-    const { clock, metrics } = this.deps;
-    const now = clock.now();
+    const { metrics } = this.deps;
+    const now = this.timers.now();
     const passed: { -readonly [T in CachedTest]?: number } = {};
 
     if (session.todo.has('pregreet') && !session.pregreetFailed) {
       passed.pregreet = now + settings.greetTtlMs;
-      metrics.screenTests.inc({ test: 'pregreet', result: 'pass' });
+      metrics.screenVerdicts.inc({ test: 'pregreet', result: 'pass', action: 'none' });
     }
     if (session.todo.has('dnsbl') && session.dnsbl) {
       // Partial when some site has not answered yet: those count as not listed.
       const score = session.dnsbl.score();
       session.dnsblRank = score.rank;
       metrics.dnsblRank.observe(score.rank);
-      if (score.rank < settings.dnsblThreshold) {
-        passed.dnsbl = now + dnsblLifetimeMs(score.ttlSeconds, settings.dnsblMinTtlMs, settings.dnsblMaxTtlMs);
-        metrics.screenTests.inc({ test: 'dnsbl', result: 'pass' });
+      const lifetime = dnsblLifetimeMs(score.ttlSeconds, settings.dnsblMinTtlMs, settings.dnsblMaxTtlMs);
+      if (session.dnsblAllowlisted) {
+        // postscreen_dnsbl_allowlist_threshold: every test is flagged passed with the DNSBL TTL.
+        for (const test of ['pregreet', 'dnsbl', ...settings.deepTests] as const) passed[test] = Math.max(passed[test] ?? 0, now + lifetime);
+        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'pass', action: 'none' });
+      } else if (score.rank < settings.dnsblThreshold) {
+        passed.dnsbl = now + lifetime;
+        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'pass', action: 'none' });
       } else {
-        const site = score.listedBy ?? settings.dnsblSites[0]?.domain ?? 'unknown';
-        metrics.screenTests.inc({ test: 'dnsbl', result: 'fail' });
+        const site = dnsblDisplayName(settings.dnsblReplyMap, score.listedBy ?? settings.dnsblSites[0]?.domain ?? 'unknown');
+        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'fail', action: settings.dnsblAction });
         session.log.info(
-          { event: 'DNSBL rank', rank: score.rank, site, sites: score.sites.map((s) => ({ domain: s.domain, result: s.result, weight: s.weight })), action: settings.dnsblAction },
+          {
+            event: 'DNSBL rank',
+            rank: score.rank,
+            site,
+            sites: score.sites.map((s) => ({ domain: dnsblDisplayName(settings.dnsblReplyMap, s.domain), result: s.result, weight: s.weight })),
+            action: settings.dnsblAction,
+          },
           `DNSBL rank ${score.rank} for ${session.clientText}`,
         );
         switch (settings.dnsblAction) {
@@ -405,9 +562,7 @@ export class Screener {
     }
 
     // A failure (other than ignored ones) voids this session's passes (psc_conclude).
-    if (!session.enforce && Object.keys(passed).length > 0) {
-      this.deps.cache.set(session.client.address, { ...session.record, ...passed });
-    }
+    if (!session.enforce && Object.keys(passed).length > 0) this.store(session, passed, []);
     if (session.enforce) {
       this.handover(session, 'enforce');
     } else if (session.ignoredFailure) {
@@ -420,6 +575,15 @@ export class Screener {
     }
   }
 
+  /** Merges passes into the client's cache record and removes failed tests, unless vetoed. */
+  private store(session: Session, passes: Partial<Record<CachedTest, number>>, failed: readonly CachedTest[]): void {
+    if (session.veto) return;
+    const current: { -readonly [T in CachedTest]?: number } = { ...this.deps.cache.get(session.client.address), ...passes };
+    for (const test of failed) delete current[test];
+    this.deps.cache.set(session.client.address, current);
+    this.deps.metrics.cacheEntries.set(this.deps.cache.size);
+  }
+
   /** Stops timers and watches and removes every listener the screener added. */
   private finish(session: Session): void {
     session.finished = true;
@@ -429,12 +593,52 @@ export class Screener {
     this.deps.metrics.activeConnections.dec({ stage: 'screen' });
   }
 
+  /** The deep tests due in this session (enabled, not valid in the cache), as a monitor. */
+  private deepTests(session: Session, outcome: ScreenOutcome): DeepTestSession | undefined {
+    const { settings } = session;
+    if (settings.deepTests.size === 0 || outcome === 'allowlisted' || outcome === 'enforce' || session.dnsblAllowlisted) return undefined;
+    const now = this.timers.now();
+    const record = session.veto ? undefined : this.deps.cache.get(session.client.address);
+    const due = new Set(DEEP_TESTS.filter((test) => settings.deepTests.has(test) && !testValid(record, test, now)));
+    if (due.size === 0) return undefined;
+    const ttls = [settings.greetTtlMs, settings.dnsblMinTtlMs, ...[...settings.deepTests].map((test) => settings.deepTtlMs[test])];
+    return new DeepTestSession(
+      session.socket,
+      {
+        tests: due,
+        actions: settings.deepActions,
+        ttlMs: settings.deepTtlMs,
+        ignoreTtlMs: Math.min(...ttls),
+        forbiddenCommands: settings.forbiddenCommands,
+        commandCountLimit: settings.commandCountLimit,
+        commandTimeLimitMs: session.stress ? Math.min(STRESS_COMMAND_TIME_LIMIT_MS, settings.commandTimeLimitMs) : settings.commandTimeLimitMs,
+        lineLengthLimit: settings.lineLengthLimit,
+        hostname: settings.myhostname,
+      },
+      {
+        clock: this.timers,
+        log: session.log,
+        metrics: this.deps.metrics,
+        clientText: session.clientText,
+        record: (passes, failed) => this.store(session, passes, failed),
+      },
+    );
+  }
+
   private handover(session: Session, outcome: ScreenOutcome): void {
     if (session.finished) return;
     this.finish(session);
     const { socket } = session;
+    const refusal = session.slot.handover();
+    if (refusal) {
+      session.slot.release();
+      this.refuse(socket, session.log, session.clientText, refusal);
+      return;
+    }
+    socket.once('close', () => session.slot.release());
     socket.pause();
     this.deps.metrics.connections.inc({ verdict: outcome });
+    const deepTests = this.deepTests(session, outcome);
     const verdict: ScreenVerdict = {
       sessionId: session.id,
       client: session.client,
@@ -443,6 +647,7 @@ export class Screener {
       ...(session.enforce ? { enforce: session.enforce } : {}),
       ...(session.dnsblRank !== undefined ? { dnsblRank: session.dnsblRank } : {}),
       connectedAt: session.connectedAt,
+      ...(deepTests ? { deepTests } : {}),
     };
     try {
       this.deps.handoff(socket, verdict);
@@ -461,6 +666,7 @@ export class Screener {
   private drop(session: Session, reply: SmtpReply): void {
     if (session.finished) return;
     this.finish(session);
+    session.slot.release();
     const { socket } = session;
     socket.on('error', () => undefined); // the client may be gone already
     this.deps.metrics.connections.inc({ verdict: 'drop' });
@@ -473,6 +679,7 @@ export class Screener {
   private hangup(session: Session, afterMs: number): void {
     if (session.finished) return;
     this.finish(session);
+    session.slot.release();
     session.socket.on('error', () => undefined);
     session.socket.destroy();
     this.deps.metrics.connections.inc({ verdict: 'hangup' });

@@ -1,23 +1,23 @@
 /*
  * verdict-cache — postscreen's temporary allowlist: which tests a client passed, until when.
  *
- * Decides: a record per client IP with one expiry time stamp per cached test
- * (postscreen(8) "postscreen_cache_map"): pregreet = pass time + postscreen_greet_ttl;
- * dnsbl = pass time + the answer TTL clamped to postscreen_dnsbl_min_ttl ..
- * postscreen_dnsbl_max_ttl (min_ttl when no answer carried a TTL). Only passed tests are
- * stored; failures never are. `VerdictCache` is an interface so that a store shared by
- * several processes or by mx1/mx2 (DESIGN.md "More than one core") can implement it;
- * `LruVerdictCache` is the in-process one, bounded by entries
- * (mxscreen_verdict_cache_size), on the injected Clock.
- * Leaves to others: when to read and write (screener.ts).
- * Bugs: an entry is forgotten when its last test expires (Postfix keeps it for
- * postscreen_cache_retention_time, so a re-tested client logs PASS OLD, not PASS NEW).
+ * Decides: a record per client IP with one expiry per cached test (postscreen(8)
+ * postscreen_cache_map): pregreet, dnsbl (answer TTL clamped to min/max TTL) and the
+ * deep tests (pipelining, non_smtp_command, bare_newline, each its `_ttl`). Only passed
+ * tests are stored. A record is kept postscreen_cache_retention_time after its last test
+ * expired, so a returning client whose tests are re-run logs PASS OLD, not PASS NEW.
+ * `VerdictCache` is an interface so that a store shared by several processes or by
+ * mx1/mx2 (DESIGN.md "More than one core") can implement it; `LruVerdictCache` is the
+ * in-process one, bounded by entries (mxscreen_verdict_cache_size), on the injected Clock,
+ * with a cleanup (postscreen_cache_cleanup_interval) that works in slices between
+ * event-loop turns so it never blocks it.
+ * Leaves to others: when to read and write (screener.ts, deep-tests.ts).
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.js';
 
-/** The tests whose passes are cached, in postscreen's order. */
-export const CACHED_TESTS = ['pregreet', 'dnsbl'] as const;
+/** The tests whose passes are cached, in postscreen's order (early tests, then the deep ones). */
+export const CACHED_TESTS = ['pregreet', 'dnsbl', 'pipelining', 'non_smtp_command', 'bare_newline'] as const;
 export type CachedTest = (typeof CACHED_TESTS)[number];
 
 /** Expiry per passed test, ms since the epoch; a missing test was never passed. */
@@ -28,6 +28,8 @@ export interface VerdictCache {
   get(ip: string): CacheRecord | undefined;
   /** Stores `record` for `ip`, replacing the previous one. */
   set(ip: string, record: CacheRecord): void;
+  /** Records held, expired ones within their retention time included. */
+  readonly size: number;
 }
 
 /** True when `record` says `test` is still valid at `now` (ms). */
@@ -50,17 +52,31 @@ function lastExpiry(record: CacheRecord): number {
   return Math.max(0, ...CACHED_TESTS.map((test) => record[test] ?? 0));
 }
 
+/** Records removed and kept by one cleanup run. */
+export interface CacheCleanup {
+  readonly removed: number;
+  readonly kept: number;
+}
+
+/** Records looked at per slice of a cleanup; the rest waits for the next event-loop turn. */
+const CLEANUP_SLICE = 2_000;
+
 /** An in-process VerdictCache: least recently used records go first beyond `maxEntries`. */
 export class LruVerdictCache implements VerdictCache {
   private readonly clock: Clock;
+  private readonly retentionMs: number;
   private readonly records: LRUCache<string, CacheRecord>;
 
-  /** `maxEntries` ≥ 1 (mxscreen_verdict_cache_size). */
-  constructor(options: { maxEntries: number; clock: Clock }) {
+  /**
+   * `maxEntries` ≥ 1 (mxscreen_verdict_cache_size); `retentionMs`
+   * (postscreen_cache_retention_time, default 0): how long a record outlives its last expiry.
+   */
+  constructor(options: { maxEntries: number; clock: Clock; retentionMs?: number }) {
     this.clock = options.clock;
+    this.retentionMs = Math.max(0, options.retentionMs ?? 0);
     this.records = new LRUCache<string, CacheRecord>({
       max: Math.max(1, options.maxEntries),
-      // Entries vanish when their last test expires; lru-cache reads time from our clock.
+      // Entries vanish after their last expiry plus retention; lru-cache reads time from our clock.
       ttl: 1,
       ttlAutopurge: false,
       ttlResolution: 0, // read our clock on every check; no timers of its own
@@ -68,9 +84,14 @@ export class LruVerdictCache implements VerdictCache {
     });
   }
 
+  /** True when `record` is past its last expiry plus the retention time at `now`. */
+  private stale(record: CacheRecord, now: number): boolean {
+    return lastExpiry(record) + this.retentionMs <= now;
+  }
+
   get(ip: string): CacheRecord | undefined {
     const record = this.records.get(ip);
-    if (record !== undefined && lastExpiry(record) <= this.clock.now()) {
+    if (record !== undefined && this.stale(record, this.clock.now())) {
       this.records.delete(ip);
       return undefined;
     }
@@ -79,16 +100,37 @@ export class LruVerdictCache implements VerdictCache {
 
   set(ip: string, record: CacheRecord): void {
     const now = this.clock.now();
-    const last = lastExpiry(record);
-    if (last <= now) {
+    if (this.stale(record, now)) {
       this.records.delete(ip);
       return;
     }
-    this.records.set(ip, record, { ttl: last - now });
+    this.records.set(ip, record, { ttl: lastExpiry(record) + this.retentionMs - now });
   }
 
-  /** Number of records held (for tests and metrics). */
+  /** Number of records held (for tests and the mxscreen_screen_cache_entries gauge). */
   get size(): number {
     return this.records.size;
+  }
+
+  /**
+   * Removes every record past its retention time (postscreen_cache_cleanup_interval),
+   * CLEANUP_SLICE records per event-loop turn (setImmediate between slices), so a large
+   * cache never blocks other connections. Resolves with the counts; never rejects.
+   */
+  async cleanup(): Promise<CacheCleanup> {
+    const keys = [...this.records.keys()];
+    let removed = 0;
+    for (let start = 0; start < keys.length; start += CLEANUP_SLICE) {
+      if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const now = this.clock.now();
+      for (const key of keys.slice(start, start + CLEANUP_SLICE)) {
+        const record = this.records.peek(key, { allowStale: true });
+        if (record !== undefined && this.stale(record, now)) {
+          this.records.delete(key);
+          removed++;
+        }
+      }
+    }
+    return { removed, kept: this.records.size };
   }
 }

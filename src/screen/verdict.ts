@@ -11,8 +11,12 @@
  */
 import type { SmtpReply } from '../errors.js';
 
-/** postscreen tests, in the order postscreen(8) runs them. */
-export const SCREEN_TESTS = ['access', 'pregreet', 'dnsbl'] as const;
+/**
+ * postscreen tests, in the order postscreen(8) runs them: before the greeting (access,
+ * pregreet, dnsbl), then on the live session (deep-tests.ts); `command_limit` stands for
+ * the command count, time and length limits of that phase.
+ */
+export const SCREEN_TESTS = ['access', 'pregreet', 'dnsbl', 'pipelining', 'non_smtp_command', 'bare_newline', 'command_limit'] as const;
 export type ScreenTest = (typeof SCREEN_TESTS)[number];
 
 export type ScreenOutcome =
@@ -55,9 +59,11 @@ export interface ScreenVerdict {
  * The policy stage asks `failure()` at every MAIL FROM, RCPT TO and at DATA (before it
  * sends 354) and, when it returns a failure, answers with its `reply` and logs
  * `NOQUEUE: reject`, so no message from a failing client is queued. A `drop` failure
- * closes the connection from the monitor itself (521), so the policy stage never sees it.
+ * (or a command limit) closes the connection from the monitor itself (521/421); commands
+ * the client had already pipelined behind it may still reach the policy stage, so
+ * failure() reports it too and they are refused.
  */
 export interface DeepTestMonitor {
-  /** The first failure whose action is enforce, or undefined while the client is clean. */
+  /** The first failure whose action is enforce, or the drop/limit that is closing the connection; undefined while the client is clean. */
   failure(): { readonly test: ScreenTest; readonly reply: SmtpReply } | undefined;
 }

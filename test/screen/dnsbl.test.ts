@@ -30,9 +30,9 @@ function deps(metrics = new Metrics()): DnsblDeps {
   return { resolver, clock: systemClock, metrics };
 }
 
-/** Value of mxscreen_dnsbl_queries_total{site,result}. */
+/** Value of mxscreen_dnsbl_answers_total{site,result}. */
 async function queries(metrics: Metrics, site: string, result: string): Promise<number> {
-  const { values } = await metrics.dnsblQueries.get();
+  const { values } = await metrics.dnsblAnswers.get();
   return values.find((v) => v.labels.site === site && v.labels.result === result)?.value ?? 0;
 }
 
@@ -76,20 +76,20 @@ test('the reply names the matching site with the largest weight', async () => {
   assert.equal(score.listedBy, 'big4.dnsbl.test');
 });
 
-test('127.255.255.254 is never a listing (metric result invalid)', async () => {
+test('127.255.255.254 is never a listing (metric result refused_code)', async () => {
   dns.listDnsbl('zen5.dnsbl.test', '127.0.1.5', ['127.255.255.254']);
   const metrics = new Metrics();
   const score = await queryDnsbl(sites('zen5.dnsbl.test*3'), '127.0.1.5', 500, deps(metrics));
   assert.equal(score.rank, 0);
-  assert.equal(score.sites[0]?.result, 'invalid');
-  assert.equal(await queries(metrics, 'zen5.dnsbl.test', 'invalid'), 1);
+  assert.equal(score.sites[0]?.result, 'refused_code');
+  assert.equal(await queries(metrics, 'zen5.dnsbl.test', 'refused_code'), 1);
 });
 
 test('127.0.0.1 is never a listing', async () => {
   dns.listDnsbl('zen6.dnsbl.test', '127.0.1.6', ['127.0.0.1']);
   const score = await queryDnsbl(sites('zen6.dnsbl.test'), '127.0.1.6', 500, deps());
   assert.equal(score.rank, 0);
-  assert.equal(score.sites[0]?.result, 'invalid');
+  assert.equal(score.sites[0]?.result, 'refused_code');
 });
 
 test('an error answer next to a real one: the real one counts', async () => {
@@ -99,7 +99,7 @@ test('an error answer next to a real one: the real one counts', async () => {
   assert.deepEqual(score.sites[0]?.addresses, ['127.0.0.2']);
 });
 
-test('a timeout counts as not listed (metric result error), within the time limit', async () => {
+test('a timeout counts as not listed (metric result timeout), within the time limit', async () => {
   dns.setNoAnswer('8.1.0.127.slow8.dnsbl.test');
   dns.listDnsbl('fast8.dnsbl.test', '127.0.1.8', ['127.0.0.2']);
   const metrics = new Metrics();
@@ -107,8 +107,8 @@ test('a timeout counts as not listed (metric result error), within the time limi
   const score = await queryDnsbl(sites('slow8.dnsbl.test*5', 'fast8.dnsbl.test'), '127.0.1.8', 150, deps(metrics));
   assert.ok(Date.now() - started < 600);
   assert.equal(score.rank, 1);
-  assert.equal(score.sites[0]?.result, 'error');
-  assert.equal(await queries(metrics, 'slow8.dnsbl.test', 'error'), 1);
+  assert.equal(score.sites[0]?.result, 'timeout');
+  assert.equal(await queries(metrics, 'slow8.dnsbl.test', 'timeout'), 1);
 });
 
 test('SERVFAIL counts as not listed', async () => {
@@ -167,7 +167,7 @@ test('score() before every site answered is partial: the silent site is pending'
   assert.equal(partial.rank, 1);
   assert.equal(partial.sites[0]?.result, 'pending');
   const final = await query.settled;
-  assert.equal(final.sites[0]?.result, 'error');
+  assert.equal(final.sites[0]?.result, 'timeout');
 });
 
 test('metrics: latency is observed per site', async () => {
@@ -177,4 +177,47 @@ test('metrics: latency is observed per site', async () => {
   const count = values.find((v) => v.metricName === 'mxscreen_dnsbl_query_seconds_count' && v.labels.site === 'a17.dnsbl.test');
   assert.equal(count?.value, 1);
   assert.equal(await queries(metrics, 'a17.dnsbl.test', 'not_listed'), 1);
+});
+
+test('127.0.0.255 from a DNSWL is an error (refused_code), never an allow', async () => {
+  dns.listDnsbl('wl18.dnswl.test', '127.0.1.18', ['127.0.0.255']);
+  const metrics = new Metrics();
+  const score = await queryDnsbl(sites('wl18.dnswl.test*-5'), '127.0.1.18', 500, deps(metrics));
+  assert.equal(score.rank, 0);
+  assert.equal(score.sites[0]?.result, 'refused_code');
+  assert.equal(await queries(metrics, 'wl18.dnswl.test', 'refused_code'), 1);
+});
+
+test('127.0.0.255 from a DNSBL (positive weight) is a listing', async () => {
+  dns.listDnsbl('bl19.dnsbl.test', '127.0.1.19', ['127.0.0.255']);
+  const score = await queryDnsbl(sites('bl19.dnsbl.test*2'), '127.0.1.19', 500, deps());
+  assert.equal(score.rank, 2);
+});
+
+test('an error code asks the site health for an early self-test; an unhealthy site is not asked', async () => {
+  dns.listDnsbl('zen20.dnsbl.test', '127.0.1.20', ['127.255.255.254']);
+  const suspects: string[] = [];
+  const health = { healthy: (domain: string) => domain !== 'sick20.dnsbl.test', suspect: (domain: string) => void suspects.push(domain) };
+  const score = await queryDnsbl(sites('zen20.dnsbl.test', 'sick20.dnsbl.test*9'), '127.0.1.20', 500, { ...deps(), health });
+  assert.deepEqual(suspects, ['zen20.dnsbl.test']);
+  assert.equal(score.sites[1]?.result, 'skipped');
+  assert.equal(dns.queryCount('20.1.0.127.sick20.dnsbl.test'), 0);
+});
+
+test('all sites are asked in one burst: the time is the slowest answer, not the sum', async () => {
+  const names = ['b21a.dnsbl.test', 'b21b.dnsbl.test', 'b21c.dnsbl.test', 'b21d.dnsbl.test'];
+  const slow: DnsResolver = {
+    ...resolver,
+    resolve4: (name) => new Promise((resolve) => setTimeout(() => resolve([]), 100)).then(() => resolver.resolve4(name)),
+  };
+  const started = Date.now();
+  await queryDnsbl(sites(...names), '127.0.1.21', 1000, { ...deps(), resolver: slow });
+  assert.ok(Date.now() - started < 250, `took ${Date.now() - started} ms for four 100 ms answers`);
+});
+
+test('displayName hides a secret zone name in metrics', async () => {
+  const metrics = new Metrics();
+  await queryDnsbl(sites('key22.zen.dq.dnsbl.test'), '127.0.1.22', 500, { ...deps(metrics), displayName: () => 'zen.dnsbl.test' });
+  assert.equal(await queries(metrics, 'zen.dnsbl.test', 'not_listed'), 1);
+  assert.equal(await queries(metrics, 'key22.zen.dq.dnsbl.test', 'not_listed'), 0);
 });
