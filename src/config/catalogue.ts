@@ -119,3 +119,12 @@ export type ParameterName = (typeof CATALOGUE)[number]['name'];
 
 /** The kind of parameter `N`. */
 export type KindOf<N extends ParameterName> = Extract<(typeof CATALOGUE)[number], { name: N }>['kind'];
+  { name: 'bounce_queue_lifetime', kind: 'time', default: '5d', unit: 'd', doc: 'How long a bounce (null sender <>) is retried before it is given up (never bounced again).' },
+  { name: 'delay_warning_time', kind: 'time', default: '0h', unit: 'h', doc: 'After this time undelivered, the sender gets one delay notice (DSN action delayed); 0 disables it.' },
+  { name: 'bounce_size_limit', kind: 'size', default: '50000', doc: 'Largest original message returned whole in a bounce (bytes); larger ones return their headers only.' },
+  { name: 'defer_transports', kind: 'list', default: '', doc: 'Transports (smtp, relay, …) whose mail is held in deferred/ until queue flush or ETRN.' },
+  { name: 'fast_flush_domains', kind: 'match-list', default: '$relay_domains', doc: 'Domains for which SMTP ETRN starts delivery of queued mail.' },
+  { name: 'default_destination_concurrency_limit', kind: 'integer', default: '20', doc: 'Most SMTP connections open to one nexthop at once.' },
+  { name: 'smtp_connection_cache_time_limit', kind: 'time', default: '2s', unit: 's', doc: 'How long an idle connection to a nexthop is kept for the next message (connection reuse).' },
+  { name: 'smtp_tls_security_level', kind: 'string', default: '', doc: 'TLS to the nexthop: none (or empty), may (STARTTLS when offered, unverified) or encrypt (defer without STARTTLS).' },
+  { name: 'queue_minfree', kind: 'size', default: '0', doc: 'Free bytes the queue file system must keep; MAIL and DATA get 452 4.3.1 below max(this, 1.5 x message_size_limit).' },

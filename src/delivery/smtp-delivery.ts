@@ -5,19 +5,25 @@
  * MAIL, RCPT or the end of DATA) → bounced for the recipients it concerns; a 4xx reply,
  * 503, a failed or lost connection, a timeout → deferred. Targets (MX hosts and their
  * addresses) are tried in order while connecting fails; once a server has answered the
- * envelope, its answer stands. Reply texts follow Postfix: `host[ip] said: 550 … (in reply
- * to RCPT TO command)`, `connect to host[ip]:port: Connection refused`.
- * TLS: STARTTLS when offered, without certificate checks (Postfix smtp_tls_security_level
- * = may); a failed upgrade goes on in clear text.
- * Leaves to others: choosing the nexthop and targets (transport.ts, mx-lookup.ts),
- * recording results and retrying (queue-manager.ts).
- * Bugs: one connection per message (no connection cache); per-recipient DSN NOTIFY/ORCPT
- * are not passed on (nodemailer takes them per message), ENVID and RET are.
+ * envelope, its answer stands. With a ConnectionCache, a connection carries several
+ * messages (RSET before reuse; a stale cached connection is replaced by a new one) and
+ * connections per nexthop are bounded. TLS (smtp_tls_security_level): none; may =
+ * STARTTLS when offered, unverified, clear text when it fails; encrypt = defer (4.7.4)
+ * unless STARTTLS succeeds. Per-recipient NOTIFY/ORCPT go to a DSN-capable server, one
+ * transaction per distinct pair. Reply texts follow Postfix.
+ * Leaves to others: nexthop and targets (transport.ts, mx-lookup.ts), retries (queue/).
+ * Bugs: no certificate verification (Postfix "encrypt", not "verify"); no pipelining
+ * of several messages on one connection.
  */
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { Envelope } from '../queue/envelope.js';
+import type { Envelope, QueueRecipient } from '../queue/envelope.js';
 import type { DeliveryTarget } from './mx-lookup.js';
+import type { CachedConnection, ConnectionCache } from './connection-cache.js';
+
+/** Postfix smtp_tls_security_level values mxscreen implements (empty means none). */
+export const TLS_LEVELS = ['none', 'may', 'encrypt'] as const;
+export type TlsLevel = (typeof TLS_LEVELS)[number];
 
 export type RecipientOutcome = 'sent' | 'deferred' | 'bounced';
 
@@ -33,6 +39,8 @@ export interface RecipientResult {
 export interface DeliveryResult {
   /** `host[ip]:port` of the server that answered (or was tried last), `none` without one. */
   readonly relay: string;
+  /** The server announced DSN: it, not we, reports success (NOTIFY=SUCCESS) from here on. */
+  readonly dsnSupported: boolean;
   /** One result per requested recipient, in request order. */
   readonly recipients: readonly RecipientResult[];
 }
@@ -42,7 +50,8 @@ export interface DeliveryRequest {
   readonly targets: readonly DeliveryTarget[];
   /** Envelope sender; empty for the null sender `<>`. */
   readonly sender: string;
-  readonly recipients: readonly string[];
+  /** Addresses, or queue recipients with their RFC 3461 NOTIFY and ORCPT. */
+  readonly recipients: readonly (string | QueueRecipient)[];
   /** Body size in bytes (sent as SIZE=, RFC 1870). */
   readonly size: number;
   /** A fresh stream of the body bytes for each connection that gets to DATA. */
@@ -56,6 +65,10 @@ export interface DeliveryRequest {
   readonly dsn?: Envelope['dsn'];
   /** Aborting closes the connection; undelivered recipients come back deferred. */
   readonly signal?: AbortSignal;
+  /** smtp_tls_security_level; default may. */
+  readonly tlsLevel?: TlsLevel;
+  /** Connection reuse and the per-nexthop connection limit; without it, one connection per call. */
+  readonly cache?: { readonly connections: ConnectionCache<SmtpSession>; readonly key: string; readonly limit: number };
 }
 
 /** The shape nodemailer gives its errors (NodemailerError). */
@@ -73,127 +86,259 @@ interface SmtpClientError extends Error {
 /**
  * Tries the targets in order and returns per-recipient results. Never throws: every
  * failure becomes a deferred or bounced result. Source: RFC 5321 §4.2 (reply classes),
- * §5.1 (trying MX hosts in order); Postfix smtp(8) log texts.
+ * §5.1 (trying MX hosts in order); RFC 3461 §4 (NOTIFY, ORCPT); Postfix smtp(8) texts.
  */
 export async function deliverMessage(request: DeliveryRequest): Promise<DeliveryResult> {
+  const recipients = request.recipients.map(recipientOf);
   let last: DeliveryResult = {
     relay: 'none',
-    recipients: request.recipients.map((address) => ({ address, status: 'deferred', dsn: '4.4.3', text: 'no delivery target' })),
+    dsnSupported: false,
+    recipients: recipients.map(({ address }) => ({ address, status: 'deferred', dsn: '4.4.3', text: 'no delivery target' })),
   };
-  // Bounded by the number of targets (mx-lookup.ts caps it).
-  for (const target of request.targets) {
-    if (request.signal?.aborted) break;
-    const attempt = await deliverToTarget(target, request);
-    last = attempt.result;
-    if (!attempt.connectFailed) break;
+  const lease = request.cache ? await request.cache.connections.acquire(request.cache.key, request.cache.limit, request.signal) : undefined;
+  if (request.cache && !lease) return { ...last, recipients: last.recipients.map((r) => ({ ...r, dsn: '4.3.2', text: 'delivery stopped' })) };
+  let session: SmtpSession | undefined = lease?.reuse;
+  const onAbort = () => session?.close();
+  request.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (session && !(await session.reset())) {
+      session.close();
+      session = undefined;
+    }
+    if (session) {
+      const reused = await transact(session, recipients, request);
+      if (!reused.stale) return reused.result;
+      session.close(); // closed while cached: try a new connection, as if none was cached
+      session = undefined;
+    }
+    // Bounded by the number of targets (mx-lookup.ts caps it).
+    for (const target of request.targets) {
+      if (request.signal?.aborted) break;
+      const opened = await SmtpSession.open(target, request);
+      if ('failure' in opened) {
+        last = { relay: opened.relay, dsnSupported: false, recipients: recipients.map(({ address }) => ({ address, ...opened.failure })) };
+        if (opened.tryNext) continue;
+        break;
+      }
+      session = opened.session;
+      return (await transact(session, recipients, request)).result;
+    }
+    return last;
+  } finally {
+    request.signal?.removeEventListener('abort', onAbort);
+    if (lease) lease.release(session?.open && !request.signal?.aborted ? session : undefined);
+    else session?.close();
   }
-  return last;
+}
+
+/** Recipients sharing NOTIFY and ORCPT go in one transaction (nodemailer takes them per message). */
+async function transact(session: SmtpSession, recipients: readonly QueueRecipient[], request: DeliveryRequest): Promise<{ stale: boolean; result: DeliveryResult }> {
+  const groups = new Map<string, number[]>();
+  recipients.forEach((recipient, index) => {
+    const key = session.dsnSupported ? `${recipient.notify?.join(',') ?? ''}|${recipient.orcpt ?? ''}` : '';
+    groups.set(key, [...(groups.get(key) ?? []), index]);
+  });
+  const results: RecipientResult[] = new Array(recipients.length);
+  let first = true;
+  // Bounded by the number of recipients.
+  for (const indexes of groups.values()) {
+    const group = indexes.map((index) => recipients[index]!);
+    const outcome = await session.send(group, request);
+    if (first && outcome.stale) return { stale: true, result: { relay: session.relay, dsnSupported: false, recipients: [] } };
+    first = false;
+    outcome.results.forEach((result, i) => (results[indexes[i]!] = result));
+    if (!session.open) {
+      // Lost the connection: the groups not yet sent are deferred with the same reason.
+      const reason = outcome.results.find((r) => r.status === 'deferred') ?? { status: 'deferred' as const, dsn: '4.4.2', text: `lost connection with ${session.server}` };
+      recipients.forEach((r, index) => (results[index] ??= { address: r.address, status: 'deferred', dsn: reason.dsn, text: reason.text }));
+      break;
+    }
+  }
+  return { stale: false, result: { relay: session.relay, dsnSupported: session.dsnSupported, recipients: results } };
+}
+
+function recipientOf(recipient: string | QueueRecipient): QueueRecipient {
+  return typeof recipient === 'string' ? { address: recipient } : recipient;
 }
 
 function relayName(target: DeliveryTarget): string {
   return `${target.hostname}[${target.address}]:${target.port}`;
 }
 
-async function deliverToTarget(target: DeliveryTarget, request: DeliveryRequest): Promise<{ connectFailed: boolean; result: DeliveryResult }> {
-  const relay = relayName(target);
-  const server = `${target.hostname}[${target.address}]`;
-  const connection = new SMTPConnection({
-    host: target.address,
-    port: target.port,
-    name: request.helo,
-    connectionTimeout: request.connectTimeout,
-    greetingTimeout: request.commandTimeout,
-    socketTimeout: request.commandTimeout,
-    socketCloseTimeout: 1000,
-    opportunisticTLS: true,
-    tls: { rejectUnauthorized: false, ...(target.hostname !== target.address ? { servername: target.hostname } : {}) },
-    logger: false,
-  });
-  // A failed connect is reported only as an 'error' event (then 'end'), never to the
-  // connect callback; keep the last one so 'end' can say what happened.
-  let lastError: SmtpClientError | undefined;
-  connection.on('error', (error: SmtpClientError) => {
-    lastError = error;
-  });
-  const closed = (): SmtpClientError => lastError ?? Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' });
-  const onAbort = () => connection.close();
-  request.signal?.addEventListener('abort', onAbort, { once: true });
-  const all = (status: RecipientOutcome, dsn: string, text: string, via = relay): DeliveryResult => ({
-    relay: via,
-    recipients: request.recipients.map((address) => ({ address, status, dsn, text })),
-  });
-  try {
-    const connectError = await new Promise<SmtpClientError | undefined>((resolve) => {
-      connection.once('end', () => setImmediate(() => resolve(closed())));
-      connection.connect((error) => resolve(error ?? undefined));
-    });
-    if (connectError) {
-      if (connectError.responseCode) {
-        const reply = replyOutcome(connectError);
-        return { connectFailed: true, result: all(reply.status, reply.dsn, `${server} refused to talk to me: ${oneLine(connectError.response)}`) };
-      }
-      // Postfix logs relay=none when no server answered.
-      return { connectFailed: true, result: all('deferred', '4.4.1', `connect to ${relay}: ${connectFailureText(connectError)}`, 'none') };
-    }
+type OpenResult =
+  | { readonly session: SmtpSession }
+  | { readonly failure: Omit<RecipientResult, 'address'>; readonly relay: string; readonly tryNext: boolean };
 
+type SendOutcome = { error: SmtpClientError } | { info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string } };
+
+/** One SMTP connection to one target, able to carry several transactions. */
+export class SmtpSession implements CachedConnection {
+  readonly relay: string;
+  readonly server: string;
+  readonly #connection: SMTPConnection;
+  #lastError: SmtpClientError | undefined;
+  #closed = false;
+  #onClose: (() => void) | undefined;
+  readonly #endWaiters = new Set<() => void>();
+
+  private constructor(connection: SMTPConnection, target: DeliveryTarget) {
+    this.#connection = connection;
+    this.relay = relayName(target);
+    this.server = `${target.hostname}[${target.address}]`;
+    // A failed connect is reported only as an 'error' event (then 'end'), never to the
+    // connect callback; keep the last one so 'end' can say what happened.
+    connection.on('error', (error: SmtpClientError) => {
+      this.#lastError = error;
+    });
+    connection.once('end', () => {
+      this.#closed = true;
+      // Let a callback's more precise error win over "connection closed".
+      setImmediate(() => {
+        for (const waiter of [...this.#endWaiters]) waiter();
+        this.#onClose?.();
+      });
+    });
+  }
+
+  /**
+   * Connects, greets (EHLO), and upgrades with STARTTLS as `request.tlsLevel` says.
+   * Never throws: a failure says whether the next target should be tried.
+   */
+  static async open(target: DeliveryTarget, request: DeliveryRequest): Promise<OpenResult> {
+    const level = request.tlsLevel ?? 'may';
+    const connection = new SMTPConnection({
+      host: target.address,
+      port: target.port,
+      name: request.helo,
+      connectionTimeout: request.connectTimeout,
+      greetingTimeout: request.commandTimeout,
+      socketTimeout: request.commandTimeout,
+      socketCloseTimeout: 1000,
+      ...tlsOptions(level),
+      tls: { rejectUnauthorized: false, ...(target.hostname !== target.address ? { servername: target.hostname } : {}) },
+      logger: false,
+    });
+    const session = new SmtpSession(connection, target);
+    const error = await session.#untilEnd<SmtpClientError | undefined>((settle) => connection.connect((e) => settle(e ?? undefined)));
+    if (!error) return { session };
+    connection.close();
+    const server = session.server;
+    if (level === 'encrypt' && (error.code === 'ETLS' || error.command === 'STARTTLS' || /STARTTLS/.test(error.message))) {
+      const text = error.responseCode ? `TLS is required, but was not offered by host ${server}` : `Cannot start TLS: handshake failure with ${server}`;
+      return { failure: { status: 'deferred', dsn: '4.7.4', text }, relay: session.relay, tryNext: true };
+    }
+    if (error.responseCode) {
+      const reply = replyOutcome(error);
+      return { failure: { ...reply, text: `${server} refused to talk to me: ${oneLine(error.response)}` }, relay: session.relay, tryNext: true };
+    }
+    // Postfix logs relay=none when no server answered.
+    return { failure: { status: 'deferred', dsn: '4.4.1', text: `connect to ${session.relay}: ${connectFailureText(error)}` }, relay: 'none', tryNext: true };
+  }
+
+  get open(): boolean {
+    return !this.#closed && !this.#connection.destroyed;
+  }
+
+  /** True when the server announced DSN (RFC 3461) in its EHLO reply. */
+  get dsnSupported(): boolean {
+    return (this.#connection as unknown as { _supportedExtensions?: string[] })._supportedExtensions?.includes('DSN') ?? false;
+  }
+
+  setOnClose(listener: () => void): void {
+    this.#onClose = listener;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#connection.stage === 'connected' && !this.#connection.destroyed) this.#connection.quit();
+    else this.#connection.close();
+  }
+
+  /** RSET before reuse (RFC 5321 §4.1.1.5); false when the connection is no longer good. */
+  async reset(): Promise<boolean> {
+    if (!this.open) return false;
+    return this.#untilEnd<boolean>((settle) => this.#connection.reset((error) => settle(!error)), () => false);
+  }
+
+  /** One transaction for `recipients`. `stale`: the connection was dead before MAIL FROM got a reply. */
+  async send(recipients: readonly QueueRecipient[], request: DeliveryRequest): Promise<{ stale: boolean; results: RecipientResult[] }> {
+    const first = recipients[0];
+    const dsn = {
+      ...(request.dsn?.envid ? { envid: request.dsn.envid } : {}),
+      ...(request.dsn?.ret ? { ret: request.dsn.ret } : {}),
+      ...(this.dsnSupported && first?.notify?.length ? { notify: first.notify.join(',') } : {}),
+      ...(this.dsnSupported && first?.orcpt ? { orcpt: first.orcpt } : {}),
+    };
     // XXX: nodemailer records RCPT rejections on the envelope object it is given
     // (SMTPConnectionEnvelope.rejectedErrors); read them from there when the end of DATA
     // fails, since that error does not carry them.
     const envelope: Record<string, unknown> = {
       from: request.sender,
-      to: [...request.recipients],
+      to: recipients.map((r) => r.address),
       size: request.size,
       use8BitMime: true,
-      ...(request.dsn && (request.dsn.envid || request.dsn.ret) ? { dsn: { envid: request.dsn.envid, ret: request.dsn.ret } } : {}),
+      ...(Object.keys(dsn).length ? { dsn } : {}),
     };
-    const outcome = await new Promise<{ error: SmtpClientError } | { info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string } }>((resolve) => {
-      let settled = false;
-      const settle = (value: Parameters<typeof resolve>[0]) => {
-        if (!settled) {
-          settled = true;
-          resolve(value);
-        }
-      };
-      // 'end' may come before the callback's more precise error: let that one win.
-      connection.once('end', () => setImmediate(() => settle({ error: closed() })));
-      connection.send(envelope, request.body(), (error, info) => (error ? settle({ error }) : settle({ info: info! })));
-    });
-
+    const outcome = await this.#untilEnd<SendOutcome>(
+      (settle) => this.#connection.send(envelope, request.body(), (error, info) => settle(error ? { error } : { info: info! })),
+      () => ({ error: this.#lastError ?? Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' }) }),
+    );
+    const server = this.server;
+    const all = (status: RecipientOutcome, dsnCode: string, text: string): RecipientResult[] => recipients.map(({ address }) => ({ address, status, dsn: dsnCode, text }));
     if ('info' in outcome) {
       const rejected = byRecipient(outcome.info.rejectedErrors);
       return {
-        connectFailed: false,
-        result: {
-          relay,
-          recipients: request.recipients.map((address) => {
-            const error = rejected.get(address);
-            if (error) return replyResult(address, error, server);
-            return { address, status: 'sent', dsn: enhancedCode(outcome.info.response) ?? '2.0.0', text: oneLine(outcome.info.response) };
-          }),
-        },
+        stale: false,
+        results: recipients.map(({ address }) => {
+          const error = rejected.get(address);
+          if (error) return replyResult(address, error, server);
+          return { address, status: 'sent', dsn: enhancedCode(outcome.info.response) ?? '2.0.0', text: oneLine(outcome.info.response) };
+        }),
       };
     }
-
     const error = outcome.error;
     const rejected = byRecipient(error.rejectedErrors ?? (envelope['rejectedErrors'] as SmtpClientError[] | undefined));
-    if (error.responseCode) {
-      return {
-        connectFailed: false,
-        result: {
-          relay,
-          recipients: request.recipients.map((address) => replyResult(address, rejected.get(address) ?? error, server)),
-        },
-      };
-    }
+    if (error.responseCode) return { stale: false, results: recipients.map(({ address }) => replyResult(address, rejected.get(address) ?? error, server)) };
     if (error.code === 'EMESSAGE' && error.command === 'MAIL FROM') {
-      return { connectFailed: false, result: all('bounced', '5.3.4', `message size ${request.size} exceeds the limit of ${server}`) };
+      return { stale: false, results: all('bounced', '5.3.4', `message size ${request.size} exceeds the limit of ${server}`) };
     }
+    const stale = !error.command || error.command === 'CONN' || error.command === 'API' || error.command === 'MAIL FROM';
     const during = error.command && error.command !== 'CONN' && error.command !== 'API' ? ` while sending ${error.command}` : '';
-    return { connectFailed: false, result: all('deferred', '4.4.2', `lost connection with ${server}${during}: ${error.message}`) };
-  } finally {
-    request.signal?.removeEventListener('abort', onAbort);
-    if (connection.stage === 'connected' && !connection.destroyed) connection.quit();
-    else connection.close();
+    return { stale, results: all('deferred', '4.4.2', `lost connection with ${server}${during}: ${error.message}`) };
+  }
+
+  /** Runs `start`, settling with its callback's value or, if the connection ends first, `onEnd()`. */
+  #untilEnd<T>(start: (settle: (value: T) => void) => void, onEnd?: () => T): Promise<T> {
+    return new Promise<T>((resolve) => {
+      let settled = false;
+      const settle = (value: T) => {
+        if (settled) return;
+        settled = true;
+        this.#endWaiters.delete(waiter);
+        resolve(value);
+      };
+      const waiter = () => settle(onEnd ? onEnd() : ((this.#lastError ?? Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' })) as T));
+      this.#endWaiters.add(waiter);
+      if (this.#closed) setImmediate(waiter);
+      start(settle);
+    });
+  }
+}
+
+/** nodemailer options for a Postfix smtp_tls_security_level. */
+function tlsOptions(level: TlsLevel): { ignoreTLS?: boolean; opportunisticTLS?: boolean; requireTLS?: boolean } {
+  switch (level) {
+    case 'none':
+      return { ignoreTLS: true };
+    case 'may':
+      return { opportunisticTLS: true };
+    case 'encrypt':
+      return { requireTLS: true };
+    default: {
+      const never: never = level;
+      throw new Error(`unknown TLS level ${String(never)}`);
+    }
   }
 }
 

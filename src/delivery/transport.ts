@@ -10,26 +10,35 @@
  * not have) defers: the mail stays queued until the table is fixed (Postfix: "mail
  * transport unavailable").
  * Leaves to others: MX and address lookup (mx-lookup.ts), the SMTP dialogue (smtp-delivery.ts).
- * Bugs: no recipient_delimiter (user+ext@ keys), no nexthop lists (`[a],[b]`), no
- * `transport_maps` in parent_domain_matches_subdomains (Postfix default: not there).
+ * A nexthop list `smtp:[a]:25, b` (Postfix 3.5+) is tried in order (`also`).
+ * Bugs: no recipient_delimiter (user+ext@ keys), no `transport_maps` in
+ * parent_domain_matches_subdomains (Postfix default: not there).
  */
 import type { LookupTable } from '../tables/lookup-table.js';
 
 /** Where a recipient's mail goes. */
 export type Nexthop =
-  | {
+  | (SmtpDestination & {
       readonly kind: 'smtp';
-      /** Host name, IP address (no brackets), or the domain whose MX to look up. */
-      readonly host: string;
-      /** TCP port, default 25. */
-      readonly port: number;
-      /** False when the nexthop was `[bracketed]` or an IP address: connect to its A record. */
-      readonly mxLookup: boolean;
-    }
+      /** Transport name as the table wrote it (smtp or relay), for defer_transports. */
+      readonly transport: string;
+      /** Further destinations of a nexthop list, tried in order after this one. */
+      readonly also?: readonly SmtpDestination[];
+    })
   /** Bounce with this text (transport(5) `error:`), e.g. `5.1.1 mailbox unavailable`. */
   | { readonly kind: 'error'; readonly text: string }
   /** Defer with this text (transport(5) `retry:`, or a transport mxscreen lacks). */
   | { readonly kind: 'retry'; readonly text: string };
+
+/** One SMTP destination: a host (or MX domain) and port. */
+export interface SmtpDestination {
+  /** Host name, IP address (no brackets), or the domain whose MX to look up. */
+  readonly host: string;
+  /** TCP port, default 25. */
+  readonly port: number;
+  /** False when the nexthop was `[bracketed]` or an IP address: connect to its A record. */
+  readonly mxLookup: boolean;
+}
 
 export interface TransportSettings {
   /** transport_maps, searched in order; the first table with an answer wins. */
@@ -50,8 +59,8 @@ export function resolveNexthop(recipient: string, settings: TransportSettings): 
   const domain = recipientDomain(recipient);
   const entry = lookupTransport(recipient, domain, settings.transportMaps);
   if (entry !== undefined) return parseTransportEntry(entry, domain);
-  if (settings.relayhost.trim()) return parseSmtpNexthop(settings.relayhost.trim(), domain, `relayhost = ${settings.relayhost}`);
-  return parseSmtpNexthop('', domain, 'recipient domain');
+  if (settings.relayhost.trim()) return parseSmtpNexthopList('smtp', settings.relayhost.trim(), domain, `relayhost = ${settings.relayhost}`);
+  return parseSmtpNexthopList('smtp', '', domain, 'recipient domain');
 }
 
 /** The domain part of an address, lower-cased (empty when there is no @). */
@@ -99,7 +108,7 @@ export function parseTransportEntry(entry: string, domain: string): Nexthop {
   switch (transport) {
     case 'smtp':
     case 'relay':
-      return parseSmtpNexthop(nexthop, domain, entry);
+      return parseSmtpNexthopList(transport, nexthop, domain, entry);
     case 'error':
       return { kind: 'error', text: nexthop || 'mail for this destination is refused' };
     case 'retry':
@@ -107,6 +116,22 @@ export function parseTransportEntry(entry: string, domain: string): Nexthop {
     default:
       return { kind: 'retry', text: `mail transport unavailable: ${transport} (transport_maps entry "${entry}")` };
   }
+}
+
+/**
+ * Reads an SMTP nexthop list `a, b` (comma or white space separated, Postfix 3.5): the
+ * first is the nexthop, the others are tried in order when it cannot be reached.
+ */
+export function parseSmtpNexthopList(transport: string, text: string, domain: string, origin: string): Nexthop {
+  const parts = text.split(/[\s,]+/).filter(Boolean);
+  const destinations: SmtpDestination[] = [];
+  for (const part of parts.length ? parts : ['']) {
+    const one = parseSmtpNexthop(part, domain, origin);
+    if (one.kind !== 'smtp') return one;
+    destinations.push({ host: one.host, port: one.port, mxLookup: one.mxLookup });
+  }
+  const [first, ...also] = destinations;
+  return { kind: 'smtp', transport, ...first!, ...(also.length ? { also } : {}) };
 }
 
 /**
@@ -129,11 +154,11 @@ export function parseSmtpNexthop(text: string, domain: string, origin: string): 
   if (!host) {
     if (bracketed) return { kind: 'retry', text: `empty [] nexthop in ${origin}` };
     const literal = /^\[(?:ipv6:)?(.*)\]$/i.exec(domain);
-    if (literal) return { kind: 'smtp', host: literal[1]!, port, mxLookup: false };
+    if (literal) return { kind: 'smtp', transport: 'smtp', host: literal[1]!, port, mxLookup: false };
     if (!domain) return { kind: 'error', text: '5.1.3 recipient address has no domain' };
-    return { kind: 'smtp', host: domain, port, mxLookup: true };
+    return { kind: 'smtp', transport: 'smtp', host: domain, port, mxLookup: true };
   }
-  return { kind: 'smtp', host: host.toLowerCase(), port, mxLookup: !bracketed && !isIpAddress(host) };
+  return { kind: 'smtp', transport: 'smtp', host: host.toLowerCase(), port, mxLookup: !bracketed && !isIpAddress(host) };
 }
 
 function isIpAddress(host: string): boolean {
@@ -144,7 +169,7 @@ function isIpAddress(host: string): boolean {
 export function formatNexthop(nexthop: Nexthop): string {
   switch (nexthop.kind) {
     case 'smtp':
-      return nexthop.mxLookup ? `${nexthop.host}:${nexthop.port}` : `[${nexthop.host}]:${nexthop.port}`;
+      return [nexthop, ...(nexthop.also ?? [])].map(formatDestination).join(',');
     case 'error':
       return 'error';
     case 'retry':
@@ -154,4 +179,8 @@ export function formatNexthop(nexthop: Nexthop): string {
       return never;
     }
   }
+}
+
+function formatDestination(destination: SmtpDestination): string {
+  return destination.mxLookup ? `${destination.host}:${destination.port}` : `[${destination.host}]:${destination.port}`;
 }

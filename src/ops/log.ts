@@ -16,6 +16,8 @@ export const LOG_EVENTS = [
   'ALLOWLIST VETO', 'COMMAND PIPELINING', 'NON-SMTP COMMAND', 'BARE NEWLINE', 'COMMAND COUNT LIMIT',
   'COMMAND TIME LIMIT', 'COMMAND LENGTH LIMIT', 'STRESS', 'DNSBL health', 'PROXY',
   'queued', 'status=sent', 'status=deferred', 'status=bounced', 'removed', 'corrupt', 'queue error',
+  'sender non-delivery notification', 'sender delay notification', 'sender delivery status notification',
+  'placed on hold', 'released from hold', 'requeued', 'flush', 'nexthop dead', 'nexthop up',
   'smtp error',
 ] as const;
 export type LogEvent = (typeof LOG_EVENTS)[number];

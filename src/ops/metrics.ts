@@ -42,6 +42,12 @@ export class Metrics {
   readonly deliveries = new Counter({ name: 'mxscreen_deliveries_total', help: 'Recipient delivery results by status and nexthop.', labelNames: ['status', 'nexthop'] as const, registers: [this.registry] });
   readonly deliveryLatency = new Histogram({ name: 'mxscreen_delivery_seconds', help: 'Duration of one delivery attempt to a nexthop.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
   readonly queueMessages = new Gauge({ name: 'mxscreen_queue_messages', help: 'Messages in each queue directory.', labelNames: ['queue'] as const, registers: [this.registry] });
+  /** Age of the oldest message in each queue (incoming, active, deferred, hold, corrupt), 0 when empty. */
+  readonly queueOldest = new Gauge({ name: 'mxscreen_queue_oldest_seconds', help: 'Age of the oldest message in each queue directory.', labelNames: ['queue'] as const, registers: [this.registry] });
+  /** Recipients bounced (a DSN is queued unless the sender is <> or NOTIFY excludes FAILURE): reason = rejected (5xx), expired (maximal_queue_lifetime, bounce_queue_lifetime), transport (error:, null MX, unknown host), deleted. */
+  readonly bounces = new Counter({ name: 'mxscreen_bounces_total', help: 'Bounced recipients by reason.', labelNames: ['reason'] as const, registers: [this.registry] });
+  /** 1 while the nexthop answers, 0 while it is remembered as dead (its mail is deferred without a connection). */
+  readonly nexthopUp = new Gauge({ name: 'mxscreen_nexthop_up', help: 'Nexthop reachability as the queue manager last saw it (1 up, 0 dead).', labelNames: ['nexthop'] as const, registers: [this.registry] });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mxscreen_' });

@@ -34,6 +34,8 @@ export interface DeliveryState {
   /** Earliest time of the next attempt, ms since the epoch; 0 = as soon as possible. */
   readonly nextAttempt: number;
   readonly recipients: readonly RecipientState[];
+  /** A delay notice (delay_warning_time) went to the sender; it is sent once. */
+  readonly delayWarned?: boolean;
 }
 
 /** The state of a message nobody has tried yet (what a missing state file means). */

@@ -105,7 +105,7 @@ async function readHead(file: FileHandle, path: string): Promise<QueueFileHead> 
   let newlines: number[] = [];
   // Bounded: at most MAX_HEAD_BYTES / 64 KiB reads.
   while (newlines.length < 2 && length < MAX_HEAD_BYTES) {
-    const chunk = Buffer.alloc(64 * 1024);
+    const chunk = Buffer.alloc(length === 0 ? 4096 : 64 * 1024); // most heads fit the first 4 KiB
     const { bytesRead } = await file.read(chunk, 0, chunk.length, length);
     if (bytesRead === 0) break;
     for (let i = 0; i < bytesRead && newlines.length < 2; i += 1) {

@@ -40,3 +40,8 @@ export function newQueueId(now: number): string {
 export function isQueueId(name: string): boolean {
   return QUEUE_ID_PATTERN.test(name);
 }
+
+/** The arrival time (ms since the epoch) a queue id begins with. */
+export function queueIdTime(id: string): number {
+  return parseInt(id.slice(0, 11), 16);
+}

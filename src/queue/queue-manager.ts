@@ -1,35 +1,50 @@
 /*
  * queue-manager — schedules delivery of queued mail (Postfix qmgr(8)).
  *
- * Decides: incoming → active → (removed | deferred) moves; at start, active/ leftovers go
- * back to incoming/ (crash recovery); a queue run every queue_run_delay picks up incoming
- * mail and deferred mail whose next attempt time has come, and a wake-up timer fires at
- * the earliest next attempt; at most `concurrency` messages are delivered at once and at
- * most `activeLimit` sit in active/ (qmgr_message_active_limit). A message is removed
- * only when every recipient is sent or bounced; otherwise its state (delivery-state.ts)
- * is written durably, then it moves to deferred/ with a doubling backoff (backoff.ts).
- * Remaining recipients of a message older than maximal_queue_lifetime bounce.
- * One log line per recipient, event `status=sent|deferred|bounced`, Postfix's text.
+ * Decides: incoming → active → (removed | deferred | hold) moves; at start, active/
+ * leftovers go back to incoming/ (crash recovery) and an in-memory schedule (id → next
+ * attempt, undelivered domains) is built from the small state files of deferred/, never
+ * from queue files or bodies; a queue run every queue_run_delay picks up incoming mail
+ * and deferred mail that is due, and a wake-up timer fires at the earliest next attempt.
+ * At most `concurrency` messages are delivered at once, `activeLimit` sit in active/,
+ * and default_destination_concurrency_limit connections go to one nexthop, each reused
+ * for the next message (connection-cache.ts). A nexthop that could not be reached is
+ * remembered as dead for minimal_backoff_time: its mail is deferred without a connection
+ * (each message keeps its own backoff). defer_transports hold mail until flush/ETRN.
+ * A message is removed only when every recipient is sent or bounced; otherwise its state
+ * is written durably, then it moves to deferred/ with a doubling backoff. Recipients
+ * older than maximal_queue_lifetime (bounce_queue_lifetime for mail from <>) bounce.
+ * Notices to the sender (bounce.ts) are queued as new messages from <> before the state
+ * that makes them due is written; mail from <> never gets one. Queue control requests
+ * (queue-control.ts) are applied here while running. One log line per recipient,
+ * event `status=sent|deferred|bounced`, Postfix's text.
  * Leaves to others: file format and moves (spool.ts), nexthop (transport.ts), targets
- * (mx-lookup.ts), the SMTP dialogue (smtp-delivery.ts).
- * Bugs: a bounce is logged and the recipient dropped: no DSN goes to the sender yet. One
- * QueueManager per queue directory; nothing enforces it.
+ * (mx-lookup.ts), the SMTP dialogue (smtp-delivery.ts), the DSN text (bounce.ts).
+ * Bugs: one QueueManager per queue directory (control/pid tells the CLI, nothing more).
  */
 import { hostname } from 'node:os';
-import type { Config } from '../config/value.js';
+import { watch, type FSWatcher } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config, MatchList } from '../config/value.js';
 import type { Clock, Timer } from '../clock.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { LookupTable } from '../tables/lookup-table.js';
-import { MxError } from '../errors.js';
-import type { Spool } from './spool.js';
+import { matchDomain } from '../tables/match-list.js';
+import { ConfigError, MxError, type SmtpReply } from '../errors.js';
+import { CONTROL_DIRECTORY, type QueueName, type Spool } from './spool.js';
 import type { QueueFileHead } from './queue-file.js';
+import type { Envelope } from './envelope.js';
 import { backoffDelay } from './backoff.js';
 import { initialDeliveryState, isFinished, isUndelivered, type DeliveryState, type RecipientState } from './delivery-state.js';
-import { formatNexthop, resolveNexthop, type Nexthop } from '../delivery/transport.js';
-import { lookupTargets } from '../delivery/mx-lookup.js';
-import { deliverMessage, type RecipientResult } from '../delivery/smtp-delivery.js';
+import { answerControlRequest, applyControl, matchesSite, pendingControlRequests, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
+import { formatNexthop, recipientDomain, resolveNexthop, type Nexthop } from '../delivery/transport.js';
+import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
+import { deliverMessage, SmtpSession, TLS_LEVELS, type RecipientResult, type TlsLevel } from '../delivery/smtp-delivery.js';
+import { ConnectionCache } from '../delivery/connection-cache.js';
+import { composeDsn, headerSection, wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
 
 export interface QueueSettings {
   /** Absolute queue directory (queue_directory resolved against the config directory). */
@@ -47,6 +62,25 @@ export interface QueueSettings {
   readonly queueRunDelay: number;
   /** ms after arrival at which undelivered recipients bounce. */
   readonly maximalQueueLifetime: number;
+  /** The same for mail from the null sender (bounces), ms; they are dropped, never bounced. */
+  readonly bounceQueueLifetime?: number;
+  /** ms after arrival at which the sender gets one delay notice; 0 = never. */
+  readonly delayWarningTime?: number;
+  /** Largest message returned whole in a bounce, bytes. */
+  readonly bounceSizeLimit?: number;
+  /** Transports whose mail waits in deferred/ until flush or ETRN (defer_transports). */
+  readonly deferTransports?: readonly string[];
+  /** Domains ETRN may flush (fast_flush_domains) and whether parents match subdomains. */
+  readonly fastFlushDomains?: MatchList;
+  readonly fastFlushParentMatches?: boolean;
+  /** Connections per nexthop (default_destination_concurrency_limit). */
+  readonly destinationConcurrencyLimit?: number;
+  /** Idle connection reuse time, ms (smtp_connection_cache_time_limit); 0 = no reuse. */
+  readonly connectionCacheTime?: number;
+  /** smtp_tls_security_level. */
+  readonly tlsLevel?: TlsLevel;
+  /** Free-space floor of the queue file system, bytes (max(queue_minfree, 1.5 × message_size_limit)). */
+  readonly minimumFree?: number;
   /** smtp_connect_timeout, ms. */
   readonly connectTimeout: number;
   /** Greeting and command reply limit, ms (Postfix smtp_helo_timeout, 300s). */
@@ -67,8 +101,19 @@ export interface QueueManagerDeps {
   readonly metrics: Metrics;
 }
 
-/** Queue settings from main.cf (postconf(5) names). Relative queue_directory: the config directory. */
+/**
+ * Queue settings from main.cf (postconf(5) names). Relative queue_directory: the config
+ * directory. Throws ConfigError (file:line) for an smtp_tls_security_level mxscreen does
+ * not implement (dane, verify, secure…).
+ */
 export function queueSettingsFromConfig(config: Config): QueueSettings {
+  const level = config.get('smtp_tls_security_level').trim().toLowerCase() || 'none';
+  if (!(TLS_LEVELS as readonly string[]).includes(level)) {
+    const where = /^(.*):(\d+)$/.exec(config.where('smtp_tls_security_level'));
+    const message = `smtp_tls_security_level: "${level}" is not implemented; use none, may or encrypt`;
+    throw new ConfigError([{ file: where?.[1] ?? config.file, line: where ? Number(where[2]) : 0, message }]);
+  }
+  const parents = config.get('parent_domain_matches_subdomains').map((name) => name.toLowerCase());
   return {
     directory: config.resolvePath(config.get('queue_directory')),
     transportMaps: config.get('transport_maps'),
@@ -78,17 +123,50 @@ export function queueSettingsFromConfig(config: Config): QueueSettings {
     maximalBackoffTime: config.get('maximal_backoff_time'),
     queueRunDelay: config.get('queue_run_delay'),
     maximalQueueLifetime: config.get('maximal_queue_lifetime'),
+    bounceQueueLifetime: config.get('bounce_queue_lifetime'),
+    delayWarningTime: config.get('delay_warning_time'),
+    bounceSizeLimit: config.get('bounce_size_limit'),
+    deferTransports: config.get('defer_transports').map((name) => name.toLowerCase()),
+    fastFlushDomains: config.get('fast_flush_domains'),
+    fastFlushParentMatches: parents.includes('fast_flush_domains'),
+    destinationConcurrencyLimit: config.get('default_destination_concurrency_limit'),
+    connectionCacheTime: config.get('smtp_connection_cache_time_limit'),
+    tlsLevel: level as TlsLevel,
+    minimumFree: Math.max(config.get('queue_minfree'), Math.floor(1.5 * config.get('message_size_limit'))),
     connectTimeout: config.get('smtp_connect_timeout'),
     commandTimeout: 300_000,
-    concurrency: 20,
+    concurrency: 100,
     activeLimit: 1000,
     stopGrace: 10_000,
   };
 }
 
 type ManagerState = 'new' | 'running' | 'stopping' | 'stopped';
+/** What control asked for a message while it sat in active/: applied after its attempt. */
+type PendingControl = Exclude<ControlCommand, 'flush' | 'release'>;
+/** Why a recipient bounced (the mxscreen_bounces_total label). */
+type BounceReason = 'rejected' | 'expired' | 'transport';
 
-export class QueueManager {
+interface ScheduleEntry {
+  /** Next attempt, ms since the epoch; 0 = now. */
+  due: number;
+  /** Domains of undelivered recipients; undefined when unknown (no state file). */
+  domains: readonly string[] | undefined;
+}
+
+interface AttemptResult {
+  readonly outcome: RecipientResult;
+  readonly relay: string;
+  readonly nexthop: string;
+  readonly reason: BounceReason;
+  /** The server that took it did not announce DSN (a NOTIFY=SUCCESS notice is ours to send). */
+  readonly relayedWithoutDsn: boolean;
+}
+
+/** Deferred state files read at once while building the schedule. */
+const INDEX_PARALLELISM = 32;
+
+export class QueueManager implements ControlOwner {
   #settings: QueueSettings;
   readonly #deps: QueueManagerDeps;
   #state: ManagerState = 'new';
@@ -96,42 +174,64 @@ export class QueueManager {
   readonly #owned = new Set<string>();
   readonly #ready: string[] = [];
   readonly #running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
-  /** Next attempt time of deferred messages already seen (saves re-reading their state). */
-  readonly #deferredDue = new Map<string, number>();
+  /** The schedule of deferred/: built at start from state files, kept up to date after. */
+  readonly #schedule = new Map<string, ScheduleEntry>();
+  /** Deferred ids whose next attempt ignores defer_transports and dead nexthops (flush, ETRN). */
+  readonly #flushed = new Set<string>();
+  readonly #pendingControl = new Map<string, PendingControl>();
+  /** Nexthops that could not be reached, until when they are left alone, and why. */
+  readonly #dead = new Map<string, { until: number; reason: string }>();
+  readonly #connections: ConnectionCache<SmtpSession>;
   #incomingBacklog = false;
   #runTimer: Timer | undefined;
   #wakeTimer: Timer | undefined;
   #wakeAt = Infinity;
+  #watcher: FSWatcher | undefined;
+  #controlRunning: Promise<void> | undefined;
+  #controlAgain = false;
   #busy = 0;
   #idleWaiters: (() => void)[] = [];
 
   constructor(settings: QueueSettings, deps: QueueManagerDeps) {
     this.#settings = settings;
     this.#deps = deps;
+    this.#connections = new ConnectionCache({ clock: deps.clock, idleTime: settings.connectionCacheTime ?? 0 });
+    deps.spool.setMinimumFree(settings.minimumFree ?? 0);
   }
 
   /** Takes new settings (reload). The queue directory is fixed at construction. */
   setSettings(settings: QueueSettings): void {
     const delayChanged = settings.queueRunDelay !== this.#settings.queueRunDelay;
     this.#settings = { ...settings, directory: this.#settings.directory };
+    this.#connections.setIdleTime(settings.connectionCacheTime ?? 0);
+    this.#deps.spool.setMinimumFree(settings.minimumFree ?? 0);
     if (delayChanged && this.#state === 'running') this.#armQueueRun();
     this.#pump();
   }
 
   /**
-   * Crash recovery (active/ leftovers back to incoming/), then a first queue run, then a
-   * run every queue_run_delay. Throws MxError ERR_QUEUE_IO when the queue cannot be read.
+   * Crash recovery (active/ leftovers back to incoming/), the schedule of deferred/, the
+   * control/pid file, then a first queue run and a run every queue_run_delay. Throws
+   * MxError ERR_QUEUE_IO when the queue cannot be read.
    */
   async start(): Promise<void> {
     if (this.#state !== 'new') return;
     const { spool, log } = this.#deps;
     try {
       for (const id of await spool.list('active')) await spool.move(id, 'active', 'incoming');
+      await this.#buildSchedule();
+      await writeFile(join(spool.directory, CONTROL_DIRECTORY, PID_FILE), `${process.pid}\n`);
     } catch (error) {
-      throw error instanceof MxError ? error : new MxError('ERR_QUEUE_IO', `cannot recover active/: ${(error as Error).message}`, { cause: error });
+      throw error instanceof MxError ? error : new MxError('ERR_QUEUE_IO', `cannot start the queue: ${(error as Error).message}`, { cause: error });
     }
     this.#state = 'running';
-    log.debug({ directory: spool.directory }, 'queue manager started');
+    try {
+      this.#watcher = watch(join(spool.directory, CONTROL_DIRECTORY), () => this.#serveControl());
+      this.#watcher.on('error', () => undefined); // the queue run looks at control/ anyway
+    } catch {
+      this.#watcher = undefined;
+    }
+    log.debug({ directory: spool.directory, deferred: this.#schedule.size }, 'queue manager started');
     await this.#queueRun();
     this.#armQueueRun();
   }
@@ -153,10 +253,63 @@ export class QueueManager {
     void this.#track(this.#take(id, 'incoming'));
   }
 
+  /**
+   * Delivers deferred mail now (postqueue -f; with `domain`, postqueue -s / ETRN: only
+   * messages with an undelivered recipient in that domain, `@domain` also subdomains),
+   * including mail held by defer_transports and mail for nexthops thought dead.
+   * Resolves the number of messages scheduled. Never rejects.
+   */
+  async flush(domain?: string): Promise<number> {
+    if (this.#state !== 'running') return 0;
+    const site = domain?.trim().toLowerCase() || undefined;
+    let count = 0;
+    // Bounded by the size of the schedule.
+    for (const [id, entry] of this.#schedule) {
+      if (site) {
+        const domains = entry.domains ?? (await this.#deps.spool.readHead('deferred', id).then((head) => head.envelope.recipients.map((r) => recipientDomain(r.address)), () => []));
+        if (!domains.some((d) => matchesSite(d, site))) continue;
+      }
+      entry.due = 0;
+      this.#flushed.add(id);
+      count += 1;
+    }
+    if (!site) this.#dead.clear();
+    this.#deps.log.info({ event: 'flush', domain: site ?? null, count }, `flush${site ? ` ${site}` : ''}: ${count} deferred messages`);
+    void this.#track(this.#scanIncoming());
+    void this.#track(this.#scanDeferred());
+    return count;
+  }
+
+  /**
+   * The reply to SMTP `ETRN domain` (RFC 1985; Postfix smtpd): for a domain in
+   * fast_flush_domains, starts a flush of its mail and answers `250 Queuing started`;
+   * otherwise `459 4.3.0 <domain>: service unavailable`. Never throws.
+   */
+  etrn(domain: string): SmtpReply {
+    const site = domain.trim().toLowerCase();
+    const name = site.replace(/^@/, '');
+    const list = this.#settings.fastFlushDomains;
+    if (!name || !list || !matchDomain(list, name, this.#settings.fastFlushParentMatches ?? false)) {
+      return { code: 459, enhanced: '4.3.0', text: `<${domain}>: service unavailable` };
+    }
+    void this.flush(site);
+    return { code: 250, enhanced: '', text: 'Queuing started' };
+  }
+
+  /** Applies a queue control request (what `mxscreen queue …` sends), as the owner. */
+  control(request: ControlRequest): Promise<ControlReply> {
+    return applyControl(this.#deps.spool, request, this);
+  }
+
   /** Resolves when nothing is being scanned, moved or delivered (tests, benchmarks). */
   whenIdle(): Promise<void> {
     if (this.#busy === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Deferred messages the schedule knows (tests, benchmarks). */
+  get scheduled(): number {
+    return this.#schedule.size;
   }
 
   /**
@@ -171,6 +324,7 @@ export class QueueManager {
     this.#state = 'stopping';
     this.#runTimer?.cancel();
     this.#wakeTimer?.cancel();
+    this.#watcher?.close();
     if (wasRunning) {
       // The grace time starts now, before any await.
       const grace = this.#deps.clock.setTimer(this.#settings.stopGrace, () => {
@@ -183,11 +337,95 @@ export class QueueManager {
       await Promise.all([...this.#running.values()].map(({ promise }) => promise));
       grace.cancel();
       await this.whenIdle();
+      this.#connections.closeIdle();
+      await unlink(join(this.#deps.spool.directory, CONTROL_DIRECTORY, PID_FILE)).catch(() => undefined);
     }
     this.#state = 'stopped';
   }
 
+  // --- ControlOwner (queue-control.ts) ---
+
+  /** @internal ControlOwner: a command for a message this manager may hold in active/. */
+  async claimActive(command: Exclude<ControlCommand, 'flush'>, id: string): Promise<boolean> {
+    if (!this.#owned.has(id)) return false;
+    const { spool, log } = this.#deps;
+    const readyIndex = this.#ready.indexOf(id);
+    switch (command) {
+      case 'release':
+        return false; // in active/ means not on hold
+      case 'requeue':
+        if (readyIndex >= 0) return true; // about to be delivered anyway
+        this.#pendingControl.set(id, 'requeue');
+        return true;
+      case 'delete':
+      case 'hold':
+        if (readyIndex >= 0) {
+          this.#ready.splice(readyIndex, 1);
+          this.#owned.delete(id);
+          if (command === 'delete') await spool.remove('active', id);
+          else {
+            await spool.move(id, 'active', 'hold');
+            log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
+          }
+          return true;
+        }
+        this.#pendingControl.set(id, command);
+        if (command === 'delete') this.#running.get(id)?.abort.abort();
+        return true;
+      default: {
+        const never: never = command;
+        return never;
+      }
+    }
+  }
+
+  /** @internal ControlOwner: control moved or removed a message outside active/. */
+  moved(id: string, to: QueueName | 'removed'): void {
+    const { log } = this.#deps;
+    switch (to) {
+      case 'deferred':
+        this.#schedule.set(id, { due: 0, domains: undefined });
+        log.info({ event: 'released from hold', queueId: id }, `${id}: released from hold`);
+        void this.#track(this.#scanDeferred());
+        break;
+      case 'incoming':
+        this.#schedule.delete(id);
+        log.info({ event: 'requeued', queueId: id }, `${id}: requeued`);
+        this.kick(id);
+        break;
+      case 'hold':
+        this.#schedule.delete(id);
+        log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
+        break;
+      case 'removed':
+        this.#schedule.delete(id);
+        break;
+      case 'active':
+      case 'corrupt':
+        this.#schedule.delete(id);
+        break;
+      default: {
+        const never: never = to;
+        throw new Error(`unknown queue ${String(never)}`);
+      }
+    }
+  }
+
   // --- scheduling ---
+
+  async #buildSchedule(): Promise<void> {
+    const ids = await this.#deps.spool.list('deferred');
+    // Bounded: INDEX_PARALLELISM workers walk the list once.
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!;
+        const schedule = await this.#deps.spool.readSchedule(id);
+        this.#schedule.set(id, { due: schedule?.nextAttempt ?? 0, domains: schedule?.domains });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(INDEX_PARALLELISM, ids.length) }, worker));
+  }
 
   #armQueueRun(): void {
     this.#runTimer?.cancel();
@@ -210,8 +448,9 @@ export class QueueManager {
   }
 
   async #queueRun(): Promise<void> {
+    await this.#serveControlNow();
     await this.#scanIncoming();
-    await this.#scanDeferred();
+    await this.#scanDeferred(true);
     await this.#deps.spool.countMessages();
   }
 
@@ -237,40 +476,40 @@ export class QueueManager {
     await Promise.all(takes);
   }
 
-  async #scanDeferred(): Promise<void> {
+  /**
+   * Takes what is due from the schedule. With `rescan` (a queue run), first reconciles
+   * the schedule with deferred/ (files another process put there or removed).
+   */
+  async #scanDeferred(rescan = false): Promise<void> {
     if (this.#state !== 'running') return;
     const { spool, clock } = this.#deps;
-    let ids: string[];
-    try {
-      ids = await spool.list('deferred');
-    } catch (error) {
-      this.#queueError('deferred', error);
-      return;
+    if (rescan) {
+      let ids: string[];
+      try {
+        ids = await spool.list('deferred');
+      } catch (error) {
+        this.#queueError('deferred', error);
+        return;
+      }
+      const present = new Set(ids);
+      for (const id of this.#schedule.keys()) if (!present.has(id)) this.#schedule.delete(id);
+      for (const id of ids) {
+        if (this.#schedule.has(id) || this.#owned.has(id)) continue;
+        const schedule = await spool.readSchedule(id);
+        this.#schedule.set(id, { due: schedule?.nextAttempt ?? 0, domains: schedule?.domains });
+      }
     }
-    const present = new Set(ids);
-    for (const id of this.#deferredDue.keys()) if (!present.has(id)) this.#deferredDue.delete(id);
     const now = clock.now();
     let earliest = Infinity;
     const takes: Promise<void>[] = [];
-    for (const id of ids) {
+    // Bounded by the size of the schedule: one pass, no file access for what is not due.
+    for (const [id, entry] of this.#schedule) {
       if (this.#owned.has(id)) continue;
-      let due = this.#deferredDue.get(id);
-      if (due === undefined) {
-        try {
-          const head = await spool.readHead('deferred', id);
-          due = (await spool.readState(id, head.envelope))?.nextAttempt ?? 0;
-        } catch (error) {
-          if (isCorrupt(error)) await spool.quarantine('deferred', id, (error as Error).message);
-          else if (!isMissing(error)) this.#queueError(id, error);
-          continue;
-        }
-        this.#deferredDue.set(id, due);
-      }
-      if (due <= now && this.#owned.size < this.#settings.activeLimit) {
-        this.#deferredDue.delete(id);
+      if (entry.due <= now && this.#owned.size < this.#settings.activeLimit) {
+        this.#schedule.delete(id);
         takes.push(this.#take(id, 'deferred'));
       } else {
-        earliest = Math.min(earliest, Math.max(due, now + 1));
+        earliest = Math.min(earliest, Math.max(entry.due, now + 1));
       }
     }
     await Promise.all(takes);
@@ -285,6 +524,7 @@ export class QueueManager {
       await this.#deps.spool.move(id, from, 'active');
     } catch (error) {
       this.#owned.delete(id);
+      this.#flushed.delete(id);
       // Gone already (another scan, or `queue` tooling): nothing to do.
       if (!isMissing((error as Error).cause)) this.#queueError(id, error);
       return;
@@ -307,6 +547,8 @@ export class QueueManager {
         this.#deliver(id, abort.signal).finally(() => {
           this.#running.delete(id);
           this.#owned.delete(id);
+          this.#pendingControl.delete(id);
+          this.#flushed.delete(id);
           if (this.#state === 'running' && this.#incomingBacklog && this.#ready.length === 0) void this.#track(this.#scanIncoming());
           this.#pump();
         }),
@@ -326,10 +568,39 @@ export class QueueManager {
       });
   }
 
+  // --- queue control requests from other processes ---
+
+  #serveControl(): void {
+    if (this.#state !== 'running') return;
+    void this.#track(this.#serveControlNow());
+  }
+
+  /** Answers every waiting request, one batch at a time (a request during a batch: one more batch). */
+  async #serveControlNow(): Promise<void> {
+    if (this.#controlRunning) {
+      this.#controlAgain = true;
+      return this.#controlRunning;
+    }
+    this.#controlRunning = (async () => {
+      // Bounded: each pass answers what is there; a new request during it allows one more.
+      for (let pass = 0; pass < 100; pass += 1) {
+        this.#controlAgain = false;
+        const directory = this.#deps.spool.directory;
+        for (const name of await pendingControlRequests(directory)) {
+          await answerControlRequest(directory, name, (request) => this.control(request));
+        }
+        if (!this.#controlAgain) break;
+      }
+    })().finally(() => {
+      this.#controlRunning = undefined;
+    });
+    return this.#controlRunning;
+  }
+
   // --- one delivery attempt of one message ---
 
   async #deliver(id: string, signal: AbortSignal): Promise<void> {
-    const { spool, clock } = this.#deps;
+    const { spool, clock, log } = this.#deps;
     const settings = this.#settings;
     let head: QueueFileHead;
     try {
@@ -341,42 +612,84 @@ export class QueueManager {
     }
     try {
       const before = (await spool.readState(id, head.envelope)) ?? initialDeliveryState(id, head.envelope);
-      const results = await this.#attempt(head, before, signal);
+      const early = this.#pendingControl.get(id);
+      if (early === 'delete' || early === 'hold') return await this.#applyPending(id, early);
+
+      const results = await this.#attempt(head, before, signal, this.#flushed.has(id));
       const now = clock.now();
-      const expired = now - head.envelope.arrivalTime >= settings.maximalQueueLifetime;
+      const fromNullSender = head.envelope.sender === '';
+      const lifetime = fromNullSender ? (settings.bounceQueueLifetime ?? settings.maximalQueueLifetime) : settings.maximalQueueLifetime;
+      const expired = now - head.envelope.arrivalTime >= lifetime;
+      const failed: DsnRecipient[] = [];
+      const relayed: DsnRecipient[] = [];
       const recipients = before.recipients.map((recipient, index): RecipientState => {
         const result = results.get(index);
         if (!result) return recipient;
         let { status, text } = result.outcome;
+        let reason = result.reason;
         if (status === 'deferred' && expired && !signal.aborted) {
           status = 'bounced';
-          text = `message expired after maximal_queue_lifetime: ${text}`;
+          reason = 'expired';
+          text = `message expired after ${fromNullSender ? 'bounce_queue_lifetime' : 'maximal_queue_lifetime'}: ${text}`;
         }
-        this.#logRecipient(head, { ...result.outcome, status, text }, result.relay, result.nexthop, now);
-        return { address: recipient.address, status, attempts: recipient.attempts + 1, lastError: text, dsn: result.outcome.dsn };
+        const queued = head.envelope.recipients[index]!;
+        const dsn = status === 'bounced' && !result.outcome.dsn.startsWith('5') ? '5.4.7' : result.outcome.dsn;
+        if (status === 'bounced') {
+          this.#deps.metrics.bounces.inc({ reason });
+          if (!fromNullSender && wantsNotice(queued, 'failed')) failed.push({ address: recipient.address, orcpt: queued.orcpt, status: dsn, text });
+        }
+        if (status === 'sent' && result.relayedWithoutDsn && !fromNullSender && wantsNotice(queued, 'relayed')) {
+          relayed.push({ address: recipient.address, orcpt: queued.orcpt, status: result.outcome.dsn, text: `delivery via ${result.relay}: ${text}` });
+        }
+        this.#logRecipient(head, { ...result.outcome, status, text, dsn }, result.relay, result.nexthop, now);
+        return { address: recipient.address, status, attempts: recipient.attempts + 1, lastError: text, dsn };
       });
       const attempts = before.attempts + 1;
-      const after: DeliveryState = {
+      let after: DeliveryState = {
         id,
         attempts,
         nextAttempt: now + backoffDelay(attempts, settings.minimalBackoffTime, settings.maximalBackoffTime),
         recipients,
+        ...(before.delayWarned ? { delayWarned: true } : {}),
       };
-      if (isFinished(after)) {
+      // Notices first: a crash after them and before the state repeats a notice, never loses one.
+      if (!signal.aborted) {
+        if (failed.length) await this.#notify(head, 'failed', failed, now);
+        if (relayed.length) await this.#notify(head, 'relayed', relayed, now);
+        const delayed = this.#delayNotice(head, after, now);
+        if (delayed.length) {
+          await this.#notify(head, 'delayed', delayed, now);
+          after = { ...after, delayWarned: true };
+        }
+      }
+      const pending = this.#pendingControl.get(id);
+      if (isFinished(after) || pending === 'delete') {
         // No state write first: a crash before the unlink re-delivers (at-least-once).
         await spool.remove('active', id);
         return;
       }
       if (signal.aborted) {
         // Stopping: keep it in active/ (back to incoming/ at the next start, tried at once).
-        if (after.recipients.some((r, i) => r.status !== before.recipients[i]!.status && !isUndelivered(r))) {
+        if (after.recipients.some((r, i) => r.status !== before.recipients[i]!.status && !isUndelivered(r)) || after.delayWarned !== before.delayWarned) {
           await spool.writeState({ ...after, attempts: before.attempts, nextAttempt: 0 });
         }
         return;
       }
+      if (pending === 'requeue') {
+        await spool.writeState({ ...after, nextAttempt: 0 });
+        await spool.move(id, 'active', 'incoming');
+        log.info({ event: 'requeued', queueId: id }, `${id}: requeued`);
+        this.#incomingBacklog = true;
+        return;
+      }
       await spool.writeState(after);
+      if (pending === 'hold') {
+        await spool.move(id, 'active', 'hold');
+        log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
+        return;
+      }
       await spool.move(id, 'active', 'deferred');
-      this.#deferredDue.set(id, after.nextAttempt);
+      this.#schedule.set(id, { due: after.nextAttempt, domains: undeliveredDomains(after) });
       this.#armWake(after.nextAttempt);
     } catch (error) {
       // I/O trouble: try again later from deferred/ with the state last written.
@@ -384,20 +697,71 @@ export class QueueManager {
       const retry = clock.now() + settings.minimalBackoffTime;
       try {
         await spool.move(id, 'active', 'deferred');
-        this.#deferredDue.set(id, retry);
+        this.#schedule.set(id, { due: retry, domains: undefined });
         this.#armWake(retry);
       } catch (moveError) {
-        this.#queueError(id, moveError);
+        if (!isMissing((moveError as Error).cause)) this.#queueError(id, moveError);
       }
     }
   }
 
+  async #applyPending(id: string, pending: 'delete' | 'hold'): Promise<void> {
+    if (pending === 'delete') return this.#deps.spool.remove('active', id);
+    await this.#deps.spool.move(id, 'active', 'hold');
+    this.#deps.log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
+  }
+
+  /** Recipients due a delay notice now (delay_warning_time, once, RFC 3461 NOTIFY=DELAY). */
+  #delayNotice(head: QueueFileHead, after: DeliveryState, now: number): DsnRecipient[] {
+    const warning = this.#settings.delayWarningTime ?? 0;
+    if (warning <= 0 || after.delayWarned || head.envelope.sender === '' || now - head.envelope.arrivalTime < warning) return [];
+    return after.recipients.flatMap((recipient, index) => {
+      const queued = head.envelope.recipients[index]!;
+      if (!isUndelivered(recipient) || !wantsNotice(queued, 'delayed')) return [];
+      return [{ address: recipient.address, orcpt: queued.orcpt, status: recipient.dsn ?? '4.0.0', text: recipient.lastError ?? 'delivery deferred' }];
+    });
+  }
+
+  /** Queues a DSN (bounce.ts) to the sender of `head`, from <>, and logs it Postfix style. */
+  async #notify(head: QueueFileHead, action: DsnAction, recipients: readonly DsnRecipient[], now: number): Promise<void> {
+    const { spool, log } = this.#deps;
+    const settings = this.#settings;
+    const limit = settings.bounceSizeLimit ?? 50_000;
+    const whole = action === 'failed' && head.envelope.dsn?.ret !== 'HDRS' && head.bodyLength <= limit;
+    const original = await readBody(spool.openBody('active', head), whole ? head.bodyLength : Math.min(head.bodyLength, limit));
+    const message = await composeDsn({
+      action,
+      reportingMta: settings.myhostname,
+      queueId: head.id,
+      envelope: head.envelope,
+      recipients,
+      original: whole ? original : headerSection(original),
+      originalComplete: whole,
+      now,
+      ...(action === 'delayed' ? { retryUntil: head.envelope.arrivalTime + settings.maximalQueueLifetime } : {}),
+    });
+    const envelope: Envelope = {
+      sender: '',
+      recipients: [{ address: head.envelope.sender }],
+      arrivalTime: now,
+      client: { address: '127.0.0.1', port: 0, helo: settings.myhostname },
+      sessionId: `notice:${head.id}`,
+    };
+    const incoming = await spool.open(envelope);
+    try {
+      await incoming.write(message);
+      await incoming.commit();
+    } catch (error) {
+      await incoming.abort();
+      throw error;
+    }
+    const event = NOTICE_EVENTS[action];
+    log.info({ event, queueId: head.id, noticeId: incoming.id, to: head.envelope.sender }, `${head.id}: ${event}: ${incoming.id}`);
+    this.kick(incoming.id);
+  }
+
   /** Tries every undelivered recipient, grouped by nexthop. Returns results by recipient index. */
-  async #attempt(
-    head: QueueFileHead,
-    state: DeliveryState,
-    signal: AbortSignal,
-  ): Promise<Map<number, { outcome: RecipientResult; relay: string; nexthop: string }>> {
+  async #attempt(head: QueueFileHead, state: DeliveryState, signal: AbortSignal, flushed: boolean): Promise<Map<number, AttemptResult>> {
     const settings = this.#settings;
     const groups = new Map<string, { nexthop: Nexthop; indexes: number[] }>();
     state.recipients.forEach((recipient, index) => {
@@ -409,33 +773,44 @@ export class QueueManager {
       groups.set(key, group);
     });
 
-    const results = new Map<number, { outcome: RecipientResult; relay: string; nexthop: string }>();
+    const results = new Map<number, AttemptResult>();
     // Bounded by the number of recipients.
     for (const { nexthop, indexes } of groups.values()) {
       const label = formatNexthop(nexthop);
       const addresses = indexes.map((index) => state.recipients[index]!.address);
-      const record = (outcomes: readonly RecipientResult[], relay: string) =>
-        outcomes.forEach((outcome, i) => results.set(indexes[i]!, { outcome, relay, nexthop: label }));
+      const record = (outcomes: readonly RecipientResult[], relay: string, reason: BounceReason, relayedWithoutDsn = false) =>
+        outcomes.forEach((outcome, i) => results.set(indexes[i]!, { outcome, relay, nexthop: label, reason, relayedWithoutDsn }));
+      const everyone = (status: 'bounced' | 'deferred', dsn: string, text: string): RecipientResult[] => addresses.map((address) => ({ address, status, dsn, text }));
       switch (nexthop.kind) {
         case 'error':
-          record(addresses.map((address) => ({ address, status: 'bounced', dsn: leadingDsn(nexthop.text, '5') ?? '5.0.0', text: nexthop.text })), 'none');
+          record(everyone('bounced', leadingDsn(nexthop.text, '5') ?? '5.0.0', nexthop.text), 'none', 'transport');
           break;
         case 'retry':
-          record(addresses.map((address) => ({ address, status: 'deferred', dsn: leadingDsn(nexthop.text, '4') ?? '4.0.0', text: nexthop.text })), 'none');
+          record(everyone('deferred', leadingDsn(nexthop.text, '4') ?? '4.0.0', nexthop.text), 'none', 'transport');
           break;
         case 'smtp': {
           if (signal.aborted) break;
+          if (!flushed && (settings.deferTransports ?? []).includes(nexthop.transport.toLowerCase())) {
+            record(everyone('deferred', '4.3.2', 'deferred transport'), 'none', 'transport');
+            break;
+          }
+          const dead = this.#dead.get(label);
+          const now = this.#deps.clock.now();
+          if (dead && dead.until > now && !flushed) {
+            record(everyone('deferred', '4.4.1', `delivery temporarily suspended: ${dead.reason}`), 'none', 'transport');
+            break;
+          }
           const started = performance.now();
-          const lookup = await lookupTargets(nexthop, this.#deps.resolver);
-          if (lookup.kind === 'failure') {
-            const status = lookup.permanent ? 'bounced' : 'deferred';
-            record(addresses.map((address) => ({ address, status, dsn: lookup.dsn, text: lookup.text })), 'none');
+          const lookup = await this.#targets(nexthop);
+          if ('failure' in lookup) {
+            record(everyone(lookup.failure.permanent ? 'bounced' : 'deferred', lookup.failure.dsn, lookup.failure.text), 'none', 'transport');
+            if (!lookup.failure.permanent) this.#markDead(label, lookup.failure.text);
             break;
           }
           const delivery = await deliverMessage({
             targets: lookup.targets,
             sender: head.envelope.sender,
-            recipients: addresses,
+            recipients: indexes.map((index) => head.envelope.recipients[index]!),
             size: head.bodyLength,
             body: () => this.#deps.spool.openBody('active', head),
             helo: settings.myhostname,
@@ -443,9 +818,14 @@ export class QueueManager {
             commandTimeout: settings.commandTimeout,
             ...(head.envelope.dsn ? { dsn: head.envelope.dsn } : {}),
             signal,
+            tlsLevel: settings.tlsLevel ?? 'may',
+            cache: { connections: this.#connections, key: label, limit: settings.destinationConcurrencyLimit ?? 20 },
           });
           this.#deps.metrics.deliveryLatency.observe((performance.now() - started) / 1000);
-          record(delivery.recipients, delivery.relay);
+          record(delivery.recipients, delivery.relay, 'rejected', !delivery.dsnSupported);
+          if (signal.aborted) break;
+          if (delivery.relay === 'none' && delivery.recipients.every((r) => r.status === 'deferred')) this.#markDead(label, delivery.recipients[0]?.text ?? 'no answer');
+          else this.#markUp(label);
           break;
         }
         default: {
@@ -455,6 +835,32 @@ export class QueueManager {
       }
     }
     return results;
+  }
+
+  /** The targets of every destination of a nexthop list, in order; a failure only when none has any. */
+  async #targets(nexthop: Extract<Nexthop, { kind: 'smtp' }>): Promise<{ targets: DeliveryTarget[] } | { failure: { permanent: boolean; dsn: string; text: string } }> {
+    const targets: DeliveryTarget[] = [];
+    let failure: { permanent: boolean; dsn: string; text: string } | undefined;
+    // Bounded by the length of the nexthop list.
+    for (const destination of [nexthop, ...(nexthop.also ?? [])]) {
+      const lookup = await lookupTargets(destination, this.#deps.resolver);
+      if (lookup.kind === 'targets') targets.push(...lookup.targets);
+      else if (!failure || (failure.permanent && !lookup.permanent)) failure = lookup; // a temporary failure outweighs a permanent one
+    }
+    if (targets.length) return { targets };
+    return { failure: failure ?? { permanent: false, dsn: '4.4.3', text: 'no delivery target' } };
+  }
+
+  #markDead(label: string, reason: string): void {
+    const wasDead = this.#dead.has(label);
+    this.#dead.set(label, { until: this.#deps.clock.now() + this.#settings.minimalBackoffTime, reason });
+    this.#deps.metrics.nexthopUp.set({ nexthop: label }, 0);
+    if (!wasDead) this.#deps.log.warn({ event: 'nexthop dead', nexthop: label, reason }, `${label}: delivery temporarily suspended: ${reason}`);
+  }
+
+  #markUp(label: string): void {
+    if (this.#dead.delete(label)) this.#deps.log.info({ event: 'nexthop up', nexthop: label }, `${label}: delivery resumed`);
+    this.#deps.metrics.nexthopUp.set({ nexthop: label }, 1);
   }
 
   #logRecipient(head: QueueFileHead, outcome: RecipientResult, relay: string, nexthop: string, now: number): void {
@@ -480,6 +886,28 @@ export class QueueManager {
   #queueError(id: string, error: unknown): void {
     this.#deps.log.error({ event: 'queue error', queueId: id, err: error }, `${id}: ${(error as Error)?.message ?? String(error)}`);
   }
+}
+
+const NOTICE_EVENTS = {
+  failed: 'sender non-delivery notification',
+  delayed: 'sender delay notification',
+  relayed: 'sender delivery status notification',
+} as const satisfies Record<DsnAction, string>;
+
+function undeliveredDomains(state: DeliveryState): string[] {
+  return [...new Set(state.recipients.filter(isUndelivered).map((r) => recipientDomain(r.address)))];
+}
+
+/** At most `limit` bytes of a body stream. */
+async function readBody(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer);
+    length += (chunk as Buffer).length;
+    if (length >= limit) break;
+  }
+  return Buffer.concat(chunks, length).subarray(0, limit);
 }
 
 function isCorrupt(error: unknown): boolean {

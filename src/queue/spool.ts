@@ -1,20 +1,22 @@
 /*
  * spool — the queue directory: where queue files live and how they move.
  *
- * Decides: the layout `incoming/ active/ deferred/ corrupt/` (Postfix's queue names) plus
- * `state/` (one small delivery-state file per message, delivery-state.ts); the durable
- * write of a new message (temporary `incoming/<id>.tmp`, opened exclusively, END record,
- * fsync, rename to `incoming/<id>`, fsync of incoming/ — only then may the client get
- * 250, DESIGN.md "Durability contract"); the durable write of a state file (tmp, fsync,
- * rename, fsync of state/). Moves between queues are plain renames: a crash leaves the
- * file under either name, never neither, so they need no fsync.
+ * Decides: the layout `incoming/ active/ deferred/ hold/ corrupt/` (Postfix's queue names)
+ * plus `state/` (one small delivery-state file per message, delivery-state.ts) and
+ * `control/` (queue-control.ts requests); the durable write of a new message (temporary
+ * `incoming/<id>.tmp`, opened exclusively, END record, fsync, rename to `incoming/<id>`,
+ * fsync of incoming/ shared by concurrent commits (group-commit.ts) — only then may the
+ * client get 250, DESIGN.md "Durability contract"); the durable write of a state file
+ * (tmp, fsync, rename, fsync of state/); the free-space floor (queue_minfree, and 1.5 ×
+ * message_size_limit as Postfix smtpd): below it a new message is refused as ENOSPC.
+ * Moves between queues are plain renames: a crash leaves the file under either name.
  * Leaves to others: the file format (queue-file.ts), scheduling (queue-manager.ts), the
  * `queue list` text (queue-listing.ts, re-exported here for the CLI).
  * Bugs: temporary files are swept at open only when older than an hour (another process
  * may still be writing a younger one); one process must own delivery scheduling.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Envelope, IncomingMessage, QueueWriter } from './envelope.js';
@@ -25,14 +27,20 @@ import { MxError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
+import { DirectorySync } from './group-commit.js';
+import { queueIdTime } from './queue-id.js';
 
 export { listQueue, formatQueueListing, type QueueListing } from './queue-listing.js';
 
 /** Queue names, as Postfix spells them. */
-export const QUEUE_NAMES = ['incoming', 'active', 'deferred', 'corrupt'] as const;
+export const QUEUE_NAMES = ['incoming', 'active', 'deferred', 'hold', 'corrupt'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 /** Directory of per-message delivery-state files. */
 export const STATE_DIRECTORY = 'state';
+/** Directory of queue control requests from `mxscreen queue …` (queue-control.ts). */
+export const CONTROL_DIRECTORY = 'control';
+/** How long a free-space reading is reused (ms): one statfs per second at most. */
+const FREE_SPACE_TTL = 1000;
 /** Temporary files younger than this (ms) may belong to a live writer and are kept at open. */
 const STALE_TEMPORARY_AGE = 60 * 60 * 1000;
 const TEMPORARY_SUFFIX = '.tmp';
@@ -46,10 +54,16 @@ export interface SpoolDeps {
 export class Spool implements QueueWriter {
   readonly directory: string;
   readonly #deps: SpoolDeps;
+  readonly #incomingSync: DirectorySync;
+  readonly #stateSync: DirectorySync;
+  #minimumFree = 0;
+  #freeSpace: { readonly at: number; readonly bytes: number } | undefined;
 
   private constructor(directory: string, deps: SpoolDeps) {
     this.directory = directory;
     this.#deps = deps;
+    this.#incomingSync = new DirectorySync(join(directory, 'incoming'));
+    this.#stateSync = new DirectorySync(join(directory, STATE_DIRECTORY));
   }
 
   /**
@@ -60,7 +74,7 @@ export class Spool implements QueueWriter {
   static async open(directory: string, deps: SpoolDeps): Promise<Spool> {
     const spool = new Spool(directory, deps);
     try {
-      for (const name of [...QUEUE_NAMES, STATE_DIRECTORY]) await mkdir(join(directory, name), { recursive: true, mode: 0o700 });
+      for (const name of [...QUEUE_NAMES, STATE_DIRECTORY, CONTROL_DIRECTORY]) await mkdir(join(directory, name), { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new MxError('ERR_QUEUE_IO', `cannot create queue directory ${directory}: ${(error as Error).message}`, { cause: error });
     }
@@ -81,6 +95,9 @@ export class Spool implements QueueWriter {
    * `incoming/<id>.tmp`. Throws MxError ERR_QUEUE_IO when the file cannot be created.
    */
   async open(envelope: Envelope): Promise<IncomingMessage> {
+    if (!(await this.canAccept(0))) {
+      throw ioError('queue file system below queue_minfree', Object.assign(new Error('not enough free space'), { code: 'ENOSPC' }));
+    }
     const id = newQueueId(this.#deps.clock.now());
     const temporary = join(this.directory, 'incoming', id + TEMPORARY_SUFFIX);
     let file: FileHandle;
@@ -94,6 +111,34 @@ export class Spool implements QueueWriter {
     return message;
   }
 
+  /**
+   * The free-space floor in bytes: max(queue_minfree, 1.5 × message_size_limit), as
+   * Postfix smtpd applies it (postconf(5) queue_minfree). 0 disables the check.
+   */
+  setMinimumFree(bytes: number): void {
+    this.#minimumFree = bytes;
+    this.#freeSpace = undefined;
+  }
+
+  /**
+   * QueueWriter.canAccept: true when the queue file system keeps the floor after a
+   * message of `size` bytes (MAIL FROM SIZE=, 0 when unknown). A file system that cannot
+   * be asked (statfs fails) is given the benefit of the doubt; writes fail on their own.
+   */
+  async canAccept(size: number): Promise<boolean> {
+    if (this.#minimumFree <= 0) return true;
+    const now = this.#deps.clock.now();
+    if (!this.#freeSpace || now - this.#freeSpace.at >= FREE_SPACE_TTL || now < this.#freeSpace.at) {
+      try {
+        const info = await statfs(this.directory);
+        this.#freeSpace = { at: now, bytes: Number(info.bavail) * Number(info.bsize) };
+      } catch {
+        return true;
+      }
+    }
+    return this.#freeSpace.bytes - Math.max(0, size) >= this.#minimumFree;
+  }
+
   /** Queue ids in `queue`, oldest first (temporary and foreign files are skipped). */
   async list(queue: QueueName): Promise<string[]> {
     const names = await readdir(join(this.directory, queue));
@@ -103,6 +148,31 @@ export class Spool implements QueueWriter {
   /** The head of message `id` in `queue`. Throws ERR_QUEUE_CORRUPT, or the fs error (ENOENT). */
   readHead(queue: QueueName, id: string): Promise<QueueFileHead> {
     return readQueueFileHead(this.path(queue, id));
+  }
+
+  /**
+   * What the scheduler needs of a queued message without reading its queue file: the
+   * next attempt time (ms, 0 = now) and the domains of its undelivered recipients, from
+   * its state file; undefined when there is none or it cannot be read.
+   */
+  async readSchedule(id: string): Promise<{ nextAttempt: number; domains: string[] } | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.directory, STATE_DIRECTORY, id), 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      const state = JSON.parse(text) as Partial<DeliveryState>;
+      if (typeof state.nextAttempt !== 'number' || !Array.isArray(state.recipients)) return undefined;
+      const domains = new Set<string>();
+      for (const recipient of state.recipients) {
+        if (recipient.status === 'pending' || recipient.status === 'deferred') domains.add(recipient.address.slice(recipient.address.lastIndexOf('@') + 1).toLowerCase());
+      }
+      return { nextAttempt: state.nextAttempt, domains: [...domains] };
+    } catch {
+      return undefined;
+    }
   }
 
   /** The head after checking the whole file (size and END record). Throws ERR_QUEUE_CORRUPT, or the fs error. */
@@ -157,7 +227,7 @@ export class Spool implements QueueWriter {
         await file.close();
       }
       await rename(temporary, join(directory, state.id));
-      await syncDirectory(directory);
+      await this.#stateSync.sync();
     } catch (error) {
       throw ioError(`cannot write the state of ${state.id}`, error);
     }
@@ -188,11 +258,22 @@ export class Spool implements QueueWriter {
     }
   }
 
-  /** Counts the files in each queue and sets the queueMessages gauge. Never throws. */
+  /** fsync of incoming/, shared by the commits waiting at the same time (group commit). */
+  syncIncoming(): Promise<void> {
+    return this.#incomingSync.sync();
+  }
+
+  /**
+   * Counts the files in each queue and sets the queueMessages and queueOldest gauges
+   * (the oldest arrival comes from the queue id, which begins with it). Never throws.
+   */
   async countMessages(): Promise<void> {
+    const now = this.#deps.clock.now();
     for (const queue of QUEUE_NAMES) {
       try {
-        this.#deps.metrics.queueMessages.set({ queue }, (await this.list(queue)).length);
+        const ids = await this.list(queue);
+        this.#deps.metrics.queueMessages.set({ queue }, ids.length);
+        this.#deps.metrics.queueOldest.set({ queue }, ids.length ? Math.max(0, (now - queueIdTime(ids[0]!)) / 1000) : 0);
       } catch {
         // An unreadable directory shows as the last count; the error surfaces where it matters.
       }
@@ -269,7 +350,7 @@ class SpoolMessage implements IncomingMessage {
       await this.file.sync();
       await this.file.close();
       await rename(this.temporary, final);
-      await syncDirectory(this.spool.path('incoming', ''));
+      await this.spool.syncIncoming();
     } catch (error) {
       await this.abort();
       throw ioError(`cannot commit ${this.id}`, error);
@@ -285,15 +366,6 @@ class SpoolMessage implements IncomingMessage {
     this.#state = 'aborted';
     await this.file.close().catch(() => undefined);
     await unlink(this.temporary).catch(() => undefined);
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const directory = await open(path, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
   }
 }
 

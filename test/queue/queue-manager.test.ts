@@ -48,7 +48,8 @@ async function withWorld(fn: (world: World) => Promise<void>, overrides: Partial
   const clock = new ManualClock();
   const capture = captureLog();
   const metrics = new Metrics();
-  const routes: Record<string, string> = { 'example.com': mailbox.nexthop, 'bounce.test': 'error:5.1.1 no such domain here' };
+  // example.org is the senders' domain: notices (DSNs) to them reach the same mailbox server.
+  const routes: Record<string, string> = { 'example.com': mailbox.nexthop, 'example.org': mailbox.nexthop, 'bounce.test': 'error:5.1.1 no such domain here' };
   const table: LookupTable = { spec: 'inline:test', lookup: (key) => routes[key] };
   const settings: QueueSettings = {
     directory,
@@ -107,6 +108,16 @@ async function withWorld(fn: (world: World) => Promise<void>, overrides: Partial
     await mailbox.close();
     await rm(directory, { recursive: true, force: true });
   }
+}
+
+/** Messages the mailbox server got, without the notices (DSNs, from <>) mxscreen sent. */
+function delivered(world: World) {
+  return world.mailbox.received.filter((m) => m.sender !== '');
+}
+
+/** The notices (DSNs) the mailbox server got. */
+function notices(world: World) {
+  return world.mailbox.received.filter((m) => m.sender === '');
 }
 
 test('queue manager: a kicked message is delivered byte for byte and removed', async () => {
@@ -180,7 +191,7 @@ test('queue manager: a 5xx for one recipient bounces only that one', async () =>
     const id = await world.queue(['bob@example.com', 'gone@example.com']);
     world.manager.kick(id);
     await world.manager.whenIdle();
-    assert.deepEqual(world.mailbox.received.map((m) => m.recipients), [['bob@example.com']]);
+    assert.deepEqual(delivered(world).map((m) => m.recipients), [['bob@example.com']]);
     assert.deepEqual(world.capture.events('status=bounced').map((l) => l['to']), ['gone@example.com']);
     assert.deepEqual(await world.files('active'), []);
     assert.deepEqual(await world.files('deferred'), []);
@@ -267,7 +278,7 @@ test('queue manager: error: transport bounces with its text', async () => {
     await world.manager.whenIdle();
     const bounced = world.capture.events('status=bounced');
     assert.deepEqual(bounced.map((l) => [l['to'], l['dsn'], l['relay']]), [['x@bounce.test', '5.1.1', 'none']]);
-    assert.equal(world.mailbox.received.length, 1);
+    assert.equal(delivered(world).length, 1);
   });
 });
 
@@ -284,8 +295,17 @@ test('queue manager: after maximal_queue_lifetime the remaining recipients bounc
       world.clock.advance(10 * MINUTE);
       await world.manager.whenIdle();
       assert.equal(world.capture.events('status=bounced').length, 1);
+      const [notice] = world.capture.events('sender non-delivery notification');
+      assert.equal(notice!['queueId'], id);
+      // Only the notice waits now (the mailbox server is still down).
+      assert.deepEqual(await world.files('deferred'), [notice!['noticeId']]);
+      await world.mailbox.restart();
+      await world.manager.flush();
+      await world.manager.whenIdle();
       assert.deepEqual(await world.files('deferred'), []);
       assert.deepEqual(await world.files('state'), []);
+      assert.equal(notices(world).length, 1);
+      assert.match(notices(world)[0]!.body.toString(), /Status: 4\.4\.1|Status: 5\.4\.7/);
     },
     { maximalQueueLifetime: 12 * MINUTE },
   );
@@ -299,7 +319,9 @@ test('queue manager: metrics count deliveries by status and nexthop', async () =
     await world.manager.whenIdle();
     const text = await world.metrics.registry.metrics();
     const nexthop = `[127.0.0.1]:${world.mailbox.port}`;
-    assert.match(text, new RegExp(`mxscreen_deliveries_total\\{status="sent",nexthop="\\[127\\.0\\.0\\.1\\]:${world.mailbox.port}"\\} 1`));
+    // Sent: bob's copy and the notice (DSN) about gone@ to the sender, on the same nexthop.
+    assert.match(text, new RegExp(`mxscreen_deliveries_total\\{status="sent",nexthop="\\[127\\.0\\.0\\.1\\]:${world.mailbox.port}"\\} 2`));
+    assert.match(text, /mxscreen_bounces_total\{reason="rejected"\} 1/);
     assert.match(text, new RegExp(`mxscreen_deliveries_total\\{status="bounced",nexthop="${nexthop.replace(/[[\].]/g, '\\$&')}"\\} 1`));
   });
 });

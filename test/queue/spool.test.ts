@@ -36,7 +36,7 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 
 test('spool: open creates the queue directories', async () => {
   await withSpool(async (_spool, directory) => {
-    assert.deepEqual((await readdir(directory)).sort(), ['active', 'corrupt', 'deferred', 'incoming', 'state']);
+    assert.deepEqual((await readdir(directory)).sort(), ['active', 'control', 'corrupt', 'deferred', 'hold', 'incoming', 'state']);
   });
 });
 
