@@ -112,13 +112,6 @@ export const CATALOGUE = [
   { name: 'maximal_backoff_time', kind: 'time', default: '4000s', unit: 's', doc: 'Longest time between delivery attempts of a deferred message.' },
   { name: 'queue_run_delay', kind: 'time', default: '300s', unit: 's', doc: 'Time between scans of the deferred queue.' },
   { name: 'smtp_connect_timeout', kind: 'time', default: '30s', unit: 's', doc: 'Time limit for connecting to a nexthop SMTP server.' },
-] as const satisfies readonly ParameterSpec[];
-
-/** Name of a parameter in the catalogue (aliases are resolved when main.cf is read). */
-export type ParameterName = (typeof CATALOGUE)[number]['name'];
-
-/** The kind of parameter `N`. */
-export type KindOf<N extends ParameterName> = Extract<(typeof CATALOGUE)[number], { name: N }>['kind'];
   { name: 'bounce_queue_lifetime', kind: 'time', default: '5d', unit: 'd', doc: 'How long a bounce (null sender <>) is retried before it is given up (never bounced again).' },
   { name: 'delay_warning_time', kind: 'time', default: '0h', unit: 'h', doc: 'After this time undelivered, the sender gets one delay notice (DSN action delayed); 0 disables it.' },
   { name: 'bounce_size_limit', kind: 'size', default: '50000', doc: 'Largest original message returned whole in a bounce (bytes); larger ones return their headers only.' },
@@ -128,3 +121,10 @@ export type KindOf<N extends ParameterName> = Extract<(typeof CATALOGUE)[number]
   { name: 'smtp_connection_cache_time_limit', kind: 'time', default: '2s', unit: 's', doc: 'How long an idle connection to a nexthop is kept for the next message (connection reuse).' },
   { name: 'smtp_tls_security_level', kind: 'string', default: '', doc: 'TLS to the nexthop: none (or empty), may (STARTTLS when offered, unverified) or encrypt (defer without STARTTLS).' },
   { name: 'queue_minfree', kind: 'size', default: '0', doc: 'Free bytes the queue file system must keep; MAIL and DATA get 452 4.3.1 below max(this, 1.5 x message_size_limit).' },
+] as const satisfies readonly ParameterSpec[];
+
+/** Name of a parameter in the catalogue (aliases are resolved when main.cf is read). */
+export type ParameterName = (typeof CATALOGUE)[number]['name'];
+
+/** The kind of parameter `N`. */
+export type KindOf<N extends ParameterName> = Extract<(typeof CATALOGUE)[number], { name: N }>['kind'];
