@@ -19,7 +19,8 @@ import { createNodeResolver } from './dns/node-resolver.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
-import { Screener, screenSettingsFromConfig, type ScreenSettings } from './screen/screener.js';
+import { dnsblDisplayName, Screener, screenSettingsFromConfig, type ScreenSettings } from './screen/screener.js';
+import { DnsblHealth } from './screen/dnsbl-health.js';
 import { SmtpListener } from './screen/listener.js';
 import { LruVerdictCache } from './screen/verdict-cache.js';
 import { Smtpd, smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd.js';
@@ -138,13 +139,38 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     metrics,
     onQueued: (id) => queue.kick(id),
   });
-  const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock });
+  const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock, retentionMs: config.get('postscreen_cache_retention_time') });
+  let screenSettings = settings.screen;
+  const health = new DnsblHealth({
+    resolver,
+    clock,
+    log,
+    metrics,
+    timeoutMs: config.get('postscreen_dnsbl_timeout'),
+    displayName: (domain) => dnsblDisplayName(screenSettings.dnsblReplyMap, domain),
+  });
+  health.setSites(screenSettings.dnsblSites);
+  health.start();
+  // postscreen_cache_cleanup_interval: the cleanup runs in slices, never blocking the event loop.
+  let cleanupTimer: { cancel(): void } | undefined;
+  const scheduleCleanup = () => {
+    const interval = config.get('postscreen_cache_cleanup_interval');
+    if (interval <= 0) return;
+    cleanupTimer = clock.setTimer(interval, () => {
+      void cache.cleanup().then(({ kept }) => {
+        metrics.cacheEntries.set(kept);
+        scheduleCleanup();
+      });
+    });
+  };
+  scheduleCleanup();
   const screener = new Screener(settings.screen, {
     resolver,
     clock,
     log,
     metrics,
     cache,
+    health,
     handoff: (socket, verdict) => smtpd.accept(socket, verdict),
   });
   const listener = new SmtpListener(config.get('mxscreen_listen'), (socket) => screener.screen(socket));
@@ -191,6 +217,8 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
         }
       }
       screener.setSettings(nextSettings.screen);
+      screenSettings = nextSettings.screen;
+      health.setSites(nextSettings.screen.dnsblSites);
       smtpd.setSettings(nextSettings.smtpd);
       queue.setSettings(nextSettings.queue);
       config = next;
@@ -200,6 +228,8 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     stop() {
       stopping ??= (async () => {
         await listener.close();
+        health.stop();
+        cleanupTimer?.cancel();
         await smtpd.close(config.get('mxscreen_shutdown_timeout'));
         await queue.stop();
         await metricsEndpoint?.close();

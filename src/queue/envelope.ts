@@ -54,5 +54,16 @@ export interface IncomingMessage {
 
 /** The policy stage's view of the queue. */
 export interface QueueWriter {
+  /**
+   * Starts a message. Rejects with MxError ERR_QUEUE_IO; its cause has code ENOSPC when
+   * the queue file system is below queue_minfree (the client gets 452 4.3.1).
+   */
   open(envelope: Envelope): Promise<IncomingMessage>;
+  /**
+   * Whether the queue takes a message of `size` bytes now (MAIL FROM SIZE=, 0 when not
+   * given): false when free space would fall below max(queue_minfree, 1.5 ×
+   * message_size_limit) — the policy stage then answers MAIL with `452 4.3.1
+   * Insufficient system storage` (Postfix smtpd, postconf(5) queue_minfree). Never rejects.
+   */
+  canAccept?(size: number): Promise<boolean>;
 }

@@ -103,6 +103,8 @@ function mainCf(dnsPort: number, extra: readonly string[]): string {
 export async function startChain(extra: readonly string[] = []): Promise<Chain> {
   const directory = mkdtempSync(join(tmpdir(), 'mxscreen-it-'));
   const dns = await startDnsServer();
+  // RFC 5782 §5 test points, so the DNSBL self-test (dnsbl-health.ts) finds the zone healthy.
+  dns.listDnsbl(ZONE, '127.0.0.2', ['127.0.0.2']);
   const mailbox = await MailboxServer.start();
   writeFileSync(join(directory, 'transport'), `example.com   smtp:[127.0.0.1]:${mailbox.port}\n`);
   writeFileSync(join(directory, 'relay_recipients'), 'info@example.com OK\njoe@example.com OK\n');
