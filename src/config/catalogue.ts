@@ -103,6 +103,44 @@ export const CATALOGUE = [
   { name: 'message_size_limit', kind: 'size', default: '10240000', doc: 'Maximum size of a message in bytes (SIZE in the EHLO reply, 552 5.3.4 beyond it).' },
   { name: 'relay_domains', kind: 'match-list', default: '', doc: 'Domains this host relays mail to (names or tables, only the key counts).' },
   { name: 'relay_recipient_maps', kind: 'tables', default: '', doc: 'Valid recipients of relay_domains (user@domain or @domain keys); empty accepts any.' },
+  { name: 'smtpd_helo_required', kind: 'boolean', default: 'no', doc: 'yes: MAIL, RCPT, DATA and ETRN before HELO/EHLO get 503 5.5.1 (smtp-server requires HELO/EHLO always, see Bugs).' },
+  { name: 'strict_rfc821_envelopes', kind: 'boolean', default: 'no', doc: 'yes: MAIL FROM and RCPT TO addresses must be in <>, with no comments or phrases (501 5.1.7 / 5.1.3).' },
+  { name: 'disable_vrfy_command', kind: 'boolean', default: 'no', doc: 'yes: VRFY gets 502 5.5.1 VRFY command is disabled.' },
+  { name: 'smtpd_soft_error_limit', kind: 'integer', default: '10', doc: 'Errors (4xx/5xx replies) in a session after which every reply is delayed by smtpd_error_sleep_time.' },
+  { name: 'smtpd_hard_error_limit', kind: 'integer', default: '20', doc: 'Errors in a session at which the client gets 421 4.7.0 Error: too many errors and is disconnected.' },
+  { name: 'smtpd_error_sleep_time', kind: 'time', default: '1s', unit: 's', doc: 'Delay of each reply once a session has more than smtpd_soft_error_limit errors.' },
+
+  // --- smtpd(8) restrictions (smtpd_delay_reject = yes: client, helo and sender lists run at RCPT TO) ---
+  { name: 'smtpd_client_restrictions', kind: 'list', default: '', doc: 'Restrictions on the client address and name, evaluated at RCPT TO.' },
+  { name: 'smtpd_helo_restrictions', kind: 'list', default: '', doc: 'Restrictions on the HELO/EHLO name, evaluated at RCPT TO.' },
+  { name: 'smtpd_sender_restrictions', kind: 'list', default: '', doc: 'Restrictions on the MAIL FROM address, evaluated at RCPT TO.' },
+  { name: 'smtpd_relay_restrictions', kind: 'list', default: 'permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination', doc: 'Relay control, evaluated at RCPT TO before smtpd_recipient_restrictions.' },
+  { name: 'smtpd_recipient_restrictions', kind: 'list', default: '', doc: 'Restrictions on the RCPT TO address, evaluated after smtpd_relay_restrictions.' },
+  { name: 'smtpd_data_restrictions', kind: 'list', default: '', doc: 'Restrictions evaluated at DATA, before 354.' },
+  { name: 'smtpd_etrn_restrictions', kind: 'list', default: '', doc: 'Restrictions on the ETRN domain, evaluated at ETRN.' },
+  { name: 'smtpd_restriction_classes', kind: 'list', default: '', doc: 'Names of restriction classes; each is then set in main.cf as name = restriction list, and access tables may answer with the name.' },
+  { name: 'smtpd_reject_unlisted_recipient', kind: 'boolean', default: 'yes', doc: 'Reject a relay_domains recipient not in relay_recipient_maps even when no reject_unlisted_recipient is listed.' },
+  { name: 'smtpd_policy_service_timeout', kind: 'time', default: '100s', unit: 's', doc: 'Time limit to connect to, write to and read from a check_policy_service server.' },
+  { name: 'smtpd_policy_service_default_action', kind: 'string', default: '451 4.3.5 Server configuration problem', doc: 'Action used when a check_policy_service server fails or times out.' },
+  { name: 'rbl_reply_maps', kind: 'tables', default: '', doc: 'Tables from an RBL domain to the reply of reject_rbl_client ($rbl_code, $rbl_class, $rbl_what, $rbl_domain, $rbl_reason).' },
+  { name: 'virtual_alias_maps', kind: 'tables', default: '', doc: 'virtual(5) aliases: user@domain, user (local addresses such as postmaster@[our IP] only) or @domain to addresses.' },
+
+  // --- address verification (verify(8)) for reject_unverified_recipient ---
+  { name: 'address_verify_positive_expire_time', kind: 'time', default: '31d', unit: 's', doc: 'How long a recipient that the nexthop accepted stays verified.' },
+  { name: 'address_verify_positive_refresh_time', kind: 'time', default: '7d', unit: 's', doc: 'Age after which a verified recipient is probed again (in the background).' },
+  { name: 'address_verify_negative_expire_time', kind: 'time', default: '3d', unit: 's', doc: 'How long a recipient that the nexthop refused stays refused.' },
+  { name: 'address_verify_negative_refresh_time', kind: 'time', default: '3h', unit: 's', doc: 'Age after which a refused recipient is probed again (in the background).' },
+  { name: 'address_verify_poll_count', kind: 'integer', default: '3', doc: 'How many times RCPT TO polls the result of a first probe before it answers 450.' },
+  { name: 'address_verify_poll_delay', kind: 'time', default: '3s', unit: 's', doc: 'Time between two polls of a probe in flight.' },
+  { name: 'unverified_recipient_reject_code', kind: 'integer', default: '450', doc: 'Reply code for a recipient the nexthop refused (450, or 550 once you trust the probes).' },
+  { name: 'mxscreen_verify_cache_size', kind: 'integer', default: '100000', doc: 'Most recipients kept in the address verification cache (a file in the queue directory).' },
+  { name: 'mxscreen_verify_probe_limit', kind: 'integer', default: '10', doc: 'Most probes in flight to one nexthop; further unknown recipients get 450 at once (dictionary attacks).' },
+
+  // --- cleanup(8) content checks ---
+  { name: 'header_checks', kind: 'tables', default: '', doc: 'regexp:/pcre: tables matched against each top-level header: REJECT, WARN, DISCARD, HOLD, IGNORE, DUNNO, PREPEND.' },
+  { name: 'mime_header_checks', kind: 'tables', default: '$header_checks', doc: 'Tables matched against MIME headers (Content-*, MIME-Version) at every level, filenames decoded (RFC 2231/2047).' },
+  { name: 'nested_header_checks', kind: 'tables', default: '$header_checks', doc: 'Tables matched against the non-MIME headers of attached messages (message/rfc822).' },
+  { name: 'mxscreen_blocked_attachment_types', kind: 'list', default: '', doc: 'MIME types (application/x-msdownload) or families (application/*) refused with 550 5.7.1, matched against the declared type and the filename extension.' },
 
   // --- queue manager and delivery ---
   { name: 'transport_maps', kind: 'tables', default: '', doc: 'transport(5) tables: recipient or domain to transport:nexthop.' },

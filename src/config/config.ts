@@ -20,7 +20,7 @@ import { CATALOGUE, type ParameterName, type ParameterSpec } from './catalogue.j
 import type { Config, ParameterValue } from './value.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { LookupTable } from '../tables/lookup-table.js';
-import { openTable, tableSourceFile } from '../tables/open-table.js';
+import { openTable, tableSourceFile, tableTypeOf } from '../tables/open-table.js';
 import { parseMainCf, type MainCfEntry } from './main-cf.js';
 import { ParameterExpander } from './expansion.js';
 import { readKind, splitList, type ParameterContext } from './parameter-kind.js';
@@ -45,6 +45,7 @@ class LoadedConfig implements Config {
     private readonly settings: ReadonlyMap<string, MainCfEntry>,
     private readonly tables: ReadonlyMap<string, LookupTable>,
     readonly sources: readonly string[],
+    readonly classes: ReadonlyMap<string, RestrictionClass>,
   ) {}
 
   get<N extends ParameterName>(name: N): ParameterValue<N> {
@@ -105,6 +106,19 @@ export function configuredTable(config: Config, spec: string): LookupTable {
   return config instanceof LoadedConfig ? config.table(spec) : openTable(spec, config.directory);
 }
 
+/** A restriction class (smtpd_restriction_classes): its name, its expanded list words and where it was set. */
+export interface RestrictionClass {
+  readonly name: string;
+  readonly words: readonly string[];
+  readonly file: string;
+  readonly line: number;
+}
+
+/** The restriction classes `config` defines (postconf(5) smtpd_restriction_classes), by name. */
+export function restrictionClasses(config: Config): ReadonlyMap<string, RestrictionClass> {
+  return config instanceof LoadedConfig ? config.classes : new Map();
+}
+
 /** Files `config` was read from (main.cf and every table file), to watch for changes. */
 export function configSources(config: Config): readonly string[] {
   return config instanceof LoadedConfig ? config.sources : [config.file];
@@ -122,23 +136,33 @@ function buildConfig(text: string, file: string, directory: string): { config?: 
   const parsed = parseMainCf(text, file);
   const problems: ConfigProblem[] = [...parsed.problems];
   const settings = new Map<string, MainCfEntry>();
+  const others: MainCfEntry[] = [];
   for (const entry of parsed.entries) {
     const spec = BY_NAME.get(entry.name);
     if (spec === undefined) {
-      problems.push({ file, line: entry.line, message: `unknown parameter: ${entry.name}` });
+      others.push(entry);
       continue;
     }
     const earlier = settings.get(spec.name);
     if (earlier === undefined || earlier.line < entry.line) settings.set(spec.name, entry);
   }
+  const classEntries = new Map<string, MainCfEntry>();
   const expander = new ParameterExpander(
-    (name) => settings.get(name)?.value ?? BY_NAME.get(name)?.default,
+    (name) => settings.get(name)?.value ?? classEntries.get(name)?.value ?? BY_NAME.get(name)?.default,
     (name, value) => (name === 'myhostname' && value === '' ? hostname() : value),
   );
+  // A name listed in smtpd_restriction_classes is a restriction class (postconf(5)); any
+  // other name that is not in the catalogue is an error.
+  const classNames = new Set(splitList(expander.value('smtpd_restriction_classes').value));
+  for (const entry of others) {
+    if (classNames.has(entry.name)) classEntries.set(entry.name, entry);
+    else problems.push({ file, line: entry.line, message: `unknown parameter: ${entry.name}` });
+  }
 
   const tables = new Map<string, LookupTable | null>();
   const sources = new Set<string>([file]);
   const values = new Map<string, unknown>();
+  const withProblems = new Set<string>();
   for (const spec of SPECS) {
     const entry = settings.get(spec.name);
     const origin = { file, line: entry?.line ?? 0 };
@@ -178,7 +202,10 @@ function buildConfig(text: string, file: string, directory: string): { config?: 
     if (expanded.problem !== undefined) report(expanded.problem);
     const read = readKind(spec, expanded.value, context);
     // A value built from a parameter with a problem is not judged again: that one is reported.
-    if (expanded.broken !== true) for (const message of read.problems) report(message);
+    // A default that copies a parameter with a problem ($relay_domains) is not reported again.
+    const copiesBroken = entry === undefined && [...spec.default.matchAll(/\$\{?(\w+)/g)].some((match) => withProblems.has(match[1]!));
+    if (expanded.broken !== true && !copiesBroken) for (const message of read.problems) report(message);
+    if (read.problems.length > 0 || expanded.problem !== undefined) withProblems.add(spec.name);
     let value: unknown = read.value;
     if ((PATH_PARAMETERS as readonly string[]).includes(spec.name) && typeof value === 'string' && value !== '') {
       value = isAbsolute(value) ? value : resolve(directory, value);
@@ -188,10 +215,36 @@ function buildConfig(text: string, file: string, directory: string): { config?: 
     }
     values.set(spec.name, value);
   }
+  const classes = new Map<string, RestrictionClass>();
+  for (const name of classNames) {
+    const entry = classEntries.get(name);
+    const origin = { file, line: entry?.line ?? settings.get('smtpd_restriction_classes')?.line ?? 0 };
+    if (entry === undefined) {
+      problems.push({ ...origin, message: `smtpd_restriction_classes: restriction class "${name}" is not defined` });
+      continue;
+    }
+    const expanded = expander.value(name);
+    if (expanded.problem !== undefined) problems.push({ ...origin, message: `${name}: ${expanded.problem}` });
+    const words = splitList(expanded.value);
+    for (const word of words) if (tableTypeOf(word) !== undefined) openForClass(word, origin);
+    classes.set(name, { name, words, file, line: origin.line });
+  }
+  function openForClass(tableSpec: string, origin: { file: string; line: number }): void {
+    if (tables.has(tableSpec)) return;
+    try {
+      tables.set(tableSpec, openTable(tableSpec, directory, origin));
+      const source = tableSourceFile(tableSpec, directory);
+      if (source !== undefined) sources.add(source);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      tables.set(tableSpec, null);
+    }
+  }
   if (problems.length > 0) return { problems: orderProblems(problems, file) };
   const opened = new Map<string, LookupTable>();
   for (const [tableSpec, table] of tables) if (table !== null) opened.set(tableSpec, table);
-  return { config: new LoadedConfig(file, directory, values, settings, opened, [...sources]), problems: [] };
+  return { config: new LoadedConfig(file, directory, values, settings, opened, [...sources], classes), problems: [] };
 }
 
 /** main.cf problems first, by line; then table files' problems in the order found. */

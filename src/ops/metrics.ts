@@ -35,6 +35,12 @@ export class Metrics {
   readonly cacheLookups = new Counter({ name: 'mxscreen_screen_cache_lookups_total', help: 'Verdict cache lookups by result.', labelNames: ['result'] as const, registers: [this.registry] });
   /** Records held by the verdict cache, expired ones kept for postscreen_cache_retention_time included. */
   readonly cacheEntries = new Gauge({ name: 'mxscreen_screen_cache_entries', help: 'Records in the postscreen verdict cache.', registers: [this.registry] });
+  /** Policy stage: smtpd restriction results, list = client|helo|sender|relay|recipient|data|etrn, result = permit|reject|defer. */
+  readonly restrictionResults = new Counter({ name: 'mxscreen_smtpd_restrictions_total', help: 'Restriction list results by list and result.', labelNames: ['list', 'result'] as const, registers: [this.registry] });
+  /** Address verification probes (reject_unverified_recipient): result = started | limited (mxscreen_verify_probe_limit reached, 450 at once). */
+  readonly addressVerifyProbes = new Counter({ name: 'mxscreen_address_verify_probes_total', help: 'Address verification probes by nexthop and result.', labelNames: ['nexthop', 'result'] as const, registers: [this.registry] });
+  /** Messages the content checks stopped at end of DATA: action = reject | discard | hold; table = the header_checks table. */
+  readonly contentRejects = new Counter({ name: 'mxscreen_content_checks_total', help: 'Messages stopped by header/MIME checks by action.', labelNames: ['action'] as const, registers: [this.registry] });
   readonly smtpReplies = new Counter({ name: 'mxscreen_smtp_replies_total', help: 'SMTP replies sent to clients by reply code.', labelNames: ['code'] as const, registers: [this.registry] });
   readonly messagesQueued = new Counter({ name: 'mxscreen_messages_queued_total', help: 'Messages accepted with 250 and written to the queue.', registers: [this.registry] });
   readonly messageBytes = new Counter({ name: 'mxscreen_message_bytes_total', help: 'Bytes of messages written to the queue.', registers: [this.registry] });

@@ -1,25 +1,26 @@
 /*
- * relay-control — may this client send mail to this recipient through us at all?
+ * relay-control — reject_unauth_destination: is this recipient one we may accept mail
+ * for from anyone?
  *
- * Decides, for one RCPT (Postfix smtpd_relay_restrictions = permit_mynetworks,
- * reject_unauth_destination, postconf(5)): a recipient whose domain is in relay_domains
- * goes on to recipient validation (checked first, so that relay_recipient_maps applies to
- * trusted clients too, as Postfix's smtpd_reject_unlisted_recipient does); otherwise a
- * client in mynetworks is permitted to relay anywhere; everyone else gets
- * `554 5.7.1 <addr>: Relay access denied`. There is no other way to a permit, so an empty
- * relay_domains and an empty mynetworks refuse every recipient: never an open relay.
+ * Decides (postconf(5) reject_unauth_destination, allow_untrusted_routing = no): a
+ * recipient is authorized when its domain is in relay_domains, or when it is local here:
+ * an address literal of the address the client connected to (`postmaster@[192.0.2.1]`,
+ * seed 004) or no domain at all (`postmaster`, RFC 5321 §4.5.1); and its local part holds
+ * no sender-specified routing (`%`, `!`, `@`: the percent hack, bang paths and quoted
+ * `"user@other"@example.com` never relay). Everything else is "Relay access denied".
+ * Whether a trusted client may relay anyway is the restriction list's business
+ * (permit_mynetworks before reject_unauth_destination).
  * Leaves to others: the match-list semantics (tables/match-list.ts), recipient validation
- * (recipient-check.ts), applying the decision (smtpd.ts).
- * Bugs: a bare `postmaster` (no domain) is refused like a foreign domain: there is no
- * local delivery here, although RFC 5321 §4.5.1 wants postmaster accepted.
+ * (recipient-check.ts), the list that applies it (restriction-list.ts).
  */
 import type { SmtpReply } from '../errors.js';
 import type { MatchList } from '../config/value.js';
-import { matchDomain, matchNetwork } from '../tables/match-list.js';
+import { matchDomain } from '../tables/match-list.js';
+import { parseIpAddress, unmapIpv4 } from '../tables/ip-network.js';
 import type { RecipientAddress } from './recipient-address.js';
 
 export interface RelayPolicy {
-  /** mynetworks: clients allowed to relay to any domain. */
+  /** mynetworks: clients that permit_mynetworks lets through. */
   readonly mynetworks: MatchList;
   /** relay_domains: domains we accept mail for from anyone. */
   readonly relayDomains: MatchList;
@@ -27,30 +28,36 @@ export interface RelayPolicy {
   readonly relayDomainsMatchSubdomains: boolean;
 }
 
-export type RelayDecision =
-  /** The domain is one of relay_domains: validate the recipient next. */
-  | { readonly kind: 'relay-domain'; readonly domain: string }
-  /** A foreign domain, but the client is in mynetworks: permitted. */
-  | { readonly kind: 'permit-mynetworks' }
-  /** Neither: `554 5.7.1 <addr>: Relay access denied`. */
-  | { readonly kind: 'reject'; readonly reply: SmtpReply };
-
-/** Postfix's reply for reject_unauth_destination (smtpd_check.c, smtpd_relay_restrictions). */
+/** Postfix's reply for reject_unauth_destination (smtpd_check.c, relay_domains_reject_code 554). */
 export function relayAccessDenied(address: string): SmtpReply {
   return { code: 554, enhanced: '5.7.1', text: `<${address}>: Relay access denied` };
 }
 
+/** True when the local part carries sender-specified routing (`%`, `!`, `@`). */
+export function hasSenderRouting(recipient: RecipientAddress): boolean {
+  return /[%!@]/.test(recipient.local);
+}
+
 /**
- * The relay decision for one recipient from one client.
- * `clientAddress` is the client IP as text (IPv4, IPv6 or IPv4-mapped IPv6).
- * Pure; never throws (tables never throw, lookup-table.ts).
+ * True when `domain` is local here: empty (a bare `postmaster`) or an address literal
+ * `[a.d.d.r]` / `[ipv6:…]` of `localAddress`, the address the client connected to.
  */
-export function decideRelay(policy: RelayPolicy, clientAddress: string, recipient: RecipientAddress): RelayDecision {
-  if (recipient.domain !== '' && matchDomain(policy.relayDomains, recipient.domain, policy.relayDomainsMatchSubdomains)) {
-    return { kind: 'relay-domain', domain: recipient.domain };
-  }
-  if (matchNetwork(policy.mynetworks, clientAddress)) {
-    return { kind: 'permit-mynetworks' };
-  }
-  return { kind: 'reject', reply: relayAccessDenied(recipient.address) };
+export function isLocalDestination(domain: string, localAddress: string): boolean {
+  if (domain === '') return true;
+  const literal = /^\[(?:ipv6:)?([^\]]+)\]$/i.exec(domain);
+  if (!literal) return false;
+  const parsed = parseIpAddress(literal[1]!);
+  const local = parseIpAddress(localAddress);
+  if (!parsed || !local) return false;
+  return unmapIpv4(literal[1]!).toLowerCase() === unmapIpv4(localAddress).toLowerCase();
+}
+
+/**
+ * reject_unauth_destination's question for one recipient: `authorized` (relay domain
+ * or local, no sender routing) or `denied`. Pure; never throws.
+ */
+export function unauthDestination(policy: RelayPolicy, recipient: RecipientAddress, localAddress: string): 'authorized' | 'denied' {
+  if (hasSenderRouting(recipient)) return 'denied';
+  if (isLocalDestination(recipient.domain, localAddress)) return 'authorized';
+  return matchDomain(policy.relayDomains, recipient.domain, policy.relayDomainsMatchSubdomains) ? 'authorized' : 'denied';
 }

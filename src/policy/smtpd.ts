@@ -20,8 +20,12 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
-import type { Config } from '../config/value.js';
+import { configuredTable, restrictionClasses } from '../config/config.js';
+import type { Config, MatchList } from '../config/value.js';
 import { ConfigError, formatReply, type ConfigProblem, type SmtpReply } from '../errors.js';
+import { DnsError, type DnsResolver } from '../dns/resolver.js';
+import type { TransportSettings } from '../delivery/transport.js';
+import { matchDomain } from '../tables/match-list.js';
 import type { Clock } from '../clock.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -32,8 +36,18 @@ import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js'
 import { formatReceivedHeader, localUtcOffsetMinutes } from './received-header.js';
 import { asciiAddress, parseRecipient } from './recipient-address.js';
 import { checkRelayRecipient } from './recipient-check.js';
-import { decideRelay, type RelayPolicy } from './relay-control.js';
+import { isLocalDestination, unauthDestination, type RelayPolicy } from './relay-control.js';
 import { countReply, SMTPD_SERVER_REPLY_OPTIONS, smtpServerText, toSmtpServerError } from './smtp-reply-adapter.js';
+import { RESTRICTION_STAGES, rejectReply, type ClientNames, type RestrictionRequest, type RestrictionSession, type RestrictionStage } from './restriction.js';
+import type { ParsedRestriction, RestrictionEnvironment } from './restriction-catalogue.js';
+import { evaluateRestrictions, parseRestrictions, type ListOutcome } from './restriction-list.js';
+import { lookupClientNames } from './client-hostname.js';
+import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
+import { createSpfVerifier, type SpfOutcome, type TxtLookup } from './spf-check.js';
+import { RecipientVerifier, type VerifySettings } from './address-verify.js';
+import { probeNexthop, probeRecipient } from './verify-probe.js';
+import { expandVirtualAlias, lookupVirtualAlias } from './virtual-alias.js';
+import { startSession, type PolicyConnection } from './smtpd-connection.js';
 
 /** Everything the policy stage reads from main.cf, typed and loaded (TLS files read). */
 export interface SmtpdSettings {
@@ -56,6 +70,34 @@ export interface SmtpdSettings {
   readonly relay: RelayPolicy;
   /** relay_recipient_maps; empty accepts every recipient of a relay domain. */
   readonly relayRecipientMaps: readonly LookupTable[];
+  /** smtpd_*_restrictions, parsed (smtpd_delay_reject = yes: all but data and etrn run at RCPT). */
+  readonly restrictions: Readonly<Record<RestrictionStage, readonly ParsedRestriction[]>>;
+  /** smtpd_restriction_classes, parsed. */
+  readonly classes: ReadonlyMap<string, readonly ParsedRestriction[]>;
+  /** Opened tables by spec, for restriction words that access tables answer with. */
+  readonly table: (spec: string) => LookupTable | string;
+  readonly rejectUnlistedRecipient: boolean;
+  /** smtpd_access_maps is in parent_domain_matches_subdomains. */
+  readonly accessMapsMatchSubdomains: boolean;
+  readonly rblReplyMaps: readonly LookupTable[];
+  readonly virtualAliasMaps: readonly LookupTable[];
+  /** fast_flush_domains (ETRN) and whether it matches subdomains. */
+  readonly fastFlushDomains: MatchList;
+  readonly fastFlushMatchSubdomains: boolean;
+  /** smtpd(8) protocol rules. */
+  readonly protocol: {
+    readonly heloRequired: boolean;
+    readonly strictEnvelopes: boolean;
+    readonly vrfyDisabled: boolean;
+    readonly softErrorLimit: number;
+    readonly hardErrorLimit: number;
+    /** ms */
+    readonly errorSleepMs: number;
+  };
+  readonly policyService: { readonly timeoutMs: number; readonly defaultAction: string; readonly queueDirectory: string };
+  readonly verify: VerifySettings;
+  /** transport_maps and relayhost: where reject_unverified_recipient probes go. */
+  readonly transport: TransportSettings;
 }
 
 export interface SmtpdDeps {
@@ -65,6 +107,14 @@ export interface SmtpdDeps {
   readonly metrics: Metrics;
   /** Called with the queue id after each message is durably queued (and before the 250 goes out). */
   readonly onQueued?: (id: string) => void;
+  /** DNS for the restrictions (client names, unknown domains, RBLs, SPF); absent: lookups fail as temporary. */
+  readonly resolver?: DnsResolver;
+  /** TXT lookups for SPF (reject_spf_fail); absent: SPF answers temperror. */
+  readonly txt?: TxtLookup;
+  /** ETRN accepted for `domain`: start delivery of its deferred mail (QueueManager.flush). */
+  readonly etrn?: (domain: string) => void;
+  /** Where the address verification cache is saved (queue_directory); absent: memory only. */
+  readonly verifyCacheDirectory?: string;
 }
 
 function problemAt(config: Config, name: Parameters<Config['where']>[0], message: string): ConfigProblem {
@@ -102,7 +152,34 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       problems.push(problemAt(config, 'smtpd_tls_cert_file', `cannot use ${certFile} and ${keyFile}: ${(error as Error).message}`));
     }
   }
+  const table = (spec: string): LookupTable | string => {
+    try {
+      return configuredTable(config, spec);
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems.map((problem) => problem.message).join('; ');
+      throw error;
+    }
+  };
+  const classDefinitions = restrictionClasses(config);
+  const classNames = new Set(classDefinitions.keys());
+  const parseContext = { table, classes: classNames };
+  const restrictions = {} as Record<RestrictionStage, readonly ParsedRestriction[]>;
+  for (const stage of RESTRICTION_STAGES) {
+    const parameter = `smtpd_${stage}_restrictions` as const;
+    const where = problemAt(config, parameter, '');
+    const parsed = parseRestrictions(config.get(parameter), parseContext, { file: where.file, line: where.line, parameter });
+    problems.push(...parsed.problems);
+    restrictions[stage] = parsed.restrictions;
+  }
+  const classes = new Map<string, readonly ParsedRestriction[]>();
+  for (const definition of classDefinitions.values()) {
+    const parsed = parseRestrictions(definition.words, parseContext, { file: definition.file, line: definition.line, parameter: definition.name });
+    problems.push(...parsed.problems);
+    classes.set(definition.name, parsed.restrictions);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
+  const parentMatching = config.get('parent_domain_matches_subdomains');
+  const queueDirectory = config.resolvePath(config.get('queue_directory'));
 
   return {
     greetingHost: bannerMatch![1]!,
@@ -119,6 +196,40 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       relayDomainsMatchSubdomains: config.get('parent_domain_matches_subdomains').includes('relay_domains'),
     },
     relayRecipientMaps: config.get('relay_recipient_maps'),
+    restrictions,
+    classes,
+    table,
+    rejectUnlistedRecipient: config.get('smtpd_reject_unlisted_recipient'),
+    accessMapsMatchSubdomains: parentMatching.includes('smtpd_access_maps'),
+    rblReplyMaps: config.get('rbl_reply_maps'),
+    virtualAliasMaps: config.get('virtual_alias_maps'),
+    fastFlushDomains: config.get('fast_flush_domains'),
+    fastFlushMatchSubdomains: parentMatching.includes('fast_flush_domains'),
+    protocol: {
+      heloRequired: config.get('smtpd_helo_required'),
+      strictEnvelopes: config.get('strict_rfc821_envelopes'),
+      vrfyDisabled: config.get('disable_vrfy_command'),
+      softErrorLimit: config.get('smtpd_soft_error_limit'),
+      hardErrorLimit: config.get('smtpd_hard_error_limit'),
+      errorSleepMs: config.get('smtpd_error_sleep_time'),
+    },
+    policyService: {
+      timeoutMs: config.get('smtpd_policy_service_timeout'),
+      defaultAction: config.get('smtpd_policy_service_default_action'),
+      queueDirectory,
+    },
+    verify: {
+      positiveExpire: config.get('address_verify_positive_expire_time'),
+      positiveRefresh: config.get('address_verify_positive_refresh_time'),
+      negativeExpire: config.get('address_verify_negative_expire_time'),
+      negativeRefresh: config.get('address_verify_negative_refresh_time'),
+      pollCount: config.get('address_verify_poll_count'),
+      pollDelay: config.get('address_verify_poll_delay'),
+      rejectCode: config.get('unverified_recipient_reject_code'),
+      cacheSize: config.get('mxscreen_verify_cache_size'),
+      probeLimit: config.get('mxscreen_verify_probe_limit'),
+    },
+    transport: { transportMaps: config.get('transport_maps'), relayhost: config.get('relayhost') },
   };
 }
 
@@ -126,6 +237,9 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
 interface Generation {
   readonly settings: SmtpdSettings;
   readonly server: SMTPServer;
+  /** What the restrictions of this generation use; policy clients close with it. */
+  readonly env: RestrictionEnvironment;
+  readonly policyClients: Map<string, PolicyServiceClient>;
   sessions: number;
 }
 
@@ -138,11 +252,21 @@ interface SessionState {
   readonly client: string;
   readonly log: Logger;
   readonly counts: { mail: number; rcpt: number; rcptAccepted: number; data: number; queued: number };
+  connection: PolicyConnection | undefined;
+  /** The client names, looked up once (first restriction that needs them). */
+  names: Promise<ClientNames> | undefined;
+  /** Per transaction (reset at MAIL FROM): headers to prepend, the SPF outcome. */
+  transaction: { prepends: string[]; spf: Promise<SpfOutcome> | undefined };
 }
 
 type RcptDecision =
   | { readonly kind: 'accept' }
-  | { readonly kind: 'reject'; readonly reply: SmtpReply; readonly reason: 'postscreen' | 'recipient-limit' | 'relay' | 'recipient' };
+  | { readonly kind: 'reject'; readonly reply: SmtpReply; readonly reason: string };
+
+/** `550 5.1.1 <addr>: Recipient address rejected: User unknown in virtual alias table` (smtpd_check.c). */
+function unknownLocalRecipient(address: string): SmtpReply {
+  return rejectReply(550, '5.1.1', address, 'Recipient address', 'User unknown in virtual alias table');
+}
 
 /** `421 4.3.2 Service shutting down` (Postfix smtpd on stop). */
 const SHUTTING_DOWN: SmtpReply = { code: 421, enhanced: '4.3.2', text: 'Service shutting down' };
@@ -202,19 +326,33 @@ export class Smtpd {
       client,
       log: this.#deps.log.child({ session: verdict.sessionId, client }),
       counts: { mail: 0, rcpt: 0, rcptAccepted: 0, data: 0, queued: 0 },
+      connection: undefined,
+      names: undefined,
+      transaction: { prepends: [], spf: undefined },
     };
     this.#sessions.set(key, state);
     generation.sessions++;
     this.#deps.metrics.activeConnections.inc({ stage: 'smtpd' });
-    // XXX: smtp-server waits 100 ms before its 220 (its own early-talker check, not
-    // configurable); the screener has already run the real pregreet test.
-    generation.server.connect(socket, {
-      id: key,
-      remoteAddress: verdict.client.address,
-      remotePort: verdict.client.port,
-      localAddress: verdict.local.address,
-      localPort: verdict.local.port,
-    });
+    const protocol = generation.settings.protocol;
+    // The session starts with the 220 at once (smtpd-connection.ts: no 100 ms early-talker
+    // delay; the screener has already run the real pregreet test).
+    state.connection = startSession(
+      generation.server,
+      socket,
+      {
+        id: key,
+        remoteAddress: verdict.client.address,
+        remotePort: verdict.client.port,
+        localAddress: verdict.local.address,
+        localPort: verdict.local.port,
+      },
+      {
+        ...protocol,
+        clock: this.#deps.clock,
+        etrn: (connection, domain) => this.#onEtrn(state, connection, domain),
+        data: (connection) => this.#beforeData(state, connection),
+      },
+    );
   }
 
   /** Reload: sessions that start from now on use `settings`; open sessions keep theirs. */
@@ -266,6 +404,7 @@ export class Smtpd {
 
   #closeServer(generation: Generation): Promise<void> {
     this.#generations.delete(generation);
+    for (const client of generation.policyClients.values()) client.close();
     // The server never listened (sockets come from the screener); close() only clears state.
     return new Promise((resolve) => generation.server.close(() => resolve()));
   }
@@ -314,7 +453,31 @@ export class Smtpd {
     const server = new SMTPServer(options);
     // A connection error without a listener would be thrown by EventEmitter.
     server.on('error', (err) => log.debug({ component: 'smtp-server', err }, 'smtp-server error'));
-    const generation: Generation = { settings, server, sessions: 0 };
+    const policyClients = new Map<string, PolicyServiceClient>();
+    const resolver = this.#deps.resolver ?? unavailableResolver;
+    const env: RestrictionEnvironment = {
+      relay: settings.relay,
+      relayRecipientMaps: settings.relayRecipientMaps,
+      accessMapsMatchSubdomains: settings.accessMapsMatchSubdomains,
+      rblReplyMaps: settings.rblReplyMaps,
+      virtualAliasMaps: settings.virtualAliasMaps,
+      classes: settings.classes,
+      table: settings.table,
+      resolver,
+      log,
+      policyService: (target) => {
+        let client = policyClients.get(target);
+        if (client === undefined) {
+          const parsed = parsePolicyTarget(target).target ?? { kind: 'unix' as const, path: target };
+          client = createPolicyServiceClient(parsed, { ...settings.policyService, clock: this.#deps.clock, log });
+          policyClients.set(target, client);
+        }
+        return client;
+      },
+      spf: createSpfVerifier(resolver, this.#deps.txt ?? noTxt, settings.myhostname),
+      verifier: this.#verifierFor(settings),
+    };
+    const generation: Generation = { settings, server, env, policyClients, sessions: 0 };
     this.#generations.add(generation);
     return generation;
   }
@@ -335,18 +498,101 @@ export class Smtpd {
     callback();
   }
 
-  #onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+  /** The verify(8) cache outlives reloads; a reload changes its settings only by a restart. */
+  #verifier: RecipientVerifier | undefined;
+
+  #verifierFor(settings: SmtpdSettings): RecipientVerifier {
+    this.#verifier ??= new RecipientVerifier(settings.verify, {
+      probe: (recipient) =>
+        probeRecipient(recipient, {
+          transport: this.#current?.settings.transport ?? settings.transport,
+          resolver: this.#deps.resolver ?? unavailableResolver,
+          helo: settings.myhostname,
+          timeoutMs: settings.timeoutMs,
+        }),
+      nexthopOf: (recipient) => probeNexthop(recipient, this.#current?.settings.transport ?? settings.transport),
+      clock: this.#deps.clock,
+      log: this.#deps.log,
+      countProbe: (nexthop, result) => this.#deps.metrics.addressVerifyProbes.inc({ nexthop, result }),
+      ...(this.#deps.verifyCacheDirectory !== undefined ? { directory: this.#deps.verifyCacheDirectory } : {}),
+    });
+    return this.#verifier;
+  }
+
+  /** The deep protocol test failure (postscreen(8) "after 220" tests), if any, logged as a reject. */
+  #deepTestFailure(state: SessionState, session: SMTPServerSession, command: string, to: string): SmtpReply | undefined {
+    const failure = state.verdict.deepTests?.failure();
+    if (failure === undefined) return undefined;
+    this.#logReject(state, session, command, failure.reply, `postscreen ${failure.test}`, to);
+    return failure.reply;
+  }
+
+  #logReject(state: SessionState, session: SMTPServerSession, command: string, reply: SmtpReply, reason: string, to: string | undefined): void {
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    state.log.info(
+      { event: 'NOQUEUE: reject', reason, code: reply.code, from: sender, ...(to !== undefined ? { to } : {}) },
+      `NOQUEUE: reject: ${command} from ${state.client}: ${formatReply(reply)}; ` +
+        `from=<${sender}>${to !== undefined ? ` to=<${to}>` : ''} proto=${session.transmissionType} helo=<${this.#helo(state, session)}>`,
+    );
+  }
+
+  #helo(state: SessionState, session: SMTPServerSession): string {
+    return state.connection ? state.connection.heloName() : heloOf(session);
+  }
+
+  #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const state = this.#sessions.get(session.id);
     if (!state) {
       callback(toSmtpServerError(LOST_SESSION));
       return;
     }
     state.counts.mail++;
+    const deep = this.#deepTestFailure(state, session, 'MAIL', '');
+    if (deep) {
+      countReply(this.#deps.metrics, deep.code);
+      callback(toSmtpServerError(deep));
+      return;
+    }
+    void address;
+    state.transaction = { prepends: [], spf: undefined };
     countReply(this.#deps.metrics, 250);
     callback();
   }
 
-  #decideRecipient(state: SessionState, address: SMTPServerAddress, session: SMTPServerSession): RcptDecision {
+  #restrictionSession(state: SessionState): RestrictionSession {
+    const resolver = this.#deps.resolver ?? unavailableResolver;
+    return {
+      clientNames: () => (state.names ??= lookupClientNames(resolver, state.verdict.client.address)),
+      prepend: (header) => {
+        state.transaction.prepends.push(header);
+      },
+      spf: (check) => {
+        state.transaction.spf ??= check().then((outcome) => {
+          state.transaction.prepends.push(outcome.header);
+          return outcome;
+        });
+        return state.transaction.spf;
+      },
+    };
+  }
+
+  #request(state: SessionState, session: SMTPServerSession, command: RestrictionRequest['command'], extra: Partial<RestrictionRequest>): RestrictionRequest {
+    return {
+      command,
+      client: state.verdict.client,
+      local: state.verdict.local,
+      helo: this.#helo(state, session),
+      sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
+      recipient: undefined,
+      recipientCount: session.envelope.rcptTo.length,
+      protocol: session.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP',
+      improperPipelining: state.connection?.improperPipelining ?? false,
+      sessionId: state.verdict.sessionId,
+      ...extra,
+    };
+  }
+
+  async #decideRecipient(state: SessionState, address: SMTPServerAddress, session: SMTPServerSession): Promise<RcptDecision> {
     const verdict = state.verdict;
     switch (verdict.outcome) {
       case 'enforce':
@@ -362,6 +608,8 @@ export class Smtpd {
         return never;
       }
     }
+    const deep = verdict.deepTests?.failure();
+    if (deep) return { kind: 'reject', reply: deep.reply, reason: `postscreen ${deep.test}` };
     const settings = state.generation.settings;
     const recipients = session.envelope.rcptTo;
     const repeated = recipients.some((rcpt) => rcpt.address.toLowerCase() === address.address.toLowerCase());
@@ -369,30 +617,31 @@ export class Smtpd {
       return { kind: 'reject', reply: TOO_MANY_RECIPIENTS, reason: 'recipient-limit' };
     }
     const recipient = parseRecipient(address.address);
-    const relay = decideRelay(settings.relay, state.verdict.client.address, recipient);
-    switch (relay.kind) {
-      case 'reject':
-        return { kind: 'reject', reply: relay.reply, reason: 'relay' };
-      case 'permit-mynetworks':
-        return { kind: 'accept' };
-      case 'relay-domain': {
-        const check = checkRelayRecipient(settings.relayRecipientMaps, recipient);
-        switch (check.kind) {
-          case 'accept':
-            return { kind: 'accept' };
-          case 'reject':
-            return { kind: 'reject', reply: check.reply, reason: 'recipient' };
-          default: {
-            const never: never = check;
-            return never;
-          }
-        }
+    const request = this.#request(state, session, 'RCPT', { recipient });
+    const restrictionSession = this.#restrictionSession(state);
+    // smtpd_delay_reject = yes: every list runs now, in Postfix's order; a permit ends its
+    // own list only, a reject ends everything.
+    for (const stage of ['client', 'helo', 'sender', 'relay', 'recipient'] as const) {
+      const outcome: ListOutcome = await evaluateRestrictions(settings.restrictions[stage], stage, state.generation.env, restrictionSession, request);
+      if (outcome.kind !== 'dunno') {
+        const result = outcome.kind === 'permit' ? 'permit' : outcome.reply.code < 500 ? 'defer' : 'reject';
+        this.#deps.metrics.restrictionResults.inc({ list: stage, result });
       }
-      default: {
-        const never: never = relay;
-        return never;
-      }
+      if (outcome.kind === 'reject') return { kind: 'reject', reply: outcome.reply, reason: outcome.by };
     }
+    const local = isLocalDestination(recipient.domain, state.verdict.local.address);
+    if (local) {
+      // No local delivery here: a local recipient (postmaster@[our address]) must be a virtual alias.
+      return lookupVirtualAlias(settings.virtualAliasMaps, recipient.address, state.verdict.local.address) === undefined
+        ? { kind: 'reject', reply: unknownLocalRecipient(recipient.address), reason: 'virtual_alias_maps' }
+        : { kind: 'accept' };
+    }
+    if (settings.rejectUnlistedRecipient && unauthDestination(settings.relay, recipient, state.verdict.local.address) === 'authorized') {
+      const aliased = lookupVirtualAlias(settings.virtualAliasMaps, recipient.address, state.verdict.local.address) !== undefined;
+      const check = aliased ? { kind: 'accept' as const } : checkRelayRecipient(settings.relayRecipientMaps, recipient);
+      if (check.kind === 'reject') return { kind: 'reject', reply: check.reply, reason: 'smtpd_reject_unlisted_recipient' };
+    }
+    return { kind: 'accept' };
   }
 
   #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
@@ -402,43 +651,90 @@ export class Smtpd {
       return;
     }
     state.counts.rcpt++;
-    const decision = this.#decideRecipient(state, address, session);
-    switch (decision.kind) {
-      case 'accept':
-        state.counts.rcptAccepted++;
-        countReply(this.#deps.metrics, 250);
-        callback();
-        return;
-      case 'reject': {
-        const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-        state.log.info(
-          { event: 'NOQUEUE: reject', reason: decision.reason, code: decision.reply.code, from: sender, to: address.address },
-          `NOQUEUE: reject: RCPT from ${state.client}: ${formatReply(decision.reply)}; ` +
-            `from=<${sender}> to=<${address.address}> proto=${session.transmissionType} helo=<${heloOf(session)}>`,
-        );
-        countReply(this.#deps.metrics, decision.reply.code);
-        callback(toSmtpServerError(decision.reply));
-        return;
-      }
-      default: {
-        const never: never = decision;
-        return never;
-      }
+    void this.#decideRecipient(state, address, session)
+      .catch((err: unknown): RcptDecision => {
+        state.log.error({ event: 'smtp error', err }, 'recipient check failed');
+        return { kind: 'reject', reply: { code: 451, enhanced: '4.3.0', text: 'Error: internal error' }, reason: 'error' };
+      })
+      .then((decision) => {
+        switch (decision.kind) {
+          case 'accept':
+            state.counts.rcptAccepted++;
+            countReply(this.#deps.metrics, 250);
+            callback();
+            return;
+          case 'reject':
+            this.#logReject(state, session, 'RCPT', decision.reply, decision.reason, address.address);
+            countReply(this.#deps.metrics, decision.reply.code);
+            callback(toSmtpServerError(decision.reply));
+            return;
+          default: {
+            const never: never = decision;
+            return never;
+          }
+        }
+      });
+  }
+
+  /** At DATA before 354: deep protocol tests, then smtpd_data_restrictions (smtpd(8)). */
+  async #beforeData(state: SessionState, connection: PolicyConnection): Promise<SmtpReply | undefined> {
+    const session = connection.session as unknown as SMTPServerSession;
+    const deep = this.#deepTestFailure(state, session, 'DATA', '');
+    if (deep) {
+      countReply(this.#deps.metrics, deep.code);
+      return deep;
     }
+    const settings = state.generation.settings;
+    if (settings.restrictions.data.length === 0) return undefined;
+    const request = this.#request(state, session, 'DATA', {});
+    const outcome = await evaluateRestrictions(settings.restrictions.data, 'data', state.generation.env, this.#restrictionSession(state), request);
+    if (outcome.kind !== 'reject') return undefined;
+    this.#deps.metrics.restrictionResults.inc({ list: 'data', result: outcome.reply.code < 500 ? 'defer' : 'reject' });
+    this.#logReject(state, session, 'DATA', outcome.reply, outcome.by, undefined);
+    countReply(this.#deps.metrics, outcome.reply.code);
+    return outcome.reply;
+  }
+
+  /** ETRN: smtpd_etrn_restrictions, then fast_flush_domains (smtpd(8), RFC 1985). */
+  async #onEtrn(state: SessionState, connection: PolicyConnection, domain: string): Promise<SmtpReply> {
+    const settings = state.generation.settings;
+    const session = connection.session as unknown as SMTPServerSession;
+    const request = this.#request(state, session, 'ETRN', { etrnDomain: domain });
+    const outcome = await evaluateRestrictions(settings.restrictions.etrn, 'etrn', state.generation.env, this.#restrictionSession(state), request);
+    if (outcome.kind === 'reject') {
+      this.#logReject(state, session, 'ETRN', outcome.reply, outcome.by, undefined);
+      return outcome.reply;
+    }
+    if (!matchDomain(settings.fastFlushDomains, domain, settings.fastFlushMatchSubdomains)) {
+      const reply: SmtpReply = { code: 459, enhanced: '4.3.0', text: `<${domain}>: service unavailable` };
+      this.#logReject(state, session, 'ETRN', reply, 'fast_flush_domains', undefined);
+      return reply;
+    }
+    this.#deps.etrn?.(domain);
+    state.log.info({ event: 'ETRN', domain }, `ETRN ${domain} from ${state.client}`);
+    return { code: 250, enhanced: '', text: 'Queuing started' };
   }
 
   #envelopeOf(state: SessionState, session: SMTPServerSession, arrivalTime: number): Envelope {
     const envelope = session.envelope;
     const keepUnicode = envelope.smtpUtf8 === true;
     const address = (value: string): string => (keepUnicode ? value : asciiAddress(value));
-    const recipients: QueueRecipient[] = envelope.rcptTo.map((rcpt) => ({
-      address: address(rcpt.address),
-      ...(rcpt.dsn?.orcpt !== undefined ? { orcpt: rcpt.dsn.orcpt } : {}),
-      ...(rcpt.dsn?.notify !== undefined ? { notify: rcpt.dsn.notify } : {}),
-    }));
+    // virtual_alias_maps (cleanup(8)): each recipient goes to what its alias names.
+    const settings = state.generation.settings;
+    const recipients: QueueRecipient[] = [];
+    for (const rcpt of envelope.rcptTo) {
+      for (const target of expandVirtualAlias(settings.virtualAliasMaps, rcpt.address, state.verdict.local.address)) {
+        if (recipients.some((known) => known.address.toLowerCase() === address(target).toLowerCase())) continue;
+        recipients.push({
+          address: address(target),
+          ...(rcpt.dsn?.orcpt !== undefined ? { orcpt: rcpt.dsn.orcpt } : {}),
+          ...(rcpt.dsn?.notify !== undefined ? { notify: rcpt.dsn.notify } : {}),
+        });
+      }
+    }
     const dsn = envelope.dsn;
     const ret = dsn?.ret === 'FULL' || dsn?.ret === 'HDRS' ? dsn.ret : undefined;
-    const helo = heloOf(session);
+    const helo = this.#helo(state, session);
     return {
       sender: envelope.mailFrom ? address(envelope.mailFrom.address) : '',
       recipients,
@@ -460,12 +756,13 @@ export class Smtpd {
     const settings = state.generation.settings;
     const arrivalTime = this.#deps.clock.now();
     const envelope = this.#envelopeOf(state, session, arrivalTime);
-    const helo = heloOf(session);
+    const helo = this.#helo(state, session);
     void receiveMessage(stream, {
       queue: this.#deps.queue,
       envelope,
       sizeLimit: settings.messageSizeLimit,
       receivedHeader: (queueId) =>
+        state.transaction.prepends.map((header) => `${header}\r\n`).join('') +
         formatReceivedHeader({
           ...(helo !== '' ? { helo } : {}),
           clientAddress: state.verdict.client.address,
@@ -474,7 +771,7 @@ export class Smtpd {
           esmtp: session.openingCommand === 'EHLO',
           tls: session.secure,
           queueId,
-          recipients: envelope.recipients.map((rcpt) => rcpt.address),
+          recipients: session.envelope.rcptTo.map((rcpt) => (session.envelope.smtpUtf8 ? rcpt.address : asciiAddress(rcpt.address))),
           time: arrivalTime,
           utcOffsetMinutes: localUtcOffsetMinutes(arrivalTime),
         }),
@@ -512,7 +809,7 @@ export class Smtpd {
         state.log.info(
           { event: 'reject', code: reply.code, from, size: outcome.bodyBytes, limit: outcome.limit },
           `reject: END-OF-MESSAGE from ${state.client}: ${formatReply(reply)}; ` +
-            `from=<${from}> proto=${session.transmissionType} helo=<${heloOf(session)}>`,
+            `from=<${from}> proto=${session.transmissionType} helo=<${this.#helo(state, session)}>`,
         );
         return;
       }
@@ -547,6 +844,16 @@ export class Smtpd {
     if (this.#sessions.size === 0) this.#drained?.();
   }
 }
+
+/** A resolver for when none is injected: every lookup is a temporary failure. */
+const unavailableResolver: DnsResolver = {
+  resolve4: (name) => Promise.reject(new DnsError('other', `${name}/A`)),
+  resolve6: (name) => Promise.reject(new DnsError('other', `${name}/AAAA`)),
+  resolveMx: (name) => Promise.reject(new DnsError('other', `${name}/MX`)),
+  reverse: (address) => Promise.reject(new DnsError('other', `${address}/PTR`)),
+};
+
+const noTxt: TxtLookup = (name) => Promise.reject(new DnsError('other', `${name}/TXT`));
 
 /** The HELO/EHLO argument, or '' before one was given (smtp-server keeps `false` then). */
 function heloOf(session: SMTPServerSession): string {

@@ -24,6 +24,10 @@ import { matchList, memoryTable } from './policy-tables.js';
 const WAIT = 2000; // upper bound of any single wait; the tests themselves take milliseconds
 
 const baseSettings: SmtpdSettings = {
+  // Seed 001's relay restrictions; everything else is the catalogue default.
+  ...smtpdSettingsFromConfig(
+    configFromText('smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\nqueue_directory = /nonexistent\n', { file: '/test/main.cf', directory: '/test' }),
+  ),
   greetingHost: 'mx1.example.net',
   greetingText: 'mxscreen',
   myhostname: 'mx1.example.net',

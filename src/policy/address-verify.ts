@@ -1,0 +1,220 @@
+/*
+ * address-verify — reject_unverified_recipient: recipient validation with no hand-kept
+ * list, by asking the nexthop (verify(8), ADDRESS_VERIFICATION_README).
+ *
+ * Decides: the verify cache (bounded LRU of mxscreen_verify_cache_size addresses, saved
+ * to `verify_cache.json` in the queue directory after changes and read back at start,
+ * so it survives a restart); its ages as verify(8): a deliverable result expires after
+ * address_verify_positive_expire_time (31d) and is probed again in the background after
+ * address_verify_positive_refresh_time (7d); an undeliverable one expires after
+ * address_verify_negative_expire_time (3d), refreshed after …_negative_refresh_time (3h).
+ * A recipient with no valid result starts a probe and RCPT waits for it up to
+ * address_verify_poll_count × address_verify_poll_delay, then answers `450 4.1.1 <addr>:
+ * Recipient address rejected: unverified address: Address verification in progress`.
+ * Probes in flight per nexthop are at most mxscreen_verify_probe_limit; beyond that the
+ * recipient gets the same 450 at once (a dictionary attack becomes 450s, not probes).
+ * Undeliverable: `unverified_recipient_reject_code 4.1.1|5.1.1 … undeliverable address: text`.
+ * Leaves to others: the probe (verify-probe.ts); counting probes (metrics.addressProbes).
+ * Bugs: `unknown` probe results (4xx, timeouts) are not cached: the next RCPT probes again.
+ */
+import { readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../ops/log.js';
+import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
+import type { RestrictionCall } from './restriction-catalogue.js';
+import type { ProbeResult } from './verify-probe.js';
+
+export interface VerifySettings {
+  /** ms */
+  readonly positiveExpire: number;
+  readonly positiveRefresh: number;
+  readonly negativeExpire: number;
+  readonly negativeRefresh: number;
+  readonly pollCount: number;
+  /** ms */
+  readonly pollDelay: number;
+  /** unverified_recipient_reject_code */
+  readonly rejectCode: number;
+  readonly cacheSize: number;
+  /** Probes in flight per nexthop. */
+  readonly probeLimit: number;
+}
+
+interface CacheEntry {
+  readonly status: 'deliverable' | 'undeliverable';
+  readonly text: string;
+  /** When the probe finished, ms since the epoch. */
+  readonly updated: number;
+}
+
+export interface VerifierDeps {
+  /** Probes one recipient (verify-probe.ts probeRecipient, bound to the transport settings). */
+  readonly probe: (recipient: string) => Promise<ProbeResult>;
+  /** The nexthop label of a recipient (the per-nexthop limit). */
+  readonly nexthopOf: (recipient: string) => string;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Called for every probe started or refused: result started | limited. */
+  readonly countProbe?: (nexthop: string, result: 'started' | 'limited') => void;
+  /** Directory of the cache file (queue_directory); undefined keeps the cache in memory. */
+  readonly directory?: string;
+}
+
+export type VerifyAnswer =
+  | { readonly kind: 'deliverable' }
+  | { readonly kind: 'undeliverable'; readonly text: string }
+  | { readonly kind: 'in-progress' };
+
+const CACHE_FILE = 'verify_cache.json';
+
+/** The verify(8) service of this process. */
+export class RecipientVerifier {
+  readonly #cache: LRUCache<string, CacheEntry>;
+  readonly #inflight = new Map<string, Promise<void>>();
+  readonly #perNexthop = new Map<string, number>();
+  #saving = false;
+  #dirty = false;
+
+  constructor(
+    readonly settings: VerifySettings,
+    readonly deps: VerifierDeps,
+  ) {
+    this.#cache = new LRUCache({ max: Math.max(1, settings.cacheSize) });
+    this.#load();
+  }
+
+  /** Probes started and not finished, over all nexthops. */
+  get probesInFlight(): number {
+    return this.#inflight.size;
+  }
+
+  /**
+   * What is known about `address` (lower-cased key), probing and waiting as the file head
+   * says. Never rejects.
+   */
+  async verify(address: string): Promise<VerifyAnswer> {
+    const key = address.toLowerCase();
+    const now = this.deps.clock.now();
+    const entry = this.#cache.get(key);
+    if (entry !== undefined) {
+      const positive = entry.status === 'deliverable';
+      const age = now - entry.updated;
+      if (age < (positive ? this.settings.positiveExpire : this.settings.negativeExpire)) {
+        if (age >= (positive ? this.settings.positiveRefresh : this.settings.negativeRefresh)) this.#start(key);
+        return positive ? { kind: 'deliverable' } : { kind: 'undeliverable', text: entry.text };
+      }
+    }
+    const probe = this.#start(key);
+    if (probe === undefined) return { kind: 'in-progress' };
+    const waitMs = this.settings.pollCount * this.settings.pollDelay;
+    const finished = await new Promise<boolean>((resolve) => {
+      const timer = this.deps.clock.setTimer(waitMs, () => resolve(false));
+      void probe.then(() => {
+        timer.cancel();
+        resolve(true);
+      });
+    });
+    const fresh = finished ? this.#cache.get(key) : undefined;
+    if (fresh === undefined || fresh.updated < now) return { kind: 'in-progress' };
+    return fresh.status === 'deliverable' ? { kind: 'deliverable' } : { kind: 'undeliverable', text: fresh.text };
+  }
+
+  /** Starts a probe of `key` unless one runs; undefined when the nexthop is at its limit. */
+  #start(key: string): Promise<void> | undefined {
+    const running = this.#inflight.get(key);
+    if (running) return running;
+    const nexthop = this.deps.nexthopOf(key);
+    const count = this.#perNexthop.get(nexthop) ?? 0;
+    if (count >= this.settings.probeLimit) {
+      this.deps.countProbe?.(nexthop, 'limited');
+      return undefined;
+    }
+    this.#perNexthop.set(nexthop, count + 1);
+    this.deps.countProbe?.(nexthop, 'started');
+    const probe = this.deps
+      .probe(key)
+      .then((result) => {
+        this.deps.log.info({ event: 'address verify', to: key, nexthop, status: result.status }, `<${key}>: address verification: ${result.status}: ${result.text}`);
+        if (result.status === 'unknown') return;
+        this.#cache.set(key, { status: result.status, text: result.text, updated: this.deps.clock.now() });
+        this.#save();
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.#inflight.delete(key);
+        const left = (this.#perNexthop.get(nexthop) ?? 1) - 1;
+        if (left > 0) this.#perNexthop.set(nexthop, left);
+        else this.#perNexthop.delete(nexthop);
+      });
+    this.#inflight.set(key, probe);
+    return probe;
+  }
+
+  #load(): void {
+    if (this.deps.directory === undefined) return;
+    let text: string;
+    try {
+      text = readFileSync(join(this.deps.directory, CACHE_FILE), 'utf8');
+    } catch {
+      return; // no cache yet
+    }
+    try {
+      const entries = JSON.parse(text) as [string, CacheEntry][];
+      for (const [key, entry] of entries.slice(-this.settings.cacheSize)) {
+        if ((entry.status === 'deliverable' || entry.status === 'undeliverable') && typeof entry.updated === 'number') this.#cache.set(key, entry);
+      }
+    } catch (err) {
+      this.deps.log.warn({ event: 'address verify', err }, `${CACHE_FILE}: unreadable, starting with an empty verify cache`);
+    }
+  }
+
+  /** Writes the cache to a temporary name and renames it (one write at a time). */
+  #save(): void {
+    const directory = this.deps.directory;
+    if (directory === undefined) return;
+    this.#dirty = true;
+    if (this.#saving) return;
+    this.#saving = true;
+    this.#dirty = false;
+    const file = join(directory, CACHE_FILE);
+    const entries = [...this.#cache.entries()].reverse();
+    void writeFile(`${file}.tmp`, JSON.stringify(entries))
+      .then(() => rename(`${file}.tmp`, file))
+      .catch((err: unknown) => this.deps.log.warn({ event: 'address verify', err }, `cannot save ${file}`))
+      .finally(() => {
+        this.#saving = false;
+        if (this.#dirty) this.#save();
+      });
+  }
+
+  /** Resolves when no cache write is pending (tests, shutdown). Bounded: 100 × 10 ms. */
+  async flushed(): Promise<void> {
+    for (let i = 0; i < 100 && this.#saving; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The reject_unverified_recipient restriction (see file head). */
+export async function rejectUnverifiedRecipient(call: RestrictionCall): Promise<RestrictionResult> {
+  const verifier = call.env.verifier;
+  const recipient = call.request.recipient;
+  if (verifier === undefined || recipient === undefined || recipient.domain === '' || recipient.domain.startsWith('[')) return DUNNO;
+  const answer = await verifier.verify(recipient.key);
+  const by = call.restriction.written;
+  switch (answer.kind) {
+    case 'deliverable':
+      return DUNNO;
+    case 'undeliverable': {
+      const code = verifier.settings.rejectCode;
+      return { kind: 'reject', by, reply: rejectReply(code, code >= 500 ? '5.1.1' : '4.1.1', recipient.address, 'Recipient address', `undeliverable address: ${answer.text}`) };
+    }
+    case 'in-progress':
+      return { kind: 'reject', by, reply: rejectReply(450, '4.1.1', recipient.address, 'Recipient address', 'unverified address: Address verification in progress') };
+    default: {
+      const never: never = answer;
+      return never;
+    }
+  }
+}

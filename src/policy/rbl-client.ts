@@ -1,0 +1,87 @@
+/*
+ * rbl-client — reject_rbl_client domain[=filter] and permit_dnswl_client domain[=filter].
+ *
+ * Decides (postconf(5)): the client address is looked up as `reversed.domain` A records;
+ * an answer in 127.255.255.0/24 or 127.0.0.1 is an error code, never a listing (RFC
+ * 5782 §5); with a filter (the postscreen_dnsbl_sites syntax, `127.0.0.[2..11]`) only
+ * matching answers count; a DNS failure counts as not listed. A listed client gets
+ * default_rbl_reply: `554 5.7.1 Service unavailable; Client host [a.d.d.r] blocked using
+ * domain`, or the template rbl_reply_maps has for `domain=filter` or `domain` ($rbl_code,
+ * $rbl_class, $rbl_what, $rbl_domain, $rbl_reason, ${name?text}, ${name:text}).
+ * permit_dnswl_client permits a listed client, and is dunno otherwise.
+ * Leaves to others: caching answers (the resolver the stage is given, shared with screen/).
+ * Bugs: no TXT lookups (the DnsResolver has none), so $rbl_reason and $rbl_txt are empty.
+ */
+import { reverseName } from '../dns/reverse-name.js';
+import { filterMatches, parseDnsblSite } from '../screen/dnsbl-site.js';
+import { unmapIpv4 } from '../tables/ip-network.js';
+import type { SmtpReply } from '../errors.js';
+import { DUNNO, type RestrictionResult } from './restriction.js';
+import type { RestrictionCall } from './restriction-catalogue.js';
+
+const DEFAULT_RBL_REPLY = '$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}';
+
+function isErrorCode(address: string): boolean {
+  return address === '127.0.0.1' || address.startsWith('127.255.255.');
+}
+
+/** True when `domain[=filter]` lists the call's client. Never throws. */
+async function listed(call: RestrictionCall): Promise<{ domain: string; answers: string[] } | undefined> {
+  const site = parseDnsblSite(call.restriction.argument ?? '');
+  if ('error' in site) return undefined;
+  const address = unmapIpv4(call.request.client.address);
+  let answers: string[];
+  try {
+    answers = (await call.env.resolver.resolve4(reverseName(address, site.domain))).map((answer) => answer.address);
+  } catch {
+    return undefined;
+  }
+  const valid = answers.filter((answer) => !isErrorCode(answer) && (site.filter === undefined || filterMatches(site.filter, answer)));
+  return valid.length > 0 ? { domain: site.domain, answers: valid } : undefined;
+}
+
+/** Expands `$name`, `${name}`, `${name?text}`, `${name:text}` in an rbl reply template. */
+export function expandRblTemplate(template: string, values: Readonly<Record<string, string>>): string {
+  return template.replace(/\$\{(\w+)([?:])([^}]*)\}|\$\{(\w+)\}|\$(\w+)/g, (_whole, cname: string, op: string, text: string, bname: string, name: string) => {
+    if (cname !== undefined) {
+      const value = values[cname] ?? '';
+      const inner = text.replace(/\$(\w+)/g, (_w, n: string) => values[n] ?? '');
+      return (op === '?') === (value !== '') ? inner : '';
+    }
+    return values[bname ?? name] ?? '';
+  });
+}
+
+/** Reads `CODE [x.y.z] text` into a reply; the enhanced code defaults to 5.7.1/4.7.1. */
+export function replyFromTemplate(text: string): SmtpReply {
+  const match = /^([245]\d\d)\s+(?:([245]\.\d{1,3}\.\d{1,3})\s+)?(.*)$/s.exec(text.trim());
+  if (!match) return { code: 554, enhanced: '5.7.1', text: text.trim() };
+  const code = Number(match[1]);
+  return { code, enhanced: match[2] ?? (code >= 500 ? '5.7.1' : '4.7.1'), text: match[3]! };
+}
+
+export async function rejectRblClient(call: RestrictionCall): Promise<RestrictionResult> {
+  const hit = await listed(call);
+  if (hit === undefined) return DUNNO;
+  const written = call.restriction.argument ?? hit.domain;
+  const template =
+    call.env.rblReplyMaps.map((table) => table.lookup(written) ?? table.lookup(hit.domain)).find((value) => value !== undefined) ?? DEFAULT_RBL_REPLY;
+  const request = call.request;
+  const text = expandRblTemplate(template, {
+    rbl_code: '554',
+    rbl_class: 'Client host',
+    rbl_what: unmapIpv4(request.client.address),
+    rbl_domain: hit.domain,
+    rbl_reason: '',
+    rbl_txt: '',
+    client_address: unmapIpv4(request.client.address),
+    helo_name: request.helo,
+    sender: request.sender ?? '',
+    recipient: request.recipient?.address ?? '',
+  });
+  return { kind: 'reject', by: `${call.restriction.written} ${written}`, reply: replyFromTemplate(text) };
+}
+
+export async function permitDnswlClient(call: RestrictionCall): Promise<RestrictionResult> {
+  return (await listed(call)) === undefined ? DUNNO : { kind: 'permit', by: `${call.restriction.written} ${call.restriction.argument ?? ''}` };
+}

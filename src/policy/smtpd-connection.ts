@@ -1,0 +1,264 @@
+/*
+ * smtpd-connection — an smtp-server session with smtpd(8)'s protocol rules.
+ *
+ * Decides: a session starts with the 220 at once (the screener already ran the pregreet
+ * test; smtp-server's init() waits 100 ms for early talkers); ETRN (RFC 1985) is a
+ * command (`250 Queuing started`, decided by the `etrn` hook) and is advertised in EHLO;
+ * smtpd_helo_required (`503 5.5.1 Error: send HELO/EHLO first`), strict_rfc821_envelopes
+ * (`501 5.1.7 Bad sender address syntax` / `501 5.1.3 Bad recipient address syntax` for
+ * an address not in <>), disable_vrfy_command (`502 5.5.1 VRFY command is disabled`);
+ * the error counting of smtpd(8): every 4xx/5xx reply counts, past
+ * smtpd_soft_error_limit each reply waits smtpd_error_sleep_time (replies keep their
+ * order), at smtpd_hard_error_limit the client gets `421 4.7.0 host Error: too many
+ * errors` and is disconnected; and whether a command came ahead of time where pipelining
+ * is not allowed (after HELO, or anything sent behind DATA) for reject_unauth_pipelining.
+ * XXX: relies on smtp-server internals (3.21.x): SMTPConnection's constructor, init(),
+ * _setListeners(), connectionReady(), send(), _onCommand(), handler_* lookup by name,
+ * _parser, _socket, and SMTPServer.connect()'s wiring (connections, _onError,
+ * _onClientConnect). test/policy/smtpd-connection.test.ts pins them.
+ * Leaves to others: every policy decision (smtpd.ts and the restrictions).
+ */
+import type net from 'node:net';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPServer } from 'smtp-server';
+import type { Clock } from '../clock.js';
+import type { SmtpReply } from '../errors.js';
+
+/** What a session needs from the policy stage. */
+export interface ConnectionRules {
+  readonly heloRequired: boolean;
+  readonly strictEnvelopes: boolean;
+  readonly vrfyDisabled: boolean;
+  readonly softErrorLimit: number;
+  readonly hardErrorLimit: number;
+  /** ms */
+  readonly errorSleepMs: number;
+  readonly clock: Clock;
+  /** Decides an ETRN for `domain` (already syntax-checked); resolves the reply. */
+  readonly etrn: (connection: PolicyConnection, domain: string) => Promise<SmtpReply>;
+  /** Checks before 354 at DATA; resolves the refusal, or undefined to go on. */
+  readonly data: (connection: PolicyConnection) => Promise<SmtpReply | undefined>;
+  /** Called once for every reply code the session sends (metrics). */
+  readonly onReply?: (code: number) => void;
+}
+
+interface SocketOptions {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
+/** The internals of smtp-server this file uses, typed once. */
+interface ServerInternals {
+  readonly connections: Set<unknown>;
+  readonly options: { readonly maxClients?: number };
+  _onError(err: Error): void;
+  _onClientConnect(data: unknown): void;
+}
+
+interface HeldReply {
+  readonly code: number;
+  readonly data: string | string[] | null | undefined;
+  readonly context: string | false | undefined;
+}
+
+const COMMANDS_NEEDING_HELO = ['MAIL', 'RCPT', 'DATA', 'ETRN', 'BDAT'] as const;
+
+function reply(code: number, enhanced: string, text: string): SmtpReply {
+  return { code, enhanced, text };
+}
+
+/** `code enhanced text` as smtp-server's send() takes it (no enhanced code of its own). */
+function wire(connection: SMTPConnection, value: SmtpReply): void {
+  connection.send(value.code, value.enhanced ? `${value.enhanced} ${value.text}` : value.text, false);
+}
+
+export class PolicyConnection extends SMTPConnection {
+  readonly rules: ConnectionRules;
+  /** 4xx/5xx replies so far (smtpd(8) error count). */
+  errors = 0;
+  /** True once the client sent a command ahead of time where that is not allowed. */
+  improperPipelining = false;
+  #received = 0;
+  #consumed = 0;
+  #held: HeldReply[] | undefined;
+  #advertiseEtrn = false;
+  #standInHelo = false;
+
+  /** The HELO/EHLO argument the client gave, '' when none. */
+  heloName(): string {
+    return this.#standInHelo || typeof this.hostNameAppearsAs !== 'string' ? '' : this.hostNameAppearsAs;
+  }
+
+  constructor(server: SMTPServer, socket: net.Socket, options: SocketOptions, rules: ConnectionRules) {
+    super(server as never, socket, options);
+    this.rules = rules;
+    socket.on('data', (chunk: Buffer) => {
+      this.#received += chunk.length;
+    });
+  }
+
+  /** smtp-server's init() without the fixed 100 ms early-talker delay. */
+  override init(): void {
+    this._setListeners(() => {
+      const internals = this._server as unknown as ServerInternals;
+      if (internals.options.maxClients && internals.connections.size > internals.options.maxClients) {
+        this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
+        return;
+      }
+      this.connectionReady();
+    });
+  }
+
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    if (this.#advertiseEtrn && code === 250 && Array.isArray(data)) {
+      this.#advertiseEtrn = false;
+      data = [...data, 'ETRN'];
+    }
+    this.rules.onReply?.(code);
+    const isError = code >= 400 && code !== 421;
+    if (isError) this.errors++;
+    const items: HeldReply[] = [{ code, data, context }];
+    if (isError && this.rules.hardErrorLimit > 0 && this.errors === this.rules.hardErrorLimit) {
+      this.rules.onReply?.(421);
+      items.push({ code: 421, data: `4.7.0 ${this.name} Error: too many errors`, context: false });
+    }
+    if (this.#held) {
+      this.#held.push(...items);
+      return;
+    }
+    if (isError && this.rules.errorSleepMs > 0 && this.errors > this.rules.softErrorLimit) {
+      // Tarpit (smtpd(8)): this reply and every one sent meanwhile wait, in order.
+      this.#held = items;
+      this.rules.clock.setTimer(this.rules.errorSleepMs, () => {
+        const held = this.#held ?? [];
+        this.#held = undefined;
+        for (const item of held) super.send(item.code, item.data, item.context);
+      });
+      return;
+    }
+    for (const item of items) super.send(item.code, item.data, item.context);
+  }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    const line = command.toString('latin1');
+    const name = (line.split(' ')[0] ?? '').toUpperCase();
+    this.#consumed = Math.min(this.#received, this.#consumed + command.length + 2);
+    const ahead = this.#received > this.#consumed && !this._dataStream;
+    if (ahead && this._ready && (this.openingCommand !== 'EHLO' || name === 'DATA' || name === 'EHLO' || name === 'HELO')) {
+      this.improperPipelining = true;
+    }
+    const done = callback ?? (() => false);
+    if (this._ready && !this.hostNameAppearsAs && (COMMANDS_NEEDING_HELO as readonly string[]).includes(name)) {
+      if (this.rules.heloRequired || name === 'ETRN') {
+        wire(this, reply(503, '5.5.1', 'Error: send HELO/EHLO first'));
+        setImmediate(done);
+        return;
+      }
+      // smtp-server itself insists on HELO; without smtpd_helo_required it gets a stand-in
+      // that heloName() hides.
+      this.hostNameAppearsAs = `[${this.remoteAddress}]`;
+      this.#standInHelo = true;
+    }
+    if (name === 'EHLO' || name === 'HELO') this.#standInHelo = false;
+    if (name === 'EHLO') this.#advertiseEtrn = true;
+    super._onCommand(command, callback);
+  }
+
+  /**
+   * DATA: smtp-server sends 354 right after onData starts, so the checks before 354
+   * (smtpd_data_restrictions, deep tests) run here first. The bytes of the content are
+   * not commands: they count as consumed when DATA ends.
+   */
+  override handler_DATA(command: Buffer, callback: () => void): void {
+    if (!this.session.envelope?.rcptTo?.length) {
+      super.handler_DATA(command, callback);
+      return;
+    }
+    this.rules.data(this).then(
+      (refusal) => {
+        if (refusal) {
+          wire(this, refusal);
+          callback();
+          return;
+        }
+        super.handler_DATA(command, callback);
+        const stream = this._dataStream;
+        if (stream) stream.once('end', () => (this.#consumed = this.#received));
+      },
+      () => {
+        wire(this, reply(451, '4.3.0', 'Error: internal error'));
+        callback();
+      },
+    );
+  }
+
+  override handler_MAIL(command: Buffer, callback: () => void): void {
+    if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(command.toString('latin1'))) {
+      wire(this, reply(501, '5.1.7', 'Bad sender address syntax'));
+      callback();
+      return;
+    }
+    super.handler_MAIL(command, callback);
+  }
+
+  override handler_RCPT(command: Buffer, callback: () => void): void {
+    if (this.rules.strictEnvelopes && !/^RCPT TO:\s?<[^<>]*>(\s|$)/i.test(command.toString('latin1'))) {
+      wire(this, reply(501, '5.1.3', 'Bad recipient address syntax'));
+      callback();
+      return;
+    }
+    super.handler_RCPT(command, callback);
+  }
+
+  override handler_VRFY(command: Buffer, callback: () => void): void {
+    if (this.rules.vrfyDisabled) {
+      wire(this, reply(502, '5.5.1', 'VRFY command is disabled'));
+      callback();
+      return;
+    }
+    super.handler_VRFY(command, callback);
+  }
+
+  /** ETRN domain (RFC 1985 §5; smtpd(8)). */
+  handler_ETRN(command: Buffer, callback: () => void): void {
+    const argument = command.toString('latin1').trim().split(/\s+/).slice(1);
+    if (this.session.envelope?.mailFrom) {
+      wire(this, reply(503, '5.5.1', 'Error: MAIL transaction in progress'));
+      callback();
+      return;
+    }
+    const domain = argument[0] ?? '';
+    if (argument.length !== 1 || !/^[@#]?[A-Za-z0-9_.-]+$/.test(domain) || domain.startsWith('#')) {
+      wire(this, reply(501, '5.5.4', 'Syntax: ETRN domain'));
+      callback();
+      return;
+    }
+    this.rules.etrn(this, domain.replace(/^@/, '').replace(/\.$/, '').toLowerCase()).then(
+      (answer) => {
+        wire(this, answer);
+        callback();
+      },
+      () => {
+        wire(this, reply(451, '4.3.0', 'Error: internal error'));
+        callback();
+      },
+    );
+  }
+}
+
+/**
+ * Starts an SMTP session on `socket` as `server.connect()` would, with a PolicyConnection:
+ * registered in `server.connections`, errors and connect events wired to the server.
+ */
+export function startSession(server: SMTPServer, socket: net.Socket, options: SocketOptions, rules: ConnectionRules): PolicyConnection {
+  const connection = new PolicyConnection(server, socket, options, rules);
+  const internals = server as unknown as ServerInternals;
+  internals.connections.add(connection);
+  connection.on('error', (err: Error) => internals._onError(err));
+  connection.on('connect', (data: unknown) => internals._onClientConnect(data));
+  connection.init();
+  return connection;
+}
