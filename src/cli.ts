@@ -1,5 +1,5 @@
 /*
- * cli — the `mxscreen` command: start | check-config | queue list | sink.
+ * cli — the `mxscreen` command: start | check-config | queue list|show|flush|delete|hold|release|requeue | sink.
  *
  * Decides: command names, options (`-c FILE` = `--config FILE`), exit codes (0 ok,
  * 1 configuration or runtime error, 64 usage error, as sysexits EX_USAGE) and the
@@ -12,13 +12,22 @@ import { loadConfig } from './config/config.js';
 import { formatProblem, MxError } from './errors.js';
 import { listQueue, formatQueueListing } from './queue/spool.js';
 import { queueSettingsFromConfig } from './queue/queue-manager.js';
+import { runQueueControl, type ControlCommand } from './queue/queue-control.js';
+import { formatQueueMessage, showQueuedMessage } from './queue/queue-show.js';
 import { Sink } from './sink/sink.js';
 import { createLogger } from './ops/log.js';
 
 const USAGE = `usage:
   mxscreen start --config FILE          run the filter in the foreground (JSON logs on stdout)
   mxscreen check-config --config FILE   print every configuration error as file:line: message
-  mxscreen queue list --config FILE     one line per queued message
+  mxscreen queue list --config FILE [--json]
+                                        one line per queued message
+  mxscreen queue show ID --config FILE [--json]
+                                        envelope, recipients' delivery history, headers
+  mxscreen queue flush [DOMAIN] --config FILE
+                                        deliver deferred mail now (all, or one domain)
+  mxscreen queue delete|hold|release|requeue ID|ALL --config FILE
+                                        postsuper -d, -h, -H, -r (safe while mxscreen runs)
   mxscreen sink --listen HOST:PORT [--dir DIR]
                                         accept and count mail, like Postfix smtp-sink
 options:
@@ -62,12 +71,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return problems.length === 0 ? 0 : 1;
     }
     case 'queue': {
-      if (subcommand !== 'list') usage(`unknown queue command "${subcommand ?? ''}"`);
-      if (!configFile) usage('queue list needs --config FILE');
-      const settings = queueSettingsFromConfig(loadConfig(configFile));
-      const entries = await listQueue(settings.directory);
-      process.stdout.write(values.json ? `${JSON.stringify(entries, null, 2)}\n` : formatQueueListing(entries));
-      return 0;
+      if (!configFile) usage(`queue ${subcommand ?? ''} needs --config FILE`);
+      return queueCommand(subcommand, positionals[2], configFile, values.json ?? false);
     }
     case 'sink': {
       if (!values.listen) usage('sink needs --listen HOST:PORT');
@@ -86,6 +91,41 @@ async function main(argv: readonly string[]): Promise<number> {
       usage('no command given');
     default:
       usage(`unknown command "${command}"`);
+  }
+}
+
+/** `mxscreen queue …`: list and show read the files; the others go through queue-control.ts. */
+async function queueCommand(subcommand: string | undefined, argument: string | undefined, configFile: string, json: boolean): Promise<number> {
+  const { directory } = queueSettingsFromConfig(loadConfig(configFile));
+  switch (subcommand) {
+    case 'list': {
+      const entries = await listQueue(directory);
+      process.stdout.write(json ? `${JSON.stringify(entries, null, 2)}\n` : formatQueueListing(entries));
+      return 0;
+    }
+    case 'show': {
+      if (!argument) usage('queue show needs a queue ID');
+      const view = await showQueuedMessage(directory, argument.toUpperCase());
+      if (!view) {
+        process.stderr.write(`mxscreen: ${argument}: no such message\n`);
+        return 1;
+      }
+      process.stdout.write(json ? `${JSON.stringify(view, null, 2)}\n` : formatQueueMessage(view));
+      return 0;
+    }
+    case 'flush':
+    case 'delete':
+    case 'hold':
+    case 'release':
+    case 'requeue': {
+      const command: ControlCommand = subcommand;
+      if (command !== 'flush' && !argument) usage(`queue ${command} needs a queue ID or ALL`);
+      const reply = await runQueueControl(directory, { command, target: argument ?? '' });
+      process.stdout.write(json ? `${JSON.stringify(reply)}\n` : `${reply.text}\n`);
+      return reply.ok ? 0 : 1;
+    }
+    default:
+      usage(`unknown queue command "${subcommand ?? ''}"`);
   }
 }
 

@@ -77,9 +77,13 @@ export async function composeDsn(request: DsnRequest): Promise<Buffer> {
     text: humanPart(request).replace(/\n/g, '\r\n'),
     attachments: [
       { contentType: 'message/delivery-status', content: deliveryStatus(request), contentDisposition: 'inline', contentTransferEncoding: '7bit' },
-      headersOnly
-        ? { contentType: 'text/rfc822-headers', content: returned, contentDisposition: 'inline', contentTransferEncoding: '8bit' }
-        : { contentType: 'message/rfc822', content: returned, contentDisposition: 'inline', contentTransferEncoding: '8bit' },
+      // Raw, so the returned bytes go out as they are (no encoding, no file name).
+      {
+        raw: Buffer.concat([
+          Buffer.from(`Content-Type: ${headersOnly ? 'text/rfc822-headers' : 'message/rfc822'}\r\nContent-Transfer-Encoding: 8bit\r\nContent-Disposition: inline\r\n\r\n`),
+          returned,
+        ]),
+      },
     ],
   });
   const root = composer.compile();

@@ -13,14 +13,16 @@ import { open } from 'node:fs/promises';
 
 export class DirectorySync {
   readonly #path: string;
+  readonly #fsync: (path: string) => Promise<void>;
   /** The fsync now running, if any. */
   #running: Promise<void> | undefined;
   /** The fsync that will start when the running one ends, shared by everyone waiting for it. */
   #next: Promise<void> | undefined;
 
-  /** `path`: absolute path of the directory to fsync. */
-  constructor(path: string) {
+  /** `path`: absolute path of the directory to fsync; `fsync` is replaceable for tests. */
+  constructor(path: string, fsync: (path: string) => Promise<void> = syncDirectory) {
     this.#path = path;
+    this.#fsync = fsync;
   }
 
   /** Resolves after an fsync of the directory begun after this call; rejects with its fs error. */
@@ -35,7 +37,7 @@ export class DirectorySync {
 
   #start(): Promise<void> {
     this.#next = undefined;
-    const run = syncDirectory(this.#path).finally(() => {
+    const run = this.#fsync(this.#path).finally(() => {
       if (this.#running === run) this.#running = undefined;
     });
     this.#running = run;

@@ -13,14 +13,17 @@
  * is looked up again (bounded). What each command does to each queue: `applyControl`.
  * Leaves to others: the queue manager's side (queue-manager.ts), the command line (cli.ts).
  * Bugs: a stale control/pid whose number a new unrelated process took reads as live (the
- * command then times out); delete does not notify the sender (as postsuper -d).
+ * command then times out); mxscreen starting during a direct command can race with it;
+ * delete does not notify the sender (as postsuper -d).
  */
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MxError } from '../errors.js';
-import type { Spool, QueueName } from './spool.js';
-import { CONTROL_DIRECTORY } from './spool.js';
+import { CONTROL_DIRECTORY, Spool, type QueueName } from './spool.js';
+import { systemClock } from '../clock.js';
+import { createLogger } from '../ops/log.js';
+import { Metrics } from '../ops/metrics.js';
 import { isQueueId } from './queue-id.js';
 
 export const CONTROL_COMMANDS = ['flush', 'delete', 'hold', 'release', 'requeue'] as const;
@@ -185,6 +188,17 @@ function isMissing(error: unknown): boolean {
 }
 
 // --- the command line's side ---
+
+/**
+ * What `mxscreen queue flush|delete|hold|release|requeue` runs: through the live owner
+ * of `directory` when there is one (waiting up to `timeoutMs` ms for its answer), else
+ * directly on the files. Throws MxError ERR_QUEUE_IO (no answer, I/O error).
+ */
+export async function runQueueControl(directory: string, request: ControlRequest, timeoutMs = 10_000): Promise<ControlReply> {
+  if (await queueOwnerRunning(directory)) return submitControl(directory, request, timeoutMs);
+  const spool = await Spool.open(directory, { log: createLogger({ level: 'silent' }), metrics: new Metrics(), clock: systemClock });
+  return applyControl(spool, request);
+}
 
 /** True when `control/pid` names a live process (the owner of the queue). */
 export async function queueOwnerRunning(directory: string): Promise<boolean> {

@@ -3,7 +3,7 @@
  *
  * Decides: the fields of a listing entry (id, queue, arrival time, size in bytes, sender,
  * each recipient with its delivery status, last error, next attempt) and the text form:
- * one tab-separated line per message, oldest first within incoming, active, deferred, and
+ * one tab-separated line per message, oldest first within incoming, active, deferred, hold, and
  * nothing else (no postqueue header or footer, so scripts can count lines); an empty or
  * not yet created queue directory prints nothing.
  * Leaves to others: the files themselves (queue-file.ts, delivery-state.ts, spool.ts).
@@ -18,7 +18,7 @@ import { decodeDeliveryState, initialDeliveryState, type RecipientStatus } from 
 
 export interface QueueListing {
   readonly id: string;
-  readonly queue: 'incoming' | 'active' | 'deferred';
+  readonly queue: (typeof LISTED_QUEUES)[number];
   /** ISO 8601 arrival time. */
   readonly arrivalTime: string;
   /** Body size in bytes. */
@@ -32,7 +32,7 @@ export interface QueueListing {
   readonly nextAttempt?: string;
 }
 
-const LISTED_QUEUES = ['incoming', 'active', 'deferred'] as const;
+const LISTED_QUEUES = ['incoming', 'active', 'deferred', 'hold'] as const;
 
 /**
  * Reads the queue directory (absolute path) and returns one entry per queued message.

@@ -55,6 +55,8 @@ export class Sink {
   readonly received: ReceivedMessage[] = [];
   /** Messages accepted since start. */
   count = 0;
+  /** SMTP connections accepted since start (connection reuse shows as fewer connections than messages). */
+  connections = 0;
   #mode: SinkMode = 'accept';
   readonly #recipientModes = new Map<string, SinkMode>();
 
@@ -82,6 +84,10 @@ export class Sink {
       disableReverseLookup: true,
       logger: false,
       closeTimeout: 100,
+      onConnect: (_session, callback) => {
+        sink!.connections += 1;
+        callback();
+      },
       onRcptTo: (rcpt, _session, callback) => sink!.#onRcptTo(rcpt, callback),
       onData: (stream, session, callback) => sink!.#onData(stream, session, callback),
     });

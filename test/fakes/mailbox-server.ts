@@ -17,6 +17,8 @@ export class MailboxServer {
   /** Messages received over every start, oldest first. */
   readonly received: ReceivedMessage[];
   #mode: SinkMode = 'accept';
+  /** Connections taken by sinks that were stopped (down) before the current one. */
+  #earlierConnections = 0;
   readonly #recipientModes = new Map<string, SinkMode>();
 
   private constructor(sink: Sink, received: ReceivedMessage[]) {
@@ -37,6 +39,11 @@ export class MailboxServer {
     return `smtp:[127.0.0.1]:${this.port}`;
   }
 
+  /** SMTP connections accepted over every start. */
+  get connections(): number {
+    return this.#earlierConnections + (this.#sink?.connections ?? 0);
+  }
+
   get up(): boolean {
     return this.#sink !== undefined;
   }
@@ -52,6 +59,7 @@ export class MailboxServer {
   async down(): Promise<void> {
     const sink = this.#sink;
     this.#sink = undefined;
+    this.#earlierConnections += sink?.connections ?? 0;
     await sink?.close();
   }
 
