@@ -416,3 +416,146 @@ test('setSettings (reload) applies to the next connection: an empty banner sends
     await screen.close();
   }
 });
+
+test('ALLOWLIST VETO: off postscreen_allowlist_interfaces a passed client is screened again and not cached', async () => {
+  const screen = await startScreen(settings({ allowlistInterfaces: { patterns: ['192.0.2.25'], tables: [] } }));
+  try {
+    screen.cache.set('127.0.37.1', { pregreet: Date.now() + 60_000 });
+    const client = await screen.connect('127.0.37.1');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`, 'tests run again: teaser');
+    await screen.nextHandoff(1);
+    assert.deepEqual(screen.events(), ['CONNECT', 'ALLOWLIST VETO', 'PASS OLD']);
+    assert.match(String(screen.logs[1]?.msg), /^ALLOWLIST VETO \[127\.0\.37\.1\]:\d+$/);
+    const second = await screen.connect('127.0.37.2');
+    await second.readLine(1000);
+    await screen.nextHandoff(2);
+    assert.equal(screen.cache.get('127.0.37.2'), undefined, 'not cached on a vetoed interface');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_dnsbl_allowlist_threshold: a DNSWL rank ends the greet wait and passes every test', async () => {
+  dns.listDnsbl('wl.dnswl.test', '127.0.38.1', ['127.0.2.3'], 600);
+  const screen = await startScreen(
+    settings({ dnsblSites: sites('wl.dnswl.test*-5', ZONE), dnsblAllowlistThreshold: -1, greetWaitMs: 3000, deepTests: new Set(['pipelining']) }),
+  );
+  try {
+    const started = Date.now();
+    const client = await screen.connect('127.0.38.1');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    assert.equal(await client.readLine(2000), GREETING);
+    assert.ok(Date.now() - started < 1500, 'did not wait for the greet wait');
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'pass-new');
+    assert.equal(verdict.deepTests, undefined, 'the deep tests count as passed');
+    const record = screen.cache.get('127.0.38.1');
+    assert.ok(record?.pregreet && record.dnsbl && record.pipelining);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_dnsbl_reply_map: the secret zone name never appears in the reply or the INFO log', async () => {
+  const secret = 'k3y.zen.dq.dnsbl.test';
+  dns.listDnsbl(secret, '127.0.38.2', ['127.0.0.2']);
+  const replyMap = [{ spec: 'inline:{}', lookup: (key: string) => (key === secret ? 'zen.dnsbl.test' : undefined) }];
+  const screen = await startScreen(settings({ dnsblSites: sites(`${secret}*2`), dnsblAction: 'drop', dnsblReplyMap: replyMap as never }));
+  try {
+    const client = await screen.connect('127.0.38.2');
+    const reply = await client.readReply(1000);
+    assert.equal(reply.lines[1], '521 5.7.1 Service unavailable; client [127.0.38.2] blocked using zen.dnsbl.test');
+    await client.waitForEnd(1000);
+    assert.ok(!JSON.stringify(screen.logs).includes('k3y'), 'no log line names the key');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_client_connection_count_limit through the screener: NOQUEUE: reject: CONNECT and 421 4.7.0', async () => {
+  const screen = await startScreen(settings({ greetWaitMs: 2000, limits: { clientConnectionCountLimit: 1, preQueueLimit: 100, postQueueLimit: 100, connectionRateLimit: 0, rateTimeUnitMs: 60_000 } }));
+  try {
+    const first = await screen.connect('127.0.39.1');
+    assert.equal(await first.readLine(1000), `220-${BANNER}`);
+    const second = await screen.connect('127.0.39.1');
+    assert.equal(await second.readLine(1000), '421 4.7.0 Error: too many connections from 127.0.39.1');
+    await second.waitForEnd(1000);
+    const line = screen.logs.find((entry) => entry.event === 'NOQUEUE: reject');
+    assert.match(String(line?.msg), /^NOQUEUE: reject: CONNECT from \[127\.0\.39\.1\]:\d+: too many connections$/);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('PROXY v1: the address from the header is screened, cached and logged; later bytes reach the policy stage', async () => {
+  const screen = await startScreen(settings({ proxyProtocol: true, greetBanner: '' }));
+  try {
+    const client = await screen.connect('127.0.39.2');
+    client.send('PROXY TCP4 192.0.2.77 198.51.100.1 40000 25\r\n');
+    assert.equal(await client.readLine(1000), GREETING);
+    const handoff = await screen.nextHandoff(1);
+    assert.deepEqual(handoff.verdict.client, { address: '192.0.2.77', port: 40000 });
+    assert.deepEqual(handoff.verdict.local, { address: '198.51.100.1', port: 25 });
+    assert.ok(screen.cache.get('192.0.2.77')?.pregreet);
+    assert.match(String(screen.logs[0]?.msg), /^CONNECT from \[192\.0\.2\.77\]:40000 to \[198\.51\.100\.1\]:25$/);
+    client.send('EHLO proxied.example\r\n');
+    for (let i = 0; i < 50 && handoff.data() === ''; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(handoff.data(), 'EHLO proxied.example\r\n');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('PROXY: no header within postscreen_upstream_proxy_timeout closes the connection', async () => {
+  const screen = await startScreen(settings({ proxyProtocol: true, proxyTimeoutMs: 100 }));
+  try {
+    const client = await screen.connect('127.0.39.3');
+    await client.waitForEnd(1000);
+    assert.equal(client.received(), '');
+    assert.equal(screen.logs.find((line) => line.event === 'PROXY')?.reason, 'timeout');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('deep tests due are handed over as a monitor; a pass at RCPT is cached', async () => {
+  const screen = await startScreen(settings({ greetBanner: '', deepTests: new Set(['pipelining', 'bare_newline']) }));
+  try {
+    const client = await screen.connect('127.0.39.4');
+    assert.equal(await client.readLine(1000), GREETING);
+    const handoff = await screen.nextHandoff(1);
+    assert.ok(handoff.verdict.deepTests, 'a monitor');
+    // Play the policy stage's replies by hand.
+    client.send('EHLO good.example\r\n');
+    for (let i = 0; i < 50 && handoff.data() === ''; i++) await new Promise((r) => setTimeout(r, 5));
+    handoff.socket.write('250 mx.screen.test\r\n');
+    await client.readLine(1000);
+    client.send('RCPT TO:<a@b.example>\r\n');
+    for (let i = 0; i < 50 && !screen.cache.get('127.0.39.4')?.pipelining; i++) await new Promise((r) => setTimeout(r, 5));
+    const record = screen.cache.get('127.0.39.4');
+    assert.ok(record?.pipelining && record.bare_newline && record.pregreet);
+    assert.equal(handoff.verdict.deepTests?.failure(), undefined);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('an IPv4 client on a dual-stack listener is screened and cached as IPv4', async () => {
+  const screen = await startScreen(settings({ greetBanner: '' }));
+  try {
+    const dual = new SmtpListener(['[::]:0'], (socket) => screen.screener.screen(socket));
+    const [bound] = await dual.listen();
+    try {
+      const client = await connectClient({ port: bound!.port, localAddress: '127.0.39.5' });
+      assert.equal(await client.readLine(1000), GREETING);
+      const { verdict } = await screen.nextHandoff(1);
+      assert.equal(verdict.client.address, '127.0.39.5');
+      assert.ok(screen.cache.get('127.0.39.5')?.pregreet);
+      verdict && (await client.close());
+    } finally {
+      await dual.close();
+    }
+  } finally {
+    await screen.close();
+  }
+});

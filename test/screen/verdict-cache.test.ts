@@ -86,3 +86,34 @@ test('the cache is bounded by entries: the least recently used goes first', () =
   assert.equal(cache.get('192.0.2.2'), undefined);
   assert.notEqual(cache.get('192.0.2.3'), undefined);
 });
+
+test('postscreen_cache_retention_time: an expired record is kept (tests invalid) until retention ends', () => {
+  const clock = new ManualClock(0);
+  const cache = new LruVerdictCache({ maxEntries: 10, clock, retentionMs: 7_000 });
+  cache.set('192.0.2.1', { pregreet: 1_000 });
+  clock.advance(5_000);
+  const record = cache.get('192.0.2.1');
+  assert.notEqual(record, undefined, 'kept: a re-tested client logs PASS OLD');
+  assert.equal(testValid(record, 'pregreet', clock.now()), false);
+  clock.advance(3_000);
+  assert.equal(cache.get('192.0.2.1'), undefined);
+});
+
+test('deep tests are cached with their own expiry', () => {
+  const clock = new ManualClock(0);
+  const cache = new LruVerdictCache({ maxEntries: 10, clock });
+  cache.set('192.0.2.1', { pipelining: 30_000, bare_newline: 10_000 });
+  clock.advance(20_000);
+  assert.equal(testValid(cache.get('192.0.2.1'), 'pipelining', clock.now()), true);
+  assert.equal(testValid(cache.get('192.0.2.1'), 'bare_newline', clock.now()), false);
+});
+
+test('cleanup removes records past retention in slices, keeping the others', async () => {
+  const clock = new ManualClock(0);
+  const cache = new LruVerdictCache({ maxEntries: 20_000, clock, retentionMs: 1_000 });
+  for (let i = 0; i < 10_000; i++) cache.set(`10.0.${i >> 8}.${i & 255}`, { pregreet: i % 2 === 0 ? 1_000 : 100_000 });
+  clock.advance(5_000);
+  const result = await cache.cleanup();
+  assert.deepEqual(result, { removed: 5_000, kept: 5_000 });
+  assert.equal(cache.size, 5_000);
+});
