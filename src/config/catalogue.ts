@@ -43,6 +43,7 @@ export const CATALOGUE = [
   { name: 'mydomain', kind: 'string', default: 'localdomain', doc: 'Internet domain name of this mail system.' },
   { name: 'mail_name', kind: 'string', default: 'mxscreen', doc: 'Mail system name used in smtpd_banner and in Received: headers.' },
   { name: 'mynetworks', kind: 'match-list', default: '127.0.0.0/8, [::1]/128', doc: 'Trusted SMTP clients (network/mask or table); they may relay and pass permit_mynetworks.' },
+  { name: 'config_directory', kind: 'string', default: '', doc: 'Directory of main.cf (set automatically; for $config_directory in table names).' },
   { name: 'data_directory', kind: 'string', default: '/var/lib/postfix', doc: 'Accepted for compatibility; directory of Postfix data files (relative paths: the config directory).' },
   { name: 'queue_directory', kind: 'string', default: '/var/spool/mxscreen', doc: 'Queue directory (incoming, active, deferred, corrupt); relative to the config directory when not absolute.' },
   { name: 'parent_domain_matches_subdomains', kind: 'list', default: 'debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, relay_domains, smtpd_access_maps', doc: 'Parameters in which a domain also matches its subdomains (Postfix default before compatibility level 3.6).' },

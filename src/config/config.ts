@@ -149,7 +149,7 @@ function buildConfig(text: string, file: string, directory: string): { config?: 
   const classEntries = new Map<string, MainCfEntry>();
   const expander = new ParameterExpander(
     (name) => settings.get(name)?.value ?? classEntries.get(name)?.value ?? BY_NAME.get(name)?.default,
-    (name, value) => (name === 'myhostname' && value === '' ? hostname() : value),
+    (name, value) => (name === 'myhostname' && value === '' ? hostname() : name === 'config_directory' && value === '' ? directory : value),
   );
   // A name listed in smtpd_restriction_classes is a restriction class (postconf(5)); any
   // other name that is not in the catalogue is an error.

@@ -182,7 +182,7 @@ export const RESTRICTIONS = {
   permit_mynetworks: permitMynetworks,
   permit_sasl_authenticated: fixed(() => DUNNO),
   reject_unauth_destination: unauthDestinationSpec(554, '5.7.1'),
-  defer_unauth_destination: unauthDestinationSpec(450, '4.7.1'),
+  defer_unauth_destination: unauthDestinationSpec(454, '4.7.1'),
   reject_unauth_pipelining: rejectUnauthPipelining,
   reject_unlisted_recipient: rejectUnlistedRecipient,
   reject_non_fqdn_helo_hostname: fixed(nonFqdnHelo),
