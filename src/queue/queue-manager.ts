@@ -383,12 +383,15 @@ export class QueueManager implements ControlOwner {
   moved(id: string, to: QueueName | 'removed'): void {
     const { log } = this.#deps;
     switch (to) {
+      // Released or requeued by the operator: tried now, even at a nexthop thought dead.
       case 'deferred':
+        this.#flushed.add(id);
         this.#schedule.set(id, { due: 0, domains: undefined });
         log.info({ event: 'released from hold', queueId: id }, `${id}: released from hold`);
         void this.#track(this.#scanDeferred());
         break;
       case 'incoming':
+        this.#flushed.add(id);
         this.#schedule.delete(id);
         log.info({ event: 'requeued', queueId: id }, `${id}: requeued`);
         this.kick(id);
