@@ -2,17 +2,14 @@
  * connection-limits — who may take a connection slot: postscreen's queue limits, the
  * per-client count limit, the anvil(8) rate limit, and stress mode.
  *
- * Decides (postscreen(8) "Other errors", postconf(5)): a new connection is refused with
- * `421 4.3.2 All screening ports are busy` when postscreen_pre_queue_limit connections
- * are being screened, `421 4.7.0 Error: too many connections from IP` beyond
- * postscreen_client_connection_count_limit open connections of that client (screen and
- * smtpd together), or beyond smtpd_client_connection_rate_limit connections per
- * anvil_rate_time_unit (fixed windows as anvil(8); mynetworks exempt); a screened one is
- * refused at handover with `421 4.3.2 All server ports are busy` when
- * postscreen_post_queue_limit sessions are open. Stress mode starts at 90% of the
- * pre-queue limit and ends at 70% (`entering STRESS mode with N connections`); the greet
- * wait and command time limit then use STRESS_GREET_WAIT_MS and STRESS_COMMAND_TIME_LIMIT_MS,
- * the values of Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
+ * Decides (postscreen(8), postconf(5)): refuse a new connection with 421 4.3.2 when
+ * postscreen_pre_queue_limit connections are being screened, 421 4.7.0 beyond
+ * postscreen_client_connection_count_limit open connections of the client (screen and
+ * smtpd) or smtpd_client_connection_rate_limit per anvil_rate_time_unit (anvil(8) fixed
+ * windows; mynetworks exempt); refuse a handover with 421 4.3.2 at
+ * postscreen_post_queue_limit open sessions. Stress mode: on at 90% of the pre-queue
+ * limit, off at 70%; greet wait and command time limit then take the fixed values of
+ * Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
  * Leaves to others: sending the reply and logging the refusal (screener.ts).
  * Bugs: counts are per process (DESIGN.md "More than one core").
  */

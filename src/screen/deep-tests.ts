@@ -1,19 +1,17 @@
 /*
  * deep-tests — postscreen's "after 220" tests, run on the live SMTP session.
- *
  * Decides (postscreen(8) "Tests after the 220 SMTP server greeting", postscreen_smtpd.c):
  * pipelining (a command before the reply to the previous one when PIPELINING was not
  * offered — before the greeting or EHLO's reply, after HELO — or, after EHLO offered it,
  * behind a command that RFC 2920 §3.1 says must end a group: EHLO, DATA, VRFY, NOOP,
  * QUIT, STARTTLS, …); non-SMTP command (postscreen_forbidden_commands, `Label:`
- * header-like words); bare newline (a command line ended by LF alone). A test passes when
- * the client sends RCPT TO without having failed it; failures after that still count
- * until the first message ends. Actions: drop (521, close, from here), enforce (failure()
- * tells the policy stage, which refuses MAIL/RCPT/DATA), ignore (logged, passed for the
- * shortest TTL). Until RCPT the command count, time and length limits apply (421).
- * Mechanism: an extra 'data' listener attached before smtp-server's pipe sees every
- * chunk first, without consuming or reordering it; socket.write is wrapped to see when
- * each reply was written. Bugs: nothing is observed after STARTTLS (no pass, no fail).
+ * header-like words); bare newline (a command line ended by LF alone). Tests pass at RCPT
+ * TO and can still fail until the first message ends. drop: 521 and close from here;
+ * enforce: failure() makes the policy stage refuse MAIL/RCPT/DATA; ignore: logged, passed
+ * for the shortest TTL. Before RCPT the command count/time/length limits apply (421).
+ * Mechanism: a 'data' listener attached before smtp-server's pipe sees each chunk first
+ * (nothing consumed or reordered); a wrapped socket.write shows each reply written.
+ * Bugs: nothing is observed after STARTTLS (no pass, no fail); leaves the replies to smtpd.
  */
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from '../clock.js';

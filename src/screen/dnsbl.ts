@@ -6,13 +6,11 @@
  * records adds its weight once; rank = the sum. Error codes are never listings:
  * 127.255.255.0/24 and 127.0.0.1 from any site, 127.0.0.255 from a DNSWL (a domain with
  * a negative weight): the query's result is `refused_code`, for this query only (the
- * site's health is dnsbl-health.ts's business; such an answer asks it for an early
- * self-test). A DNS failure (`error`) or timeout counts as not listed. A site the
- * self-test found unhealthy is not asked (`skipped`). The reply names the matching site
- * with the largest weight. Cache TTL as Postfix: rank > 0 → the smallest TTL among
- * positive-weight domains' answers, else among negative-weight ones; else undefined.
- * Leaves to others: threshold and action (screener.ts), TTL clamping (verdict-cache.ts),
- * entry syntax (dnsbl-site.ts), the names shown for secret zones (screener.ts).
+ * answer asks dnsbl-health.ts for an early self-test). A DNS failure (`error`) or timeout
+ * counts as not listed; an unhealthy site is not asked (`skipped`). The reply names the
+ * matching site with the largest weight. Cache TTL as Postfix: rank > 0 → the smallest TTL
+ * of positive-weight answers, else of negative-weight ones.
+ * Leaves to others: threshold, action, shown names (screener.ts), TTL clamping.
  * Bugs: node:dns hides NXDOMAIN TTLs, so a clean client's pass lasts the min TTL.
  */
 import type { Clock } from '../clock.js';
