@@ -11,16 +11,28 @@
  * `452 4.3.1`, other queue errors `451 4.3.0` (Postfix cleanup status texts).
  * Leaves to others: the queue file and its durability (queue/spool.ts, commit()), when
  * the reply is sent (smtp-server, after the final dot), logging (smtpd.ts).
+ * Header and MIME checks (content-inspection.ts) see the stream on its way in; their
+ * verdict is applied at the end of DATA: REJECT aborts the file (nothing queued, the
+ * reply names the rule's text), DISCARD aborts it and says 250, HOLD commits it.
  * Bugs: the envelope's arrivalTime is the start of DATA, since the queue file is opened
  * before the body arrives (the Received: header needs the id).
  */
 import type { Readable } from 'node:stream';
 import type { SmtpReply } from '../errors.js';
+import type { Logger } from '../ops/log.js';
 import type { Envelope, IncomingMessage, QueueWriter } from '../queue/envelope.js';
+import { inspectContent, type ContentMatch, type ContentSettings } from './content-inspection.js';
 
 export type CleanupOutcome =
-  /** commit() resolved: the message is durable. `size` counts header and body bytes. */
-  | { readonly kind: 'queued'; readonly id: string; readonly size: number; readonly bodyBytes: number }
+  /**
+   * commit() resolved: the message is durable. `size` counts header and body bytes.
+   * `hold` is set when a header check said HOLD (the caller moves it to the hold queue).
+   */
+  | { readonly kind: 'queued'; readonly id: string; readonly size: number; readonly bodyBytes: number; readonly hold?: { readonly text: string; readonly match: ContentMatch } }
+  /** A header check (or blocked attachment type) said REJECT; nothing was queued. */
+  | { readonly kind: 'content-rejected'; readonly reply: SmtpReply; readonly match: ContentMatch }
+  /** A header check said DISCARD: the client is told it was queued, nothing was. */
+  | { readonly kind: 'discarded'; readonly id: string; readonly text: string; readonly match: ContentMatch }
   /** The client sent more than the limit; nothing was queued. */
   | { readonly kind: 'too-big'; readonly bodyBytes: number; readonly limit: number }
   /** The queue refused (open, write or commit failed); nothing was queued. */
@@ -35,6 +47,8 @@ export interface CleanupRequest {
   readonly sizeLimit: number;
   /** The Received: header (with CRLF) for the queue id the queue chose. */
   readonly receivedHeader: (queueId: string) => string;
+  /** Header and MIME checks to apply while the message streams in; absent: none. */
+  readonly content?: { readonly settings: ContentSettings; readonly log: Logger };
 }
 
 function isNoSpace(error: unknown): boolean {
@@ -79,8 +93,10 @@ export async function receiveMessage(data: Readable, request: CleanupRequest): P
     await abort();
   }
 
+  const inspection = request.content ? inspectContent(data, request.content.settings, request.content.log) : undefined;
+  const source = inspection ? inspection.output : data;
   try {
-    for await (const chunk of data as AsyncIterable<Buffer>) {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
       bodyBytes += chunk.length;
       if (failure || tooBig || !message) continue; // discard: read on to the final dot
       if (request.sizeLimit > 0 && bodyBytes > request.sizeLimit) {
@@ -101,6 +117,24 @@ export async function receiveMessage(data: Readable, request: CleanupRequest): P
   }
 
   if (tooBig) return { kind: 'too-big', bodyBytes, limit: request.sizeLimit };
+  const verdict = inspection?.verdict() ?? { kind: 'accept' as const };
+  switch (verdict.kind) {
+    case 'reject':
+      await abort();
+      return { kind: 'content-rejected', reply: verdict.reply, match: verdict.match };
+    case 'discard': {
+      const id = message?.id ?? '';
+      await abort();
+      return { kind: 'discarded', id, text: verdict.text, match: verdict.match };
+    }
+    case 'hold':
+    case 'accept':
+      break;
+    default: {
+      const never: never = verdict;
+      return never;
+    }
+  }
   if (failure || !message) {
     const error = failure?.error;
     return { kind: 'queue-error', error, noSpace: isNoSpace(error) };
@@ -112,7 +146,13 @@ export async function receiveMessage(data: Readable, request: CleanupRequest): P
     await committing.abort();
     return { kind: 'queue-error', error, noSpace: isNoSpace(error) };
   }
-  return { kind: 'queued', id: committing.id, size: headerBytes + bodyBytes, bodyBytes };
+  return {
+    kind: 'queued',
+    id: committing.id,
+    size: headerBytes + bodyBytes,
+    bodyBytes,
+    ...(verdict.kind === 'hold' ? { hold: { text: verdict.text, match: verdict.match } } : {}),
+  };
 }
 
 /** Postfix's reply for each outcome (smtpd(8) after cleanup(8) status). */
@@ -128,6 +168,11 @@ export function cleanupReply(outcome: CleanupOutcome): SmtpReply {
         : { code: 451, enhanced: '4.3.0', text: 'Error: queue file write error' };
     case 'client-gone':
       return { code: 451, enhanced: '4.3.0', text: 'Error: queue file write error' };
+    case 'content-rejected':
+      return outcome.reply;
+    case 'discarded':
+      // Postfix tells the client its message was queued (DISCARD is silent by design).
+      return { code: 250, enhanced: '2.0.0', text: `Ok: queued as ${outcome.id}` };
     default: {
       const never: never = outcome;
       return never;

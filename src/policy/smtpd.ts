@@ -48,6 +48,7 @@ import { RecipientVerifier, type VerifySettings } from './address-verify.js';
 import { probeNexthop, probeRecipient } from './verify-probe.js';
 import { expandVirtualAlias, lookupVirtualAlias } from './virtual-alias.js';
 import { startSession, type PolicyConnection } from './smtpd-connection.js';
+import type { ContentSettings } from './content-inspection.js';
 
 /** Everything the policy stage reads from main.cf, typed and loaded (TLS files read). */
 export interface SmtpdSettings {
@@ -98,6 +99,12 @@ export interface SmtpdSettings {
   readonly verify: VerifySettings;
   /** transport_maps and relayhost: where reject_unverified_recipient probes go. */
   readonly transport: TransportSettings;
+  /** header_checks, mime_header_checks, nested_header_checks, mxscreen_blocked_attachment_types. */
+  readonly content: ContentSettings;
+}
+
+function hasContentChecks(content: ContentSettings): boolean {
+  return content.blockedTypes.length > 0 || Object.values(content.tables).some((tables) => tables.length > 0);
 }
 
 export interface SmtpdDeps {
@@ -113,6 +120,8 @@ export interface SmtpdDeps {
   readonly txt?: TxtLookup;
   /** ETRN accepted for `domain`: start delivery of its deferred mail (QueueManager.flush). */
   readonly etrn?: (domain: string) => void;
+  /** A header check said HOLD: move queued message `id` to the hold queue (instead of onQueued). */
+  readonly hold?: (id: string) => void;
   /** Where the address verification cache is saved (queue_directory); absent: memory only. */
   readonly verifyCacheDirectory?: string;
 }
@@ -230,6 +239,14 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       probeLimit: config.get('mxscreen_verify_probe_limit'),
     },
     transport: { transportMaps: config.get('transport_maps'), relayhost: config.get('relayhost') },
+    content: {
+      tables: {
+        header_checks: config.get('header_checks'),
+        mime_header_checks: config.get('mime_header_checks'),
+        nested_header_checks: config.get('nested_header_checks'),
+      },
+      blockedTypes: config.get('mxscreen_blocked_attachment_types').map((type) => type.toLowerCase()),
+    },
   };
 }
 
@@ -761,6 +778,7 @@ export class Smtpd {
       queue: this.#deps.queue,
       envelope,
       sizeLimit: settings.messageSizeLimit,
+      ...(hasContentChecks(settings.content) ? { content: { settings: settings.content, log: state.log } } : {}),
       receivedHeader: (queueId) =>
         state.transaction.prepends.map((header) => `${header}\r\n`).join('') +
         formatReceivedHeader({
@@ -781,7 +799,7 @@ export class Smtpd {
         this.#logOutcome(state, session, envelope, outcome);
         const reply = cleanupReply(outcome);
         if (outcome.kind !== 'client-gone') countReply(this.#deps.metrics, reply.code);
-        if (outcome.kind === 'queued') callback(null, smtpServerText(reply));
+        if (outcome.kind === 'queued' || outcome.kind === 'discarded') callback(null, smtpServerText(reply));
         else callback(toSmtpServerError(reply));
       });
   }
@@ -797,6 +815,20 @@ export class Smtpd {
           { event: 'queued', queueId: outcome.id, from, nrcpt: envelope.recipients.length, size: outcome.size },
           `${outcome.id}: client=${state.client}, from=<${from}>, nrcpt=${envelope.recipients.length}, size=${outcome.size}`,
         );
+        if (outcome.hold) {
+          const { match } = outcome.hold;
+          this.#deps.metrics.contentRejects.inc({ action: 'hold' });
+          state.log.info(
+            { event: 'hold', queueId: outcome.id, table: match.source, line: match.line, header: match.header },
+            `${outcome.id}: hold: header ${match.header} from ${state.client}: ${outcome.hold.text} (${match.source}:${match.line})`,
+          );
+          try {
+            this.#deps.hold?.(outcome.id);
+          } catch (err) {
+            state.log.error({ event: 'queue error', queueId: outcome.id, err }, `${outcome.id}: hold failed`);
+          }
+          return;
+        }
         try {
           this.#deps.onQueued?.(outcome.id);
         } catch (err) {
@@ -822,6 +854,19 @@ export class Smtpd {
       case 'client-gone':
         state.log.info({ event: 'HANGUP' }, `lost connection after DATA from ${state.client}`);
         return;
+      case 'content-rejected':
+      case 'discarded': {
+        const { match } = outcome;
+        const action = outcome.kind === 'discarded' ? `discard: ${outcome.text}` : `reject: ${formatReply(outcome.reply)}`;
+        this.#deps.metrics.contentRejects.inc({ action: outcome.kind === 'discarded' ? 'discard' : 'reject' });
+        state.log.info(
+          { event: 'reject', action: outcome.kind, table: match.source, line: match.line, header: match.header, from },
+          `${outcome.kind === 'discarded' ? outcome.id : 'NOQUEUE'}: ${action.split(':')[0]}: header ${match.header} from ${state.client}; ` +
+            `from=<${from}> proto=${session.transmissionType} helo=<${this.#helo(state, session)}>: ${action.slice(action.indexOf(':') + 2)} ` +
+            `(${match.source}${match.line > 0 ? `:${match.line}` : ''})`,
+        );
+        return;
+      }
       default: {
         const never: never = outcome;
         return never;

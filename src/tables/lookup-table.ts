@@ -15,4 +15,9 @@ export interface LookupTable {
   readonly spec: string;
   /** The right-hand side for `key`, or undefined when nothing matches. Never throws. */
   lookup(key: string): string | undefined;
+  /**
+   * Like lookup, with the table file line of the rule that matched (for logs such as
+   * header_checks rejects); tables that have no lines (inline:, static:) leave it out.
+   */
+  find?(key: string): { readonly value: string; readonly line: number } | undefined;
 }

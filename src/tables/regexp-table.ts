@@ -25,7 +25,7 @@ interface Pattern {
 }
 
 type RegexpRule =
-  | { readonly kind: 'rule'; readonly pattern: Pattern; readonly result: string }
+  | { readonly kind: 'rule'; readonly pattern: Pattern; readonly result: string; readonly line: number }
   | { readonly kind: 'block'; readonly pattern: Pattern; readonly body: RegexpRule[] };
 
 const POSIX_CLASSES: Readonly<Record<string, string>> = {
@@ -84,12 +84,16 @@ export function parseRegexpTable(
       if (parsed.pattern.negate) problem(`$${reference} in the result of a negated pattern`);
       else if (reference >= groups) problem(`$${reference} in the result but the pattern has ${groups - 1} groups`);
     }
-    body.push({ kind: 'rule', pattern: parsed.pattern, result: parsed.rest });
+    body.push({ kind: 'rule', pattern: parsed.pattern, result: parsed.rest, line: logical.line });
   }
   for (const block of open) problems.push({ file, line: block.line, message: '"if" without "endif"' });
   return {
     problems,
-    table: { spec, lookup: (key: string): string | undefined => firstMatch(top, key) },
+    table: {
+      spec,
+      lookup: (key: string): string | undefined => firstMatch(top, key)?.value,
+      find: (key: string) => firstMatch(top, key),
+    },
   };
 }
 
@@ -191,13 +195,13 @@ function substitute(result: string, groups: readonly (string | undefined)[]): st
   });
 }
 
-function firstMatch(rules: readonly RegexpRule[], key: string): string | undefined {
+function firstMatch(rules: readonly RegexpRule[], key: string): { value: string; line: number } | undefined {
   for (const rule of rules) {
     const found = rule.pattern.regexp.exec(key);
     if ((found !== null) === rule.pattern.negate) continue;
     switch (rule.kind) {
       case 'rule':
-        return substitute(rule.result, found ?? []);
+        return { value: substitute(rule.result, found ?? []), line: rule.line };
       case 'block': {
         const result = firstMatch(rule.body, key);
         if (result !== undefined) return result;

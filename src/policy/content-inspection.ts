@@ -1,0 +1,188 @@
+/*
+ * content-inspection — header_checks, mime_header_checks, nested_header_checks and
+ * mxscreen_blocked_attachment_types, applied while the message streams in (cleanup(8)).
+ *
+ * Decides: the DATA stream goes through @zone-eu/mailsplit (Splitter → our inspector →
+ * Joiner), so only one MIME node's headers are in memory at a time, never the message;
+ * every header of the message, of every MIME part at any depth and of attached messages
+ * is matched, as the unfolded line (`Name: value` without the line breaks), then
+ * RFC 2047-decoded, then for Content-Type/Content-Disposition with the decoded RFC 2231
+ * filename (`Content-Disposition: attachment; filename="invoice.exe"`), so an encoded
+ * `name*=utf-8''invoice.%65xe` does not slip past a `.exe` rule. The first REJECT wins
+ * (then DISCARD, then HOLD); the verdict is applied at the end of DATA (cleanup.ts).
+ * An attachment is blocked when its declared Content-Type, or the type its filename
+ * extension implies (mime-types), equals a blocked type or falls in a blocked family
+ * (`application/*` or `application`).
+ * Leaves to others: actions (header-checks.ts), queueing and the reply (cleanup.ts, smtpd.ts).
+ * Bugs: an attached message with `Content-Disposition: attachment` is not parsed
+ * (mailsplit parses message/rfc822 inline parts only); IGNORE drops every header of that name in the node; PREPEND adds its header at
+ * the top of the node's header block (Postfix: just before the matched header).
+ */
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { Joiner, Splitter } from '@zone-eu/mailsplit';
+import mime from 'mime-types';
+import type { Logger } from '../ops/log.js';
+import type { SmtpReply } from '../errors.js';
+import { headerClass, matchHeader, type HeaderCheckTables } from './header-checks.js';
+
+export interface ContentSettings {
+  readonly tables: HeaderCheckTables;
+  /** mxscreen_blocked_attachment_types, lower-cased: `type/subtype`, `type/*` or `type`. */
+  readonly blockedTypes: readonly string[];
+}
+
+/** Where a verdict came from, for the log line: table (or parameter), file line, header. */
+export interface ContentMatch {
+  readonly source: string;
+  readonly line: number;
+  readonly header: string;
+}
+
+export type ContentVerdict =
+  | { readonly kind: 'accept' }
+  | { readonly kind: 'reject'; readonly reply: SmtpReply; readonly match: ContentMatch }
+  | { readonly kind: 'discard'; readonly text: string; readonly match: ContentMatch }
+  | { readonly kind: 'hold'; readonly text: string; readonly match: ContentMatch };
+
+export interface ContentInspection {
+  /** The message bytes to queue (headers rewritten by IGNORE/PREPEND, the rest unchanged). */
+  readonly output: Readable;
+  /** The verdict so far; final once `output` has ended. */
+  verdict(): ContentVerdict;
+}
+
+/** What mailsplit hands us for a MIME node (the parts of its MimeNode we use). */
+interface SplitNode {
+  readonly type: 'node';
+  readonly root: boolean;
+  readonly parentNode?: { readonly contentType: string | false };
+  readonly contentType: string | false;
+  readonly filename: string | false;
+  readonly headers: {
+    getList(): { key: string; line: string }[];
+    remove(key: string): void;
+    addFormatted(key: string, line: string, index?: number): void;
+  };
+  readonly libmime: { decodeWords(text: string): string };
+}
+
+const RANK = { accept: 0, hold: 1, discard: 2, reject: 3 } as const;
+
+/** True when `type` is blocked by one of `blocked` (exact type, `family/*` or `family`). */
+export function typeBlocked(type: string, blocked: readonly string[]): boolean {
+  const lowered = type.toLowerCase();
+  const family = lowered.split('/')[0] ?? '';
+  return blocked.some((entry) => entry === lowered || entry === `${family}/*` || entry === family);
+}
+
+/** The forms of a header line that rules are matched against, in order (see file head). */
+export function headerCandidates(node: Pick<SplitNode, 'filename' | 'libmime'>, key: string, line: string): string[] {
+  const unfolded = line.replace(/\r?\n/g, '');
+  const candidates = [unfolded];
+  let decoded = unfolded;
+  try {
+    decoded = node.libmime.decodeWords(unfolded);
+  } catch {
+    // an unknown charset: keep the raw form only
+  }
+  if (decoded !== unfolded) candidates.push(decoded);
+  const name = unfolded.slice(0, unfolded.indexOf(':'));
+  if ((key === 'content-type' || key === 'content-disposition') && node.filename) {
+    const value = unfolded.slice(name.length + 1).split(';')[0]!.trim();
+    const parameter = key === 'content-type' ? 'name' : 'filename';
+    candidates.push(`${name}: ${value}; ${parameter}="${node.filename}"`);
+  }
+  return candidates;
+}
+
+/**
+ * Starts inspecting `input` (the DATA stream). `output` must be read to its end; errors
+ * of `input` (the client went away) reach `output`. Source: header_checks(5), cleanup(8).
+ */
+export function inspectContent(input: Readable, settings: ContentSettings, log: Logger): ContentInspection {
+  let verdict: ContentVerdict = { kind: 'accept' };
+  const raise = (next: ContentVerdict): void => {
+    if (RANK[next.kind] > RANK[verdict.kind]) verdict = next;
+  };
+
+  const inspectNode = (node: SplitNode): void => {
+    const where = node.root ? 'top' : node.parentNode?.contentType === 'message/rfc822' ? 'attached' : 'part';
+    const ignored: string[] = [];
+    const prepended: string[] = [];
+    for (const { key, line } of node.headers.getList()) {
+      const tables = settings.tables[headerClass(key, where)];
+      if (tables.length === 0) continue;
+      const found = matchHeader(tables, headerCandidates(node, key, line));
+      if (found === undefined) continue;
+      const match: ContentMatch = { source: found.table.spec, line: found.line, header: found.matched };
+      const action = found.action;
+      switch (action.kind) {
+        case 'reject':
+          raise({ kind: 'reject', reply: contentReply(action.text), match });
+          break;
+        case 'discard':
+          raise({ kind: 'discard', text: action.text, match });
+          break;
+        case 'hold':
+          raise({ kind: 'hold', text: action.text, match });
+          break;
+        case 'warn':
+          log.warn({ event: 'WARN', table: match.source, line: match.line, header: match.header }, `warning: header ${match.header}: ${action.text} (${match.source}:${match.line})`);
+          break;
+        case 'ignore':
+          ignored.push(key);
+          break;
+        case 'prepend':
+          prepended.push(action.header);
+          break;
+        case 'dunno':
+          break;
+        case 'unsupported':
+          log.warn({ event: 'WARN', table: match.source, line: match.line }, `warning: ${match.source}:${match.line}: unsupported header_checks action "${action.action}"`);
+          break;
+        default: {
+          const never: never = action;
+          return never;
+        }
+      }
+    }
+    for (const key of ignored) node.headers.remove(key);
+    for (const header of prepended.reverse()) node.headers.addFormatted(header.slice(0, header.indexOf(':')).toLowerCase(), header, 0);
+    if (settings.blockedTypes.length > 0 && !node.root) {
+      const declared = node.contentType || '';
+      const implied = node.filename ? mime.lookup(node.filename) || '' : '';
+      const type = [declared, implied].find((candidate) => candidate !== '' && typeBlocked(candidate, settings.blockedTypes));
+      if (type !== undefined) {
+        const name = node.filename ? ` (${node.filename})` : '';
+        raise({
+          kind: 'reject',
+          reply: contentReply(`Attachment type ${type}${name} is not allowed`),
+          match: { source: 'mxscreen_blocked_attachment_types', line: 0, header: `Content-Type: ${declared}${name}` },
+        });
+      }
+    }
+  };
+
+  const inspector = new Transform({
+    objectMode: true,
+    transform(item: { type: string }, _encoding, done) {
+      if (item.type === 'node') {
+        try {
+          inspectNode(item as unknown as SplitNode);
+        } catch (err) {
+          log.error({ event: 'smtp error', err }, 'content inspection failed on a MIME node');
+        }
+      }
+      done(null, item);
+    },
+  });
+  // defaultInlineEmbedded: an attached message is parsed unless marked attachment.
+  const output = pipeline(input, new Splitter({ defaultInlineEmbedded: true }), inspector, new Joiner(), () => undefined) as unknown as Readable;
+  return { output, verdict: () => verdict };
+}
+
+/** `550 5.7.1 text` (cleanup(8) header_checks REJECT; an enhanced code in the text wins). */
+export function contentReply(text: string): SmtpReply {
+  const own = /^([45]\.\d{1,3}\.\d{1,3})\s+(.*)$/s.exec(text);
+  return own ? { code: own[1]!.startsWith('4') ? 451 : 550, enhanced: own[1]!, text: own[2]! } : { code: 550, enhanced: '5.7.1', text };
+}
