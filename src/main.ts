@@ -138,6 +138,8 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     log,
     metrics,
     onQueued: (id) => queue.kick(id),
+    // ETRN that passed smtpd_etrn_restrictions and fast_flush_domains: deliver that domain's mail now.
+    etrn: (domain) => void queue.flush(domain),
   });
   const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock, retentionMs: config.get('postscreen_cache_retention_time') });
   let screenSettings = settings.screen;
