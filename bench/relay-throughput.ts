@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Sink } from '../src/sink/sink.js';
-import { connectSmtp, sendOne, startMxscreenProcess, testMessage } from '../test/queue/mxscreen-process.js';
+import { connectSmtp, relayMainCf, sendOne, startMxscreenProcess, testMessage } from '../test/queue/mxscreen-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,21 +42,7 @@ async function main(): Promise<void> {
   const sink = await Sink.start({ listen: '127.0.0.1:0', onMessage: () => void (lastDelivery = performance.now()) });
   writeFileSync(
     join(work, 'main.cf'),
-    [
-      'myhostname = mx1.bench.test',
-      'mxscreen_listen = 127.0.0.1:0',
-      'mxscreen_metrics_listen =',
-      'mxscreen_dns_servers = 127.0.0.1:9',
-      'mynetworks = 127.0.0.0/8',
-      'queue_directory = queue',
-      'postscreen_greet_wait = 10ms',
-      'relay_domains = example.com',
-      `transport_maps = inline:{ example.com=smtp:[127.0.0.1]:${sink.port} }`,
-      'minimal_backoff_time = 1s',
-      'maximal_backoff_time = 2s',
-      'queue_run_delay = 1s',
-      '',
-    ].join('\n'),
+    relayMainCf('127.0.0.1:0', sink.port, ['minimal_backoff_time = 1s', 'maximal_backoff_time = 2s', 'queue_run_delay = 1s']),
   );
   const mx = await startMxscreenProcess(join(work, 'main.cf'));
   const latencies: number[] = [];

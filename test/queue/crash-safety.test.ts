@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MailboxServer } from '../fakes/mailbox-server.js';
-import { connectSmtp, messageIdOf, sendOne, startMxscreenProcess, testMessage } from './mxscreen-process.js';
+import { connectSmtp, messageIdOf, relayMainCf, sendOne, startMxscreenProcess, testMessage } from './mxscreen-process.js';
 
 /** A free loopback port (so a restarted mxscreen listens where the clients went). */
 async function freePort(): Promise<number> {
@@ -28,22 +28,12 @@ test('crash safety: after SIGKILL under load, every 250 reaches the mailbox; dup
   const port = await freePort();
   writeFileSync(
     join(work, 'main.cf'),
-    [
-      'myhostname = mx1.crash.test',
-      `mxscreen_listen = 127.0.0.1:${port}`,
-      'mxscreen_metrics_listen =',
-      'mxscreen_dns_servers = 127.0.0.1:9',
-      'mynetworks = 127.0.0.0/8',
-      'queue_directory = queue',
-      'postscreen_greet_wait = 10ms',
-      'relay_domains = example.com',
-      `transport_maps = inline:{ example.com=smtp:[127.0.0.1]:${mailbox.port} }`,
+    relayMainCf(`127.0.0.1:${port}`, mailbox.port, [
       `default_destination_concurrency_limit = ${LIMIT}`,
       'minimal_backoff_time = 100ms',
       'maximal_backoff_time = 200ms',
       'queue_run_delay = 100ms',
-      '',
-    ].join('\n'),
+    ]),
   );
   let first = await startMxscreenProcess(join(work, 'main.cf'));
   try {

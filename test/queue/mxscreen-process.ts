@@ -20,6 +20,26 @@ export interface MxscreenProcess {
   readonly exited: Promise<void>;
 }
 
+/**
+ * main.cf of a relay on loopback: SMTP on `listen`, no metrics, no DNS use, mail for
+ * example.com to the mailbox server on `mailboxPort`; `extra` lines are appended.
+ */
+export function relayMainCf(listen: string, mailboxPort: number, extra: readonly string[] = []): string {
+  return [
+    'myhostname = mx1.relay.test',
+    `mxscreen_listen = ${listen}`,
+    'mxscreen_metrics_listen =',
+    'mxscreen_dns_servers = 127.0.0.1:9',
+    'mynetworks = 127.0.0.0/8',
+    'queue_directory = queue',
+    'postscreen_greet_wait = 10ms',
+    'relay_domains = example.com',
+    `transport_maps = inline:{ example.com=smtp:[127.0.0.1]:${mailboxPort} }`,
+    ...extra,
+    '',
+  ].join('\n');
+}
+
 /** Starts mxscreen on `configFile`; rejects when it exits first or after `timeoutMs`. */
 export async function startMxscreenProcess(configFile: string, timeoutMs = 20_000): Promise<MxscreenProcess> {
   const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
