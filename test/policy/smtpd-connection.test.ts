@@ -1,0 +1,168 @@
+// The policy session on smtp-server internals: the 220 without smtp-server's 100 ms delay,
+// ETRN, the deep-test monitor at MAIL/RCPT/DATA, error limits, the tarpit, and a pin of the
+// smtp-server internals smtpd-connection.ts relies on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { SMTPServer } from 'smtp-server';
+import type { DeepTestMonitor } from '../../src/screen/verdict.js';
+import { connectClient } from '../fakes/scripted-client.js';
+import { lastLine, runTranscript, startPolicy } from './transcript.js';
+
+test('smtp-server internals that smtpd-connection.ts relies on are still there', () => {
+  const proto = SMTPConnection.prototype as unknown as Record<string, unknown>;
+  for (const name of ['init', '_setListeners', 'connectionReady', 'send', '_onCommand', 'handler_MAIL', 'handler_RCPT', 'handler_DATA', 'handler_VRFY', '_getHandler', 'close']) {
+    assert.equal(typeof proto[name], 'function', name);
+  }
+  // Commands are found by name: handler_ETRN on a subclass becomes a command.
+  assert.match(String(proto._getHandler), /handler_/);
+  // init() still holds the greeting back for early talkers (what we skip).
+  assert.match(String(proto.init), /setTimeout\(\(\) => this\.connectionReady\(\), 100\)/);
+  const server = new SMTPServer({ logger: false, disabledCommands: ['AUTH'] }) as unknown as Record<string, unknown>;
+  assert.ok(server.connections instanceof Set);
+  assert.equal(typeof server._onError, 'function');
+  assert.equal(typeof server._onClientConnect, 'function');
+  assert.match(String(SMTPServer.prototype.connect), /this\.connections\.add\(connection\)/);
+});
+
+test('the 220 greeting comes at once, not after smtp-server\'s 100 ms', async () => {
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com' });
+  try {
+    const timings: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
+      assert.match(await lastLine(client), /^220 mx1\.example\.net ESMTP/);
+      timings.push(performance.now() - started);
+      await client.close();
+    }
+    timings.sort((a, b) => a - b);
+    assert.ok(timings[1]! < 50, `median time to 220: ${timings[1]} ms`);
+  } finally {
+    await policy.close();
+  }
+});
+
+test('ETRN: before HELO 503, syntax 501, outside fast_flush_domains 459, inside 250 and the flush hook runs', async () => {
+  const flushed: string[] = [];
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32', deps: { etrn: (domain) => flushed.push(domain) } });
+  try {
+    await runTranscript(
+      policy,
+      `
+      C: ETRN example.com
+      S: 503 5.5.1 Error: send HELO/EHLO first
+      C: EHLO client.example
+      S~ ^250 ETRN$
+      C: ETRN
+      S: 501 5.5.4 Syntax: ETRN domain
+      C: ETRN other.example
+      S: 459 4.3.0 <other.example>: service unavailable
+      C: ETRN example.com
+      S: 250 Queuing started
+      C: MAIL FROM:<a@b.example>
+      S: 250
+      C: ETRN example.com
+      S: 503 5.5.1 Error: MAIL transaction in progress`,
+    );
+    assert.deepEqual(flushed, ['example.com']);
+  } finally {
+    await policy.close();
+  }
+});
+
+test('ETRN: smtpd_etrn_restrictions can refuse', async () => {
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_etrn_restrictions = permit_mynetworks, reject' });
+  try {
+    await runTranscript(policy, `C: EHLO c.example\nS: 250\nC: ETRN example.com\nS: 554 5.7.1 <example.com>: Etrn command rejected: Access denied`);
+  } finally {
+    await policy.close();
+  }
+});
+
+function monitor(failAfter: number): DeepTestMonitor & { asked: number } {
+  const state = {
+    asked: 0,
+    failure() {
+      state.asked++;
+      return state.asked > failAfter ? { test: 'pregreet' as const, reply: { code: 450, enhanced: '4.3.2', text: 'Service currently unavailable' } } : undefined;
+    },
+  };
+  return state;
+}
+
+test('deep tests: a failure at MAIL FROM is the reply and a NOQUEUE: reject line', async () => {
+  const deepTests = monitor(0);
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com', verdict: { deepTests } });
+  try {
+    await runTranscript(policy, `C: EHLO c.example\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 450 4.3.2 Service currently unavailable`);
+    assert.ok(policy.logs.some((line) => line.event === 'NOQUEUE: reject' && String(line.msg).startsWith('NOQUEUE: reject: MAIL from')));
+  } finally {
+    await policy.close();
+  }
+});
+
+test('deep tests: asked again at RCPT TO and at DATA (before 354)', async () => {
+  const atRcpt = monitor(1);
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com', verdict: { deepTests: atRcpt } });
+  try {
+    await runTranscript(policy, `C: EHLO c.example\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 250\nC: RCPT TO:<joe@example.com>\nS: 450 4.3.2 Service currently unavailable`);
+  } finally {
+    await policy.close();
+  }
+  const atData = monitor(2);
+  const second = await startPolicy({ mainCf: 'relay_domains = example.com', verdict: { deepTests: atData } });
+  try {
+    await runTranscript(second, `C: EHLO c.example\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 250\nC: RCPT TO:<joe@example.com>\nS: 250\nC: DATA\nS: 450 4.3.2 Service currently unavailable`);
+    assert.equal(second.queued.length, 0);
+  } finally {
+    await second.close();
+  }
+});
+
+test('smtpd_hard_error_limit: the client gets 421 4.7.0 too many errors and is disconnected', async () => {
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_hard_error_limit = 3\nsmtpd_error_sleep_time = 0' });
+  try {
+    const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
+    await lastLine(client);
+    client.send('EHLO c.example\r\nMAIL FROM:<a@b.example>\r\n');
+    await lastLine(client);
+    await lastLine(client);
+    for (let i = 0; i < 2; i++) {
+      client.send('RCPT TO:<x@elsewhere.example>\r\n');
+      assert.match(await lastLine(client), /^454 /);
+    }
+    client.send('RCPT TO:<x@elsewhere.example>\r\n');
+    const reply = await client.readReply(2000);
+    assert.match(reply.lines[0]!, /^454 /);
+    assert.equal(await lastLine(client), '421 4.7.0 mx1.example.net Error: too many errors');
+    await client.waitForEnd(1000);
+    await client.close();
+  } finally {
+    await policy.close();
+  }
+});
+
+test('smtpd_soft_error_limit: past it every reply waits smtpd_error_sleep_time, in order', async () => {
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_soft_error_limit = 1\nsmtpd_error_sleep_time = 150ms' });
+  try {
+    const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
+    await lastLine(client);
+    client.send('EHLO c.example\r\n');
+    await lastLine(client);
+    client.send('MAIL FROM:<a@b.example>\r\n');
+    await lastLine(client);
+    let started = performance.now();
+    client.send('RCPT TO:<x@elsewhere.example>\r\n');
+    assert.match(await lastLine(client), /^454 /);
+    assert.ok(performance.now() - started < 100, 'first error is not delayed');
+    started = performance.now();
+    client.send('RCPT TO:<y@elsewhere.example>\r\nNOOP\r\n');
+    assert.match(await lastLine(client), /^454 4\.7\.1 <y@/);
+    assert.ok(performance.now() - started >= 140, 'second error waits');
+    assert.match(await lastLine(client), /^250/);
+    await client.close();
+  } finally {
+    await policy.close();
+  }
+});
