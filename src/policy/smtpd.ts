@@ -404,6 +404,7 @@ export class Smtpd {
     for (const state of this.#sessions.values()) state.socket.destroy();
     await this.#waitForSessions(HANGUP_GRACE_MS);
     await Promise.all([...this.#generations].map((generation) => this.#closeServer(generation)));
+    await this.#verifier?.flushed();
   }
 
   #waitForSessions(timeoutMs: number): Promise<void> {
