@@ -11,7 +11,8 @@
  */
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
-import { checkConfig, loadConfig } from './config/config.js';
+import { checkConfig, configSources, loadConfig } from './config/config.js';
+import { SourceWatcher } from './config/config-watch.js';
 import type { Config } from './config/value.js';
 import { ConfigError, formatProblem, type ConfigProblem } from './errors.js';
 import type { DnsResolver } from './dns/resolver.js';
@@ -24,6 +25,7 @@ import { DnsblHealth } from './screen/dnsbl-health.js';
 import { SmtpListener } from './screen/listener.js';
 import { LruVerdictCache } from './screen/verdict-cache.js';
 import { Smtpd, smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd.js';
+import { createTxtLookup } from './policy/spf-txt-lookup.js';
 import { Spool } from './queue/spool.js';
 import { QueueManager, queueSettingsFromConfig, type QueueSettings } from './queue/queue-manager.js';
 
@@ -35,6 +37,8 @@ export interface MxscreenOptions {
   readonly clock?: Clock;
   /** Where JSON log lines go; default stdout. */
   readonly logDestination?: DestinationStream;
+  /** How often main.cf and table files are checked for changes, ms; default 1000. */
+  readonly tableCheckIntervalMs?: number;
   /** Also export Node process metrics (CPU, memory, event loop lag); default true. */
   readonly processMetrics?: boolean;
 }
@@ -140,6 +144,10 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     onQueued: (id) => queue.kick(id),
     // ETRN that passed smtpd_etrn_restrictions and fast_flush_domains: deliver that domain's mail now.
     etrn: (domain) => void queue.flush(domain),
+    resolver,
+    txt: createTxtLookup(config.get('mxscreen_dns_servers'), config.get('postscreen_dnsbl_timeout')),
+    hold: (id) => void queue.control({ command: 'hold', target: id }),
+    verifyCacheDirectory: queueSettings.directory,
   });
   const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock, retentionMs: config.get('postscreen_cache_retention_time') });
   let screenSettings = settings.screen;
@@ -193,7 +201,8 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
   log.info({ event: 'START', config: config.file, queueDirectory: queueSettings.directory }, 'mxscreen started');
 
   let stopping: Promise<void> | undefined;
-  return {
+  let watcher: SourceWatcher | undefined;
+  const running: Mxscreen = {
     get config() {
       return config;
     },
@@ -224,11 +233,13 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
       smtpd.setSettings(nextSettings.smtpd);
       queue.setSettings(nextSettings.queue);
       config = next;
+      watcher?.setFiles(configSources(next));
       log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
       return true;
     },
     stop() {
       stopping ??= (async () => {
+        watcher?.stop();
         await listener.close();
         health.stop();
         cleanupTimer?.cancel();
@@ -240,4 +251,14 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
       return stopping;
     },
   };
+  // main.cf and every table reload when their file changes on disk (and on SIGHUP, cli.ts).
+  watcher = new SourceWatcher(configSources(config), {
+    clock,
+    intervalMs: options.tableCheckIntervalMs ?? 1000,
+    onChange: (files) => {
+      log.info({ event: 'RELOAD', files }, `${files.join(', ')} changed: reloading`);
+      void running.reload();
+    },
+  });
+  return running;
 }

@@ -89,6 +89,8 @@ function mainCf(dnsPort: number, extra: readonly string[]): string {
     'relay_domains = hash:transport',
     'transport_maps = hash:transport',
     'relay_recipient_maps = hash:relay_recipients',
+    // seed 001's relay control (Postfix's default ends in defer_unauth_destination: 454)
+    'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
     'message_size_limit = 20000',
     'minimal_backoff_time = 100ms',
     'maximal_backoff_time = 200ms',
