@@ -16,6 +16,9 @@ import { runQueueControl, type ControlCommand } from './queue/queue-control.js';
 import { formatQueueMessage, showQueuedMessage } from './queue/queue-show.js';
 import { Sink } from './sink/sink.js';
 import { createLogger } from './ops/log.js';
+import { spfCidrCommand } from './policy/spf-cidr.js';
+import { createTxtLookup } from './policy/spf-txt-lookup.js';
+import { createNodeResolver } from './dns/node-resolver.js';
 
 const USAGE = `usage:
   mxscreen start --config FILE          run the filter in the foreground (JSON logs on stdout)
@@ -30,6 +33,8 @@ const USAGE = `usage:
                                         postsuper -d, -h, -H, -r (safe while mxscreen runs)
   mxscreen sink --listen HOST:PORT [--dir DIR]
                                         accept and count mail, like Postfix smtp-sink
+  mxscreen spf-cidr DOMAIN... [--config FILE]
+                                        the ip4:/ip6: networks of the domains' SPF records as a cidr: table
 options:
   -c, --config FILE   main.cf to use
 `;
@@ -86,6 +91,13 @@ async function main(argv: readonly string[]): Promise<number> {
       });
       await sink.close();
       return 0;
+    }
+    case 'spf-cidr': {
+      const domains = positionals.slice(1);
+      if (domains.length === 0) usage('spf-cidr needs at least one DOMAIN');
+      const servers = configFile ? loadConfig(configFile).get('mxscreen_dns_servers') : [];
+      const dns = { txt: createTxtLookup(servers, 5000), resolver: createNodeResolver({ servers, timeoutMs: 5000 }) };
+      return spfCidrCommand(domains, dns, (text) => process.stdout.write(text));
     }
     case undefined:
       usage('no command given');
