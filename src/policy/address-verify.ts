@@ -1,20 +1,15 @@
 /*
- * address-verify — reject_unverified_recipient: recipient validation with no hand-kept
- * list, by asking the nexthop (verify(8), ADDRESS_VERIFICATION_README).
+ * address-verify — reject_unverified_recipient: recipients validated by asking the nexthop
+ * (verify(8), ADDRESS_VERIFICATION_README), with no hand-kept list.
  *
- * Decides: the verify cache (bounded LRU of mxscreen_verify_cache_size addresses, saved
- * to `verify_cache.json` in the queue directory after changes and read back at start,
- * so it survives a restart); its ages as verify(8): a deliverable result expires after
- * address_verify_positive_expire_time (31d) and is probed again in the background after
- * address_verify_positive_refresh_time (7d); an undeliverable one expires after
- * address_verify_negative_expire_time (3d), refreshed after …_negative_refresh_time (3h).
- * A recipient with no valid result starts a probe and RCPT waits for it up to
- * address_verify_poll_count × address_verify_poll_delay, then answers `450 4.1.1 <addr>:
- * Recipient address rejected: unverified address: Address verification in progress`.
- * Probes in flight per nexthop are at most mxscreen_verify_probe_limit; beyond that the
- * recipient gets the same 450 at once (a dictionary attack becomes 450s, not probes).
- * Undeliverable: `unverified_recipient_reject_code 4.1.1|5.1.1 … undeliverable address: text`.
- * Leaves to others: the probe (verify-probe.ts); counting probes (metrics.addressProbes).
+ * Decides: the verify cache (LRU of mxscreen_verify_cache_size, saved as verify_cache.json
+ * in the queue directory, read back at start); ages as verify(8): address_verify_positive_*
+ * (expire 31d, refresh 7d) and _negative_* (3d, 3h), a refresh probing in the background;
+ * a recipient without a valid result starts a probe and waits up to poll_count × poll_delay,
+ * then `450 4.1.1 … unverified address: Address verification in progress`; at most
+ * mxscreen_verify_probe_limit probes per nexthop, beyond that that 450 at once (a dictionary
+ * attack becomes 450s, not probes); undeliverable: unverified_recipient_reject_code.
+ * Leaves to others: the probe (verify-probe.ts); the metric (smtpd.ts countProbe).
  * Bugs: `unknown` probe results (4xx, timeouts) are not cached: the next RCPT probes again.
  */
 import { readFileSync } from 'node:fs';

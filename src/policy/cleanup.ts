@@ -2,20 +2,15 @@
  * cleanup — moves one message from the DATA stream into the queue (Postfix cleanup(8)).
  *
  * Decides: the order of writing (queue file opened, Received: header naming the queue id,
- * then the body chunk by chunk with back-pressure: the next chunk is read only after the
- * previous one is written, so the message is never held whole), the size limit
- * (message_size_limit counts the client's bytes after dot-unstuffing; more is `552 5.3.4`,
- * the rest of the DATA is read and discarded, the partial file aborted at once), and the
- * typed outcome with the reply each outcome gets (cleanupReply). A queue failure aborts
- * the file: nothing half-written stays behind; ENOSPC anywhere in the cause chain is
- * `452 4.3.1`, other queue errors `451 4.3.0` (Postfix cleanup status texts).
- * Leaves to others: the queue file and its durability (queue/spool.ts, commit()), when
- * the reply is sent (smtp-server, after the final dot), logging (smtpd.ts).
- * Header and MIME checks (content-inspection.ts) see the stream on its way in; their
- * verdict is applied at the end of DATA: REJECT aborts the file (nothing queued, the
- * reply names the rule's text), DISCARD aborts it and says 250, HOLD commits it.
- * Bugs: the envelope's arrivalTime is the start of DATA, since the queue file is opened
- * before the body arrives (the Received: header needs the id).
+ * then the body chunk by chunk with back-pressure, never held whole), the size limit
+ * (message_size_limit after dot-unstuffing: `552 5.3.4`, the rest read and discarded, the
+ * file aborted), the content checks' verdict at the end of DATA (content-inspection.ts:
+ * REJECT aborts the file with the rule's reply, DISCARD aborts it and says 250, HOLD
+ * commits it), and the typed outcome with its reply (cleanupReply). A queue failure aborts
+ * the file; ENOSPC in the cause chain is `452 4.3.1`, other queue errors `451 4.3.0`.
+ * Leaves to others: the queue file and its durability (queue/), when the reply is sent
+ * (smtp-server, after the final dot), logging (smtpd.ts).
+ * Bugs: the envelope's arrivalTime is the start of DATA (the Received: header needs the id).
  */
 import type { Readable } from 'node:stream';
 import type { SmtpReply } from '../errors.js';

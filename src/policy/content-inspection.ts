@@ -1,22 +1,16 @@
 /*
  * content-inspection — header_checks, mime_header_checks, nested_header_checks and
- * mxscreen_blocked_attachment_types, applied while the message streams in (cleanup(8)).
+ * mxscreen_blocked_attachment_types while the message streams in (cleanup(8)).
  *
- * Decides: the DATA stream goes through @zone-eu/mailsplit (Splitter → our inspector →
- * Joiner), so only one MIME node's headers are in memory at a time, never the message;
- * every header of the message, of every MIME part at any depth and of attached messages
- * is matched, as the unfolded line (`Name: value` without the line breaks), then
- * RFC 2047-decoded, then for Content-Type/Content-Disposition with the decoded RFC 2231
- * filename (`Content-Disposition: attachment; filename="invoice.exe"`), so an encoded
- * `name*=utf-8''invoice.%65xe` does not slip past a `.exe` rule. The first REJECT wins
- * (then DISCARD, then HOLD); the verdict is applied at the end of DATA (cleanup.ts).
- * An attachment is blocked when its declared Content-Type, or the type its filename
- * extension implies (mime-types), equals a blocked type or falls in a blocked family
- * (`application/*` or `application`).
+ * Decides: DATA goes through @zone-eu/mailsplit (Splitter → inspector → Joiner): one MIME
+ * node's headers in memory at a time, never the message. Every header (message, MIME parts
+ * at any depth, attached messages) is matched unfolded, then RFC 2047-decoded, then for
+ * Content-Type/-Disposition with the decoded RFC 2231 filename (`filename="invoice.exe"`).
+ * REJECT wins over DISCARD over HOLD; applied at the end of DATA (cleanup.ts). A blocked
+ * type matches the declared Content-Type or the type the filename implies (mime-types).
  * Leaves to others: actions (header-checks.ts), queueing and the reply (cleanup.ts, smtpd.ts).
- * Bugs: an attached message with `Content-Disposition: attachment` is not parsed
- * (mailsplit parses message/rfc822 inline parts only); IGNORE drops every header of that name in the node; PREPEND adds its header at
- * the top of the node's header block (Postfix: just before the matched header).
+ * Bugs: an attached message with Content-Disposition: attachment is not parsed (mailsplit);
+ * IGNORE drops every header of that name in the node; PREPEND adds at the node's top.
  */
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { Joiner, Splitter } from '@zone-eu/mailsplit';

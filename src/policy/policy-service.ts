@@ -2,19 +2,14 @@
  * policy-service — check_policy_service: Postfix's policy delegation protocol
  * (SMTPD_POLICY_README), so that policyd-spf, postgrey and the like work unchanged.
  *
- * Decides: the target syntax (`inet:host:port`, `unix:path`, a relative path being
- * relative to queue_directory as Postfix's `unix:private/policyd-spf`); the request
- * (`name=value` lines, `request=smtpd_access_policy`, protocol_state, protocol_name,
- * helo_name, queue_id, sender, recipient, recipient_count, client_address, client_name,
- * reverse_client_name, instance, etrn_domain, an empty line); the reply (`action=…`
- * then an empty line; the action is an access(5) action); one persistent connection
- * per server used for one request at a time (requests queue behind each other); every
- * request limited by smtpd_policy_service_timeout; any failure (refused, reset, timeout,
- * no action) closes the connection and gives smtpd_policy_service_default_action
- * (`451 4.3.5 Server configuration problem`) with a warning logged.
+ * Decides: targets `inet:host:port` and `unix:path` (relative to queue_directory, as
+ * `unix:private/policyd-spf`); the request (`name=value` lines: request, protocol_state,
+ * protocol_name, helo_name, sender, recipient, client_address, client_name, …, then an empty
+ * line); the reply (`action=…` and an empty line; an access(5) action); one persistent
+ * connection per server, one request at a time; smtpd_policy_service_timeout on each; any
+ * failure closes the connection and gives smtpd_policy_service_default_action, logged.
  * Leaves to others: applying the action (access-restriction.ts applyAccessAction).
- * Bugs: no `{ name, timeout=… }` per-service options (Postfix 3.0); at most 100 queued
- * requests per server, further ones get the default action at once.
+ * Bugs: no `{ name, timeout=… }` per-service options; at most 100 queued requests per server.
  */
 import net from 'node:net';
 import { isAbsolute, resolve } from 'node:path';

@@ -9,8 +9,7 @@
  * The `for` clause only with exactly one recipient (Postfix: more would leak the list);
  * otherwise the `by` line ends with `;` and the date goes on its own line. Protocol is
  * SMTP/ESMTP, with S appended under TLS (RFC 3848). DATE is RFC 5322 §3.3 local time
- * with a numeric zone: `Tue, 3 Mar 2020 10:00:00 +0100`.
- * Leaves to others: writing it before the body (cleanup.ts).
+ * with a numeric zone: `Tue, 3 Mar 2020 10:00:00 +0100`. Leaves to others: cleanup.ts writes it.
  * Bugs: no TLS cipher comment (Postfix smtpd_tls_received_header) and no `(CET)` zone
  * comment after the date; NAME is `unknown` unless the caller knows a verified name.
  */

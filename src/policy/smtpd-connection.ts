@@ -1,21 +1,16 @@
 /*
  * smtpd-connection — an smtp-server session with smtpd(8)'s protocol rules.
  *
- * Decides: a session starts with the 220 at once (the screener already ran the pregreet
- * test; smtp-server's init() waits 100 ms for early talkers); ETRN (RFC 1985) is a
- * command (`250 Queuing started`, decided by the `etrn` hook) and is advertised in EHLO;
- * smtpd_helo_required (`503 5.5.1 Error: send HELO/EHLO first`), strict_rfc821_envelopes
- * (`501 5.1.7 Bad sender address syntax` / `501 5.1.3 Bad recipient address syntax` for
- * an address not in <>), disable_vrfy_command (`502 5.5.1 VRFY command is disabled`);
- * the error counting of smtpd(8): every 4xx/5xx reply counts, past
- * smtpd_soft_error_limit each reply waits smtpd_error_sleep_time (replies keep their
- * order), at smtpd_hard_error_limit the client gets `421 4.7.0 host Error: too many
- * errors` and is disconnected; and whether a command came ahead of time where pipelining
- * is not allowed (after HELO, or anything sent behind DATA) for reject_unauth_pipelining.
- * XXX: relies on smtp-server internals (3.21.x): SMTPConnection's constructor, init(),
+ * Decides: the 220 at once (the screener ran the pregreet test; smtp-server's init() waits
+ * 100 ms); ETRN (RFC 1985) as a command, advertised in EHLO; smtpd_helo_required (503
+ * 5.5.1), strict_rfc821_envelopes (501 5.1.7 / 5.1.3), disable_vrfy_command (502 5.5.1);
+ * smtpd(8) error counting (4xx/5xx; past smtpd_soft_error_limit replies wait
+ * smtpd_error_sleep_time in order; at smtpd_hard_error_limit `421 4.7.0 host Error: too
+ * many errors`); the DATA checks before 354; commands sent ahead where pipelining is not
+ * allowed (after HELO, or behind DATA) for reject_unauth_pipelining.
+ * XXX: relies on smtp-server 3.21 internals: SMTPConnection's constructor, init(),
  * _setListeners(), connectionReady(), send(), _onCommand(), handler_* lookup by name,
- * _parser, _socket, and SMTPServer.connect()'s wiring (connections, _onError,
- * _onClientConnect). test/policy/smtpd-connection.test.ts pins them.
+ * _dataStream, and SMTPServer.connect()'s wiring; smtpd-connection.test.ts pins them.
  * Leaves to others: every policy decision (smtpd.ts and the restrictions).
  */
 import type net from 'node:net';

@@ -1,19 +1,17 @@
 /*
  * smtpd — the policy stage: smtp-server sessions for sockets the screener hands over.
  *
- * Decides: how smtp-server is run (AUTH disabled, no reverse lookup, banner and SIZE from
- * smtpd_banner and message_size_limit, STARTTLS only with our own certificate, idle time
- * smtpd_timeout), the order of the RCPT checks (postscreen enforce verdict, then
- * smtpd_recipient_limit, relay control, relay_recipient_maps), the log lines of smtpd(8)
+ * Decides: how smtp-server is run (no AUTH, no reverse lookup, banner and SIZE, STARTTLS
+ * only with our certificate, smtpd_timeout), the RCPT order (postscreen enforce verdict,
+ * deep tests, smtpd_recipient_limit, then smtpd_client/helo/sender/relay/recipient
+ * restrictions as smtpd_delay_reject = yes, then smtpd_reject_unlisted_recipient and
+ * virtual_alias_maps for local addresses), DATA (data restrictions before 354, content
+ * checks, prepended headers, virtual aliases in the envelope), ETRN, smtpd(8) log lines
  * (`NOQUEUE: reject: RCPT from …`, `ID: client=…`, `disconnect from …`) and graceful stop.
- * Handover: accept() passes the verdict's sessionId to smtp-server as the connection id
- * (`server.connect(socket, { id })`); smtp-server makes it `session.id`, so every
- * handler finds the session's verdict in a Map keyed by that id. Nothing else ties them.
- * Leaves to others: the screening (screen/), reply formatting (smtp-reply-adapter.ts),
- * relay and recipient decisions, writing the message (cleanup.ts), the queue (queue/).
- * Bugs: a MAIL FROM SIZE= above the limit is refused by smtp-server itself with
- * `552 Error: message exceeds fixed maximum message size N` (no 5.3.4): the only way to
- * reply ourselves is to hide the number in EHLO, and we keep `SIZE N` (RFC 1870) visible.
+ * Handover: the verdict's sessionId is the connection id, so handlers find the session.
+ * Leaves to others: screening (screen/), each restriction (restriction-*.ts), writing the
+ * message (cleanup.ts), the queue (queue/).
+ * Bugs: a MAIL FROM SIZE= above the limit gets smtp-server's own 552 (no 5.3.4).
  */
 import { readFileSync } from 'node:fs';
 import type net from 'node:net';
