@@ -19,8 +19,8 @@ import type { SMTPServer } from 'smtp-server';
 import type { Clock } from '../clock.js';
 import type { SmtpReply } from '../errors.js';
 
-/** What a session needs from the policy stage. */
-export interface ConnectionRules {
+/** smtpd(8) protocol rules from main.cf (see the file head). */
+export interface ProtocolRules {
   readonly heloRequired: boolean;
   readonly strictEnvelopes: boolean;
   readonly vrfyDisabled: boolean;
@@ -28,6 +28,10 @@ export interface ConnectionRules {
   readonly hardErrorLimit: number;
   /** ms */
   readonly errorSleepMs: number;
+}
+
+/** What a session needs from the policy stage. */
+export interface ConnectionRules extends ProtocolRules {
   readonly clock: Clock;
   /** Decides an ETRN for `domain` (already syntax-checked); resolves the reply. */
   readonly etrn: (connection: PolicyConnection, domain: string) => Promise<SmtpReply>;

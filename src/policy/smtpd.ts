@@ -45,7 +45,7 @@ import { createSpfVerifier, type SpfOutcome, type TxtLookup } from './spf-check.
 import { RecipientVerifier, type VerifySettings } from './address-verify.js';
 import { probeNexthop, probeRecipient } from './verify-probe.js';
 import { expandVirtualAlias, lookupVirtualAlias } from './virtual-alias.js';
-import { startSession, type PolicyConnection } from './smtpd-connection.js';
+import { startSession, type PolicyConnection, type ProtocolRules } from './smtpd-connection.js';
 import type { ContentSettings } from './content-inspection.js';
 
 /** Everything the policy stage reads from main.cf, typed and loaded (TLS files read). */
@@ -84,15 +84,7 @@ export interface SmtpdSettings {
   readonly fastFlushDomains: MatchList;
   readonly fastFlushMatchSubdomains: boolean;
   /** smtpd(8) protocol rules. */
-  readonly protocol: {
-    readonly heloRequired: boolean;
-    readonly strictEnvelopes: boolean;
-    readonly vrfyDisabled: boolean;
-    readonly softErrorLimit: number;
-    readonly hardErrorLimit: number;
-    /** ms */
-    readonly errorSleepMs: number;
-  };
+  readonly protocol: ProtocolRules;
   readonly policyService: { readonly timeoutMs: number; readonly defaultAction: string; readonly queueDirectory: string };
   readonly verify: VerifySettings;
   /** transport_maps and relayhost: where reject_unverified_recipient probes go. */
