@@ -279,6 +279,8 @@ function unknownLocalRecipient(address: string): SmtpReply {
 const SHUTTING_DOWN: SmtpReply = { code: 421, enhanced: '4.3.2', text: 'Service shutting down' };
 const LOST_SESSION: SmtpReply = { code: 421, enhanced: '4.3.0', text: 'Error: session state lost' };
 const TOO_MANY_RECIPIENTS: SmtpReply = { code: 452, enhanced: '4.5.3', text: 'Error: too many recipients' };
+/** Postfix smtpd's reply when the queue file system is below queue_minfree. */
+const INSUFFICIENT_STORAGE: SmtpReply = { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' };
 /** Used when an enforce verdict comes without its reply (should not happen). */
 const ENFORCE_FALLBACK: SmtpReply = { code: 550, enhanced: '5.7.1', text: 'Service unavailable' };
 /** After close() has waited and sent 421, how long the clients get to hang up before their sockets are destroyed. */
@@ -561,10 +563,34 @@ export class Smtpd {
       callback(toSmtpServerError(deep));
       return;
     }
-    void address;
-    state.transaction = { prepends: [], spf: undefined };
-    countReply(this.#deps.metrics, 250);
-    callback();
+    const accept = () => {
+      state.transaction = { prepends: [], spf: undefined };
+      countReply(this.#deps.metrics, 250);
+      callback();
+    };
+    const canAccept = this.#deps.queue.canAccept?.bind(this.#deps.queue);
+    if (!canAccept) {
+      accept();
+      return;
+    }
+    // queue_minfree (postconf(5)): refuse at MAIL FROM, before the client sends a byte of
+    // the message, when the queue file system is short of space; SIZE= tells how much.
+    const declaredSize = Number(address.args && typeof address.args === 'object' ? (address.args as Record<string, unknown>).SIZE : 0) || 0;
+    canAccept(declaredSize).then(
+      (ok) => {
+        if (ok) {
+          accept();
+          return;
+        }
+        state.log.warn(
+          { event: 'NOQUEUE: reject', reason: 'queue_minfree', code: INSUFFICIENT_STORAGE.code, from: address.address },
+          `NOQUEUE: reject: MAIL from ${state.client}: ${formatReply(INSUFFICIENT_STORAGE)}; from=<${address.address}> proto=${session.transmissionType} helo=<${this.#helo(state, session)}>`,
+        );
+        countReply(this.#deps.metrics, INSUFFICIENT_STORAGE.code);
+        callback(toSmtpServerError(INSUFFICIENT_STORAGE));
+      },
+      () => accept(),
+    );
   }
 
   #restrictionSession(state: SessionState): RestrictionSession {

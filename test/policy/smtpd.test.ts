@@ -559,3 +559,27 @@ test('at log level debug, smtp-server\'s own lines reach the log with the sessio
     await policy.close();
   }
 });
+
+test('queue_minfree: when the queue cannot take the message, MAIL FROM gets 452 4.3.1 and the session goes on', async () => {
+  const asked: number[] = [];
+  let room = false;
+  const queue: QueueWriter = {
+    open: () => Promise.reject(new MxError('ERR_QUEUE_IO', 'not expected')),
+    canAccept: (size) => {
+      asked.push(size);
+      return Promise.resolve(room);
+    },
+  };
+  const policy = await startPolicy({ queue });
+  try {
+    const { client } = await session(policy);
+    assert.match(await command(client, 'MAIL FROM:<alice@sender.example> SIZE=1234'), /^452 4\.3\.1 Insufficient system storage/);
+    assert.deepEqual(asked, [1234]);
+    assert.ok(policy.logs.some((line) => line.event === 'NOQUEUE: reject' && line.reason === 'queue_minfree'));
+    room = true;
+    assert.match(await command(client, 'MAIL FROM:<alice@sender.example>'), /^250 /);
+    client.close();
+  } finally {
+    await policy.close();
+  }
+});
