@@ -32,6 +32,8 @@ export interface ProtocolRules {
 
 /** What a session needs from the policy stage. */
 export interface ConnectionRules extends ProtocolRules {
+  /** message_size_limit in bytes; 0 means no limit. A MAIL FROM SIZE= above it gets 552 5.3.4. */
+  readonly messageSizeLimit: number;
   readonly clock: Clock;
   /** Decides an ETRN for `domain` (already syntax-checked); resolves the reply. */
   readonly etrn: (connection: PolicyConnection, domain: string) => Promise<SmtpReply>;
@@ -195,8 +197,18 @@ export class PolicyConnection extends SMTPConnection {
   }
 
   override handler_MAIL(command: Buffer, callback: () => void): void {
-    if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(command.toString('latin1'))) {
+    const line = command.toString('latin1');
+    if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(line)) {
       wire(this, reply(501, '5.1.7', 'Bad sender address syntax'));
+      callback();
+      return;
+    }
+    // RFC 1870 §6.1: a declared SIZE above the fixed limit is refused with 552 (Postfix
+    // smtpd: 5.3.4 "Message size exceeds fixed limit"); smtp-server's own refusal has no
+    // enhanced code, so it is answered here first.
+    const declared = /\sSIZE=(\d{1,20})(\s|$)/i.exec(line);
+    if (declared && this.rules.messageSizeLimit > 0 && Number(declared[1]) > this.rules.messageSizeLimit && this._ready && this.hostNameAppearsAs && !this.session.envelope?.mailFrom) {
+      wire(this, reply(552, '5.3.4', 'Message size exceeds fixed limit'));
       callback();
       return;
     }

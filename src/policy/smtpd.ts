@@ -11,7 +11,6 @@
  * Handover: the verdict's sessionId is the connection id, so handlers find the session.
  * Leaves to others: screening (screen/), each restriction (restriction-*.ts), writing the
  * message (cleanup.ts), the queue (queue/).
- * Bugs: a MAIL FROM SIZE= above the limit gets smtp-server's own 552 (no 5.3.4).
  */
 import { readFileSync } from 'node:fs';
 import type net from 'node:net';
@@ -357,6 +356,7 @@ export class Smtpd {
       },
       {
         ...protocol,
+        messageSizeLimit: generation.settings.messageSizeLimit,
         clock: this.#deps.clock,
         etrn: (connection, domain) => this.#onEtrn(state, connection, domain),
         data: (connection) => this.#beforeData(state, connection),

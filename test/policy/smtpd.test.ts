@@ -323,11 +323,11 @@ test('oversize message → 552 5.3.4 after the final dot, nothing queued, sessio
   }
 });
 
-test('MAIL FROM SIZE= above message_size_limit is refused at MAIL with 552', async () => {
+test('MAIL FROM SIZE= above message_size_limit is refused at MAIL with 552 5.3.4', async () => {
   const policy = await startPolicy();
   try {
     const { client } = await session(policy);
-    assert.match(await command(client, 'MAIL FROM:<s@sender.example> SIZE=2001'), /^552 /);
+    assert.match(await command(client, 'MAIL FROM:<s@sender.example> SIZE=2001'), /^552 5\.3\.4 Message size exceeds fixed limit/);
     assert.match(await command(client, 'MAIL FROM:<s@sender.example> SIZE=2000'), /^250 /);
     await client.close();
   } finally {
