@@ -19,3 +19,17 @@ test('README parameter table is the catalogue (regenerate: node dist/src/config/
 test('README shows npm ci, npm start and npm test', () => {
   for (const command of ['npm ci', 'npm start', 'npm test']) assert.ok(readme.includes(command), command);
 });
+
+test('README explains every log event', async () => {
+  const { LOG_EVENTS } = await import('../../src/ops/log.js');
+  const section = readme.slice(readme.indexOf('## Log events'), readme.indexOf('## Metrics'));
+  const missing = LOG_EVENTS.filter((event) => !section.includes(`\`${event}\``));
+  assert.deepEqual(missing, []);
+});
+
+test('README lists every metric', async () => {
+  const { Metrics } = await import('../../src/ops/metrics.js');
+  const section = readme.slice(readme.indexOf('## Metrics'), readme.indexOf('## Tests and benchmark'));
+  const missing = new Metrics().registry.getMetricsAsArray().map((metric) => metric.name).filter((name) => !section.includes(`\`${name}\``));
+  assert.deepEqual(missing, []);
+});
