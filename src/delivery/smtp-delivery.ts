@@ -6,8 +6,9 @@
  * 503, a failed or lost connection, a timeout → deferred. Targets (MX hosts and their
  * addresses) are tried in order while connecting fails; once a server has answered the
  * envelope, its answer stands. With a ConnectionCache, a connection carries several
- * messages (RSET before reuse; a stale cached connection is replaced by a new one) and
- * connections per nexthop are bounded. TLS (smtp_tls_security_level): none; may =
+ * messages (RSET before reuse only after a transaction that did not end with the
+ * message sent, as nodemailer's pool; a stale cached connection — MAIL FROM fails
+ * without a reply — is replaced by a new one) and connections per nexthop are bounded. TLS (smtp_tls_security_level): none; may =
  * STARTTLS when offered, unverified, clear text when it fails; encrypt = defer (4.7.4)
  * unless STARTTLS succeeds. Per-recipient NOTIFY/ORCPT go to a DSN-capable server, one
  * transaction per distinct pair. Reply texts follow Postfix.
@@ -178,6 +179,8 @@ export class SmtpSession implements CachedConnection {
   readonly #connection: SMTPConnection;
   #lastError: SmtpClientError | undefined;
   #closed = false;
+  /** No transaction is open: the connection is new or its last message went through. */
+  #clean = true;
   #onClose: (() => void) | undefined;
   readonly #endWaiters = new Set<() => void>();
 
@@ -255,10 +258,22 @@ export class SmtpSession implements CachedConnection {
     else this.#connection.close();
   }
 
-  /** RSET before reuse (RFC 5321 §4.1.1.5); false when the connection is no longer good. */
+  /**
+   * Readies the connection for the next transaction: RSET (RFC 5321 §4.1.1.5) when the
+   * last one did not end with the message sent; false when the connection is no longer
+   * good. After a clean end nothing is sent: the next MAIL FROM finds out (stale).
+   */
   async reset(): Promise<boolean> {
     if (!this.open) return false;
-    return this.#untilEnd<boolean>((settle) => this.#connection.reset((error) => settle(!error)), () => false);
+    if (this.#clean) return true;
+    return this.#untilEnd<boolean>(
+      (settle) =>
+        this.#connection.reset((error) => {
+          this.#clean = !error;
+          settle(!error);
+        }),
+      () => false,
+    );
   }
 
   /** One transaction for `recipients`. `stale`: the connection was dead before MAIL FROM got a reply. */
@@ -284,6 +299,7 @@ export class SmtpSession implements CachedConnection {
       (settle) => this.#connection.send(envelope, request.body(), (error, info) => settle(error ? { error } : { info: info! })),
       () => ({ error: this.#lastError ?? Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' }) }),
     );
+    this.#clean = 'info' in outcome;
     const server = this.server;
     const all = (status: RecipientOutcome, dsnCode: string, text: string): RecipientResult[] => recipients.map(({ address }) => ({ address, status, dsn: dsnCode, text }));
     if ('info' in outcome) {

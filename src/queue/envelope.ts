@@ -36,6 +36,15 @@ export interface Envelope {
   readonly dsn?: { readonly envid?: string; readonly ret?: 'FULL' | 'HDRS' };
 }
 
+/** How a message is committed. */
+export interface CommitOptions {
+  /**
+   * Commit into hold/ instead of incoming/ (a header_checks HOLD, cleanup(8)): the queue
+   * manager never sees it in incoming/, `queue release` lets it go.
+   */
+  readonly hold?: boolean;
+}
+
 /** A message being written into incoming/. */
 export interface IncomingMessage {
   /** Queue id, known before the body so the Received: header can name it. */
@@ -43,11 +52,11 @@ export interface IncomingMessage {
   /** Appends body bytes; resolves when the chunk is written (back-pressure). */
   write(chunk: Buffer): Promise<void>;
   /**
-   * Writes the end record, fsyncs, renames into incoming/ and fsyncs the directory.
-   * Only after this resolves may the client get 250. Rejects with MxError
+   * Writes the end record, fsyncs, renames into incoming/ (hold/ with `hold`) and fsyncs
+   * that directory. Only after this resolves may the client get 250. Rejects with MxError
    * ERR_QUEUE_IO (the client then gets 451 4.3.0, or 452 4.3.1 when out of space).
    */
-  commit(): Promise<void>;
+  commit(options?: CommitOptions): Promise<void>;
   /** Discards the partial file (client went away, message rejected). Never throws. */
   abort(): Promise<void>;
 }

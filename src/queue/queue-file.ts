@@ -83,39 +83,77 @@ export async function readQueueFileHead(path: string): Promise<QueueFileHead> {
  * length, missing END); file system errors as is.
  */
 export async function verifyQueueFile(path: string): Promise<QueueFileHead> {
+  return (await readQueueFile(path, 0)).head;
+}
+
+/** A verified queue file: its head, and its body bytes when the file was read whole. */
+export interface LoadedQueueFile {
+  readonly head: QueueFileHead;
+  /** The body, when the whole file fit in `wholeLimit` bytes; otherwise read it from disk. */
+  readonly body: Buffer | undefined;
+}
+
+/** First read of a queue file (bytes): a 10 KiB message and its head come in one read. */
+const FIRST_READ = 64 * 1024;
+
+/**
+ * verifyQueueFile that also keeps the body when the whole file is at most `wholeLimit`
+ * bytes (0: never), so delivery reads a small message with one open, one read and one
+ * close. A short first read is the end of the file (regular files), so only a file
+ * larger than the first read costs an fstat and a read of its end record. Throws as
+ * verifyQueueFile: ERR_QUEUE_CORRUPT, or the file system error.
+ */
+export async function readQueueFile(path: string, wholeLimit: number): Promise<LoadedQueueFile> {
   const file = await open(path, 'r');
   try {
-    const head = await readHead(file, path);
+    const first = Buffer.allocUnsafe(Math.max(4096, Math.min(FIRST_READ, wholeLimit)));
+    const { bytesRead } = await file.read(first, 0, first.length, 0);
+    const start = first.subarray(0, bytesRead);
+    const head = await readHead(file, path, start);
     const end = encodeEndRecord(head.id);
-    const { size } = await file.stat();
     const want = head.bodyOffset + head.bodyLength + end.length;
+    const size = bytesRead < first.length ? bytesRead : (await file.stat()).size;
     if (size !== want) throw corrupt(path, `size ${size} bytes, head says ${want}`);
-    const tail = Buffer.alloc(end.length);
-    await file.read(tail, 0, end.length, head.bodyOffset + head.bodyLength);
+    let tail: Buffer;
+    if (size <= bytesRead) tail = start.subarray(size - end.length);
+    else {
+      tail = Buffer.alloc(end.length);
+      await file.read(tail, 0, end.length, head.bodyOffset + head.bodyLength);
+    }
     if (!tail.equals(end)) throw corrupt(path, 'no end record');
-    return head;
+    const whole = size <= bytesRead && size <= wholeLimit;
+    return { head, body: whole ? start.subarray(head.bodyOffset, head.bodyOffset + head.bodyLength) : undefined };
   } finally {
     await file.close();
   }
 }
 
-async function readHead(file: FileHandle, path: string): Promise<QueueFileHead> {
+/** The head, from `start` (the file's first bytes, if already read) and further reads. */
+async function readHead(file: FileHandle, path: string, start?: Buffer): Promise<QueueFileHead> {
   const chunks: Buffer[] = [];
   let length = 0;
   let newlines: number[] = [];
+  let eof = false;
+  const scan = (chunk: Buffer): void => {
+    for (let i = 0; i < chunk.length && newlines.length < 2; i += 1) {
+      if (chunk[i] === 0x0a) newlines.push(length + i);
+    }
+    chunks.push(chunk);
+    length += chunk.length;
+  };
+  if (start) {
+    scan(start);
+    eof = start.length === 0;
+  }
   // Bounded: at most MAX_HEAD_BYTES / 64 KiB reads.
-  while (newlines.length < 2 && length < MAX_HEAD_BYTES) {
+  while (!eof && newlines.length < 2 && length < MAX_HEAD_BYTES) {
     const chunk = Buffer.alloc(length === 0 ? 4096 : 64 * 1024); // most heads fit the first 4 KiB
     const { bytesRead } = await file.read(chunk, 0, chunk.length, length);
     if (bytesRead === 0) break;
-    for (let i = 0; i < bytesRead && newlines.length < 2; i += 1) {
-      if (chunk[i] === 0x0a) newlines.push(length + i);
-    }
-    chunks.push(chunk.subarray(0, bytesRead));
-    length += bytesRead;
+    scan(chunk.subarray(0, bytesRead));
   }
   if (newlines.length < 2) throw corrupt(path, 'no complete head');
-  const all = Buffer.concat(chunks, length);
+  const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
   const magic = all.subarray(0, newlines[0]).toString('latin1');
   if (magic !== QUEUE_FILE_MAGIC) throw corrupt(path, `bad magic "${magic.slice(0, 40)}"`);
   let parsed: unknown;

@@ -606,8 +606,9 @@ export class QueueManager implements ControlOwner {
     const { spool, clock, log } = this.#deps;
     const settings = this.#settings;
     let head: QueueFileHead;
+    let body: Buffer | undefined;
     try {
-      head = await spool.verify('active', id);
+      ({ head, body } = await spool.load('active', id));
     } catch (error) {
       if (isCorrupt(error)) await spool.quarantine('active', id, (error as Error).message);
       else if (!isMissing(error)) this.#queueError(id, error);
@@ -618,7 +619,7 @@ export class QueueManager implements ControlOwner {
       const early = this.#pendingControl.get(id);
       if (early === 'delete' || early === 'hold') return await this.#applyPending(id, early);
 
-      const results = await this.#attempt(head, before, signal, this.#flushed.has(id));
+      const results = await this.#attempt(head, body, before, signal, this.#flushed.has(id));
       const now = clock.now();
       const fromNullSender = head.envelope.sender === '';
       const lifetime = fromNullSender ? (settings.bounceQueueLifetime ?? settings.maximalQueueLifetime) : settings.maximalQueueLifetime;
@@ -657,11 +658,11 @@ export class QueueManager implements ControlOwner {
       };
       // Notices first: a crash after them and before the state repeats a notice, never loses one.
       if (!signal.aborted) {
-        if (failed.length) await this.#notify(head, 'failed', failed, now);
-        if (relayed.length) await this.#notify(head, 'relayed', relayed, now);
+        if (failed.length) await this.#notify(head, body, 'failed', failed, now);
+        if (relayed.length) await this.#notify(head, body, 'relayed', relayed, now);
         const delayed = this.#delayNotice(head, after, now);
         if (delayed.length) {
-          await this.#notify(head, 'delayed', delayed, now);
+          await this.#notify(head, body, 'delayed', delayed, now);
           after = { ...after, delayWarned: true };
         }
       }
@@ -726,12 +727,12 @@ export class QueueManager implements ControlOwner {
   }
 
   /** Queues a DSN (bounce.ts) to the sender of `head`, from <>, and logs it Postfix style. */
-  async #notify(head: QueueFileHead, action: DsnAction, recipients: readonly DsnRecipient[], now: number): Promise<void> {
+  async #notify(head: QueueFileHead, body: Buffer | undefined, action: DsnAction, recipients: readonly DsnRecipient[], now: number): Promise<void> {
     const { spool, log } = this.#deps;
     const settings = this.#settings;
     const limit = settings.bounceSizeLimit ?? 50_000;
     const whole = action === 'failed' && head.envelope.dsn?.ret !== 'HDRS' && head.bodyLength <= limit;
-    const original = await readBody(spool.openBody('active', head), whole ? head.bodyLength : Math.min(head.bodyLength, limit));
+    const original = await readBody(spool.openBody('active', head, body), whole ? head.bodyLength : Math.min(head.bodyLength, limit));
     const message = await composeDsn({
       action,
       reportingMta: settings.myhostname,
@@ -764,7 +765,7 @@ export class QueueManager implements ControlOwner {
   }
 
   /** Tries every undelivered recipient, grouped by nexthop. Returns results by recipient index. */
-  async #attempt(head: QueueFileHead, state: DeliveryState, signal: AbortSignal, flushed: boolean): Promise<Map<number, AttemptResult>> {
+  async #attempt(head: QueueFileHead, body: Buffer | undefined, state: DeliveryState, signal: AbortSignal, flushed: boolean): Promise<Map<number, AttemptResult>> {
     const settings = this.#settings;
     const groups = new Map<string, { nexthop: Nexthop; indexes: number[] }>();
     state.recipients.forEach((recipient, index) => {
@@ -815,7 +816,7 @@ export class QueueManager implements ControlOwner {
             sender: head.envelope.sender,
             recipients: indexes.map((index) => head.envelope.recipients[index]!),
             size: head.bodyLength,
-            body: () => this.#deps.spool.openBody('active', head),
+            body: () => this.#deps.spool.openBody('active', head, body),
             helo: settings.myhostname,
             connectTimeout: settings.connectTimeout,
             commandTimeout: settings.commandTimeout,

@@ -19,8 +19,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { Envelope, IncomingMessage, QueueWriter } from './envelope.js';
-import { bodyLengthPatch, encodeEndRecord, encodeQueueFileHead, readQueueFileHead, verifyQueueFile, type QueueFileHead } from './queue-file.js';
+import type { CommitOptions, Envelope, IncomingMessage, QueueWriter } from './envelope.js';
+import { bodyLengthPatch, encodeEndRecord, encodeQueueFileHead, readQueueFile, readQueueFileHead, verifyQueueFile, type LoadedQueueFile, type QueueFileHead } from './queue-file.js';
 import { isQueueId, newQueueId } from './queue-id.js';
 import { decodeDeliveryState, encodeDeliveryState, type DeliveryState } from './delivery-state.js';
 import { MxError } from '../errors.js';
@@ -44,6 +44,8 @@ const FREE_SPACE_TTL = 1000;
 /** Temporary files younger than this (ms) may belong to a live writer and are kept at open. */
 const STALE_TEMPORARY_AGE = 60 * 60 * 1000;
 const TEMPORARY_SUFFIX = '.tmp';
+/** Largest queue file load() keeps in memory whole (bytes); larger bodies stream from disk. */
+const LOAD_WHOLE_LIMIT = 64 * 1024;
 
 export interface SpoolDeps {
   readonly log: Logger;
@@ -55,7 +57,14 @@ export class Spool implements QueueWriter {
   readonly directory: string;
   readonly #deps: SpoolDeps;
   readonly #incomingSync: DirectorySync;
+  readonly #holdSync: DirectorySync;
   readonly #stateSync: DirectorySync;
+  /**
+   * Messages this spool committed that have no state file yet (none is written before
+   * the first delivery attempt ends undelivered): their state need not be read or
+   * unlinked. Only ids known here; anything else is looked up on disk.
+   */
+  readonly #withoutState = new Set<string>();
   #minimumFree = 0;
   #freeSpace: { readonly at: number; readonly bytes: number } | undefined;
 
@@ -63,6 +72,7 @@ export class Spool implements QueueWriter {
     this.directory = directory;
     this.#deps = deps;
     this.#incomingSync = new DirectorySync(join(directory, 'incoming'));
+    this.#holdSync = new DirectorySync(join(directory, 'hold'));
     this.#stateSync = new DirectorySync(join(directory, STATE_DIRECTORY));
   }
 
@@ -106,9 +116,7 @@ export class Spool implements QueueWriter {
     } catch (error) {
       throw ioError(`cannot create ${temporary}`, error);
     }
-    const message = new SpoolMessage(this, id, envelope, temporary, file, this.#deps.metrics);
-    await message.start();
-    return message;
+    return new SpoolMessage(this, id, envelope, temporary, file, this.#deps.metrics);
   }
 
   /**
@@ -180,9 +188,21 @@ export class Spool implements QueueWriter {
     return verifyQueueFile(this.path(queue, id));
   }
 
-  /** A stream of the body bytes of a verified message, read from disk as it is consumed. */
-  openBody(queue: QueueName, head: QueueFileHead): Readable {
+  /**
+   * verify() that also keeps the body of a small file in memory (queue-file.ts
+   * readQueueFile): what delivery reads of a message. Throws as verify().
+   */
+  load(queue: QueueName, id: string): Promise<LoadedQueueFile> {
+    return readQueueFile(this.path(queue, id), LOAD_WHOLE_LIMIT);
+  }
+
+  /**
+   * A stream of the body bytes of a verified message: `body` when load() kept it,
+   * otherwise read from disk as it is consumed.
+   */
+  openBody(queue: QueueName, head: QueueFileHead, body?: Buffer): Readable {
     if (head.bodyLength === 0) return Readable.from([]);
+    if (body) return Readable.from([body]);
     return createReadStream(this.path(queue, head.id), { start: head.bodyOffset, end: head.bodyOffset + head.bodyLength - 1 });
   }
 
@@ -202,6 +222,7 @@ export class Spool implements QueueWriter {
    * does not fit the envelope (delivery-state.ts invariant). Throws ERR_QUEUE_IO on I/O errors.
    */
   async readState(id: string, envelope: Envelope): Promise<DeliveryState | undefined> {
+    if (this.#withoutState.has(id)) return undefined;
     let text: string;
     try {
       text = await readFile(join(this.directory, STATE_DIRECTORY, id), 'utf8');
@@ -226,6 +247,7 @@ export class Spool implements QueueWriter {
       } finally {
         await file.close();
       }
+      this.#withoutState.delete(state.id); // from the rename on, a state file may exist
       await rename(temporary, join(directory, state.id));
       await this.#stateSync.sync();
     } catch (error) {
@@ -237,7 +259,7 @@ export class Spool implements QueueWriter {
   async remove(queue: QueueName, id: string): Promise<void> {
     try {
       await unlink(this.path(queue, id));
-      await unlink(join(this.directory, STATE_DIRECTORY, id)).catch(ignoreMissing);
+      if (!this.#withoutState.delete(id)) await unlink(join(this.directory, STATE_DIRECTORY, id)).catch(ignoreMissing);
     } catch (error) {
       throw ioError(`cannot remove ${id}`, error);
     }
@@ -250,6 +272,7 @@ export class Spool implements QueueWriter {
    * event `corrupt`. Never throws: a corrupt file must not stop the queue.
    */
   async quarantine(queue: QueueName, id: string, reason: string): Promise<void> {
+    this.#withoutState.delete(id);
     this.#deps.log.warn({ event: 'corrupt', queueId: id, queue, reason }, `${id}: corrupt queue file moved to corrupt/: ${reason}`);
     try {
       await this.move(id, queue, 'corrupt');
@@ -258,9 +281,17 @@ export class Spool implements QueueWriter {
     }
   }
 
-  /** fsync of incoming/, shared by the commits waiting at the same time (group commit). */
-  syncIncoming(): Promise<void> {
-    return this.#incomingSync.sync();
+  /**
+   * @internal SpoolMessage: fsync of the queue a commit renamed into (incoming/, or hold/
+   * for a message held at commit), shared by the commits waiting at the same time (group commit).
+   */
+  syncQueueDirectory(queue: 'incoming' | 'hold'): Promise<void> {
+    return queue === 'hold' ? this.#holdSync.sync() : this.#incomingSync.sync();
+  }
+
+  /** @internal SpoolMessage: message `id` is queued and has no state file. */
+  committed(id: string): void {
+    this.#withoutState.add(id);
   }
 
   /**
@@ -304,11 +335,27 @@ export class Spool implements QueueWriter {
   }
 }
 
-/** A message being written into incoming/ (envelope.ts IncomingMessage). */
+/**
+ * Bytes gathered before one write to the temporary file. A message up to this size
+ * (head, body and END record) costs one write, at commit; a larger one a write per
+ * batch, each awaited by write() (back-pressure: at most one batch is held in memory).
+ */
+const WRITE_BATCH = 64 * 1024;
+
+/**
+ * A message being written into incoming/ (envelope.ts IncomingMessage). Chunks are held
+ * by reference until written, as stream.Writable does: a caller must not change a chunk
+ * after write().
+ */
 class SpoolMessage implements IncomingMessage {
   readonly id: string;
   #state: 'writing' | 'committed' | 'aborted' = 'writing';
   #bodyLength = 0;
+  /** Bytes not yet written (the head first, while nothing was written). */
+  readonly #pending: Buffer[];
+  #pendingBytes: number;
+  /** Bytes already in the file: the position of the next write. */
+  #written = 0;
 
   constructor(
     private readonly spool: Spool,
@@ -319,53 +366,74 @@ class SpoolMessage implements IncomingMessage {
     private readonly metrics: Metrics,
   ) {
     this.id = id;
-  }
-
-  async start(): Promise<void> {
-    try {
-      await this.file.write(encodeQueueFileHead(this.id, this.envelope, 0));
-    } catch (error) {
-      await this.abort();
-      throw ioError(`cannot write ${this.temporary}`, error);
-    }
+    const head = encodeQueueFileHead(id, envelope, 0);
+    this.#pending = [head];
+    this.#pendingBytes = head.length;
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.#state !== 'writing') throw new MxError('ERR_QUEUE_IO', `${this.id}: write after ${this.#state}`);
+    if (chunk.length === 0) return;
+    this.#pending.push(chunk);
+    this.#pendingBytes += chunk.length;
+    this.#bodyLength += chunk.length;
+    if (this.#pendingBytes < WRITE_BATCH) return;
     try {
-      await this.file.write(chunk);
+      await this.#flush();
     } catch (error) {
       throw ioError(`cannot write ${this.temporary}`, error);
     }
-    this.#bodyLength += chunk.length;
   }
 
-  async commit(): Promise<void> {
+  async commit(options?: CommitOptions): Promise<void> {
     if (this.#state !== 'writing') throw new MxError('ERR_QUEUE_IO', `${this.id}: commit after ${this.#state}`);
-    const final = this.spool.path('incoming', this.id);
+    const queue = options?.hold ? 'hold' : 'incoming';
     try {
-      await this.file.write(encodeEndRecord(this.id));
       const patch = bodyLengthPatch(this.#bodyLength);
-      await this.file.write(patch.bytes, 0, patch.bytes.length, patch.offset);
+      // Nothing written yet: the head in hand gets its length, and the file is one write.
+      if (this.#written === 0) patch.bytes.copy(this.#pending[0]!, patch.offset);
+      this.#pending.push(encodeEndRecord(this.id));
+      const patchInPlace = this.#written > 0;
+      await this.#flush();
+      if (patchInPlace) await this.file.write(patch.bytes, 0, patch.bytes.length, patch.offset);
       await this.file.sync();
       await this.file.close();
-      await rename(this.temporary, final);
-      await this.spool.syncIncoming();
+      await rename(this.temporary, this.spool.path(queue, this.id));
+      await this.spool.syncQueueDirectory(queue);
     } catch (error) {
       await this.abort();
       throw ioError(`cannot commit ${this.id}`, error);
     }
     this.#state = 'committed';
+    this.spool.committed(this.id);
     this.metrics.messagesQueued.inc();
     this.metrics.messageBytes.inc(this.#bodyLength);
-    this.metrics.queueMessages.inc({ queue: 'incoming' });
+    this.metrics.queueMessages.inc({ queue });
   }
 
   async abort(): Promise<void> {
     if (this.#state === 'committed') return;
     this.#state = 'aborted';
+    this.#pending.length = 0;
     await this.file.close().catch(() => undefined);
     await unlink(this.temporary).catch(() => undefined);
+  }
+
+  /** Writes what is pending with one writev at the end of what is written. */
+  async #flush(): Promise<void> {
+    const buffers = this.#pending.splice(0);
+    const bytes = this.#pendingBytes;
+    this.#pendingBytes = 0;
+    if (bytes === 0) return;
+    // Bounded: writev returns short only on a full disk or a signal; each pass writes something.
+    let offset = 0;
+    while (offset < bytes) {
+      const rest = offset === 0 ? buffers : [Buffer.concat(buffers).subarray(offset)];
+      const { bytesWritten } = await this.file.writev(rest, this.#written);
+      if (bytesWritten <= 0) throw Object.assign(new Error('no progress writing the queue file'), { code: 'EIO' });
+      offset += bytesWritten;
+      this.#written += bytesWritten;
+    }
   }
 }
 
