@@ -146,7 +146,6 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     etrn: (domain) => void queue.flush(domain),
     resolver,
     txt: createTxtLookup(config.get('mxscreen_dns_servers'), config.get('postscreen_dnsbl_timeout')),
-    hold: (id) => void queue.control({ command: 'hold', target: id }),
     verifyCacheDirectory: queueSettings.directory,
   });
   const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock, retentionMs: config.get('postscreen_cache_retention_time') });
@@ -194,6 +193,7 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
   } catch (error) {
     await listener.close();
     await queue.stop();
+    spool.close();
     throw error;
   }
   for (const bound of smtp) log.info({ event: 'LISTEN', address: bound.address, port: bound.port }, `listening on [${bound.address}]:${bound.port}`);
@@ -245,6 +245,7 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
         cleanupTimer?.cancel();
         await smtpd.close(config.get('mxscreen_shutdown_timeout'));
         await queue.stop();
+        spool.close();
         await metricsEndpoint?.close();
         log.info({ event: 'STOP' }, 'mxscreen stopped');
       })();

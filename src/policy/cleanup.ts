@@ -6,8 +6,9 @@
  * (message_size_limit after dot-unstuffing: `552 5.3.4`, the rest read and discarded, the
  * file aborted), the content checks' verdict at the end of DATA (content-inspection.ts:
  * REJECT aborts the file with the rule's reply, DISCARD aborts it and says 250, HOLD
- * commits it), and the typed outcome with its reply (cleanupReply). A queue failure aborts
- * the file; ENOSPC in the cause chain is `452 4.3.1`, other queue errors `451 4.3.0`.
+ * commits it into hold/ so delivery never sees it), and the typed outcome with its reply
+ * (cleanupReply). A queue failure aborts the file; ENOSPC in the cause chain is
+ * `452 4.3.1`, other queue errors `451 4.3.0`.
  * Leaves to others: the queue file and its durability (queue/), when the reply is sent
  * (smtp-server, after the final dot), logging (smtpd.ts).
  * Bugs: the envelope's arrivalTime is the start of DATA (the Received: header needs the id).
@@ -21,7 +22,7 @@ import { inspectContent, type ContentMatch, type ContentSettings } from './conte
 export type CleanupOutcome =
   /**
    * commit() resolved: the message is durable. `size` counts header and body bytes.
-   * `hold` is set when a header check said HOLD (the caller moves it to the hold queue).
+   * `hold` is set when a header check said HOLD: the message was committed into hold/.
    */
   | { readonly kind: 'queued'; readonly id: string; readonly size: number; readonly bodyBytes: number; readonly hold?: { readonly text: string; readonly match: ContentMatch } }
   /** A header check (or blocked attachment type) said REJECT; nothing was queued. */
@@ -136,7 +137,7 @@ export async function receiveMessage(data: Readable, request: CleanupRequest): P
   }
   const committing = message;
   try {
-    await committing.commit();
+    await committing.commit(verdict.kind === 'hold' ? { hold: true } : undefined);
   } catch (error) {
     await committing.abort();
     return { kind: 'queue-error', error, noSpace: isNoSpace(error) };

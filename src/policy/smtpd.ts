@@ -109,7 +109,7 @@ export interface SmtpdDeps {
   readonly txt?: TxtLookup;
   /** ETRN accepted for `domain`: start delivery of its deferred mail (QueueManager.flush). */
   readonly etrn?: (domain: string) => void;
-  /** A header check said HOLD: move queued message `id` to the hold queue (instead of onQueued). */
+  /** A header check said HOLD: message `id` was committed into hold/ (cleanup.ts); called instead of onQueued. */
   readonly hold?: (id: string) => void;
   /** Where the address verification cache is saved (queue_directory); absent: memory only. */
   readonly verifyCacheDirectory?: string;

@@ -46,8 +46,11 @@ export interface ControlReply {
 
 /** The running queue manager's part in a command: it owns active/ and the schedule. */
 export interface ControlOwner {
-  /** Applies `command` to message `id` when the owner holds it in active/; false when it does not. */
-  claimActive(command: Exclude<ControlCommand, 'flush'>, id: string): Promise<boolean>;
+  /**
+   * Applies `command` to message `id` when the owner holds it in active/; false when it
+   * does not; `moved` when its attempt was ending: it has left active/ now, look again.
+   */
+  claimActive(command: Exclude<ControlCommand, 'flush'>, id: string): Promise<boolean | 'moved'>;
   /** Tells the owner that control moved `id` (to a queue, or removed it), so its schedule follows. */
   moved(id: string, to: QueueName | 'removed'): void;
   /** Schedules deferred mail (of `domain`, or all) for delivery now; resolves the count. */
@@ -97,7 +100,11 @@ async function applyToMessage(spool: Spool, command: Exclude<ControlCommand, 'fl
   for (let attempt = 0; attempt < LOCATE_ATTEMPTS; attempt += 1) {
     const from = await locate(spool, id);
     if (!from) return false;
-    if (from === 'active' && owner) return owner.claimActive(command, id);
+    if (from === 'active' && owner) {
+      const claimed = await owner.claimActive(command, id);
+      if (claimed === 'moved') continue;
+      return claimed;
+    }
     const to = destination(command, from);
     if (to === undefined) return false;
     try {

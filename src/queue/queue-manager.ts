@@ -179,6 +179,8 @@ export class QueueManager implements ControlOwner {
   /** Deferred ids whose next attempt ignores defer_transports and dead nexthops (flush, ETRN). */
   readonly #flushed = new Set<string>();
   readonly #pendingControl = new Map<string, PendingControl>();
+  /** Ids whose attempt has read #pendingControl for the last time: a later command waits for it to end. */
+  readonly #closing = new Set<string>();
   /** Nexthops that could not be reached, until when they are left alone, and why. */
   readonly #dead = new Map<string, { until: number; reason: string }>();
   readonly #connections: ConnectionCache<SmtpSession>;
@@ -346,8 +348,13 @@ export class QueueManager implements ControlOwner {
   // --- ControlOwner (queue-control.ts) ---
 
   /** @internal ControlOwner: a command for a message this manager may hold in active/. */
-  async claimActive(command: Exclude<ControlCommand, 'flush'>, id: string): Promise<boolean> {
+  async claimActive(command: Exclude<ControlCommand, 'flush'>, id: string): Promise<boolean | 'moved'> {
     if (!this.#owned.has(id)) return false;
+    if (this.#closing.has(id)) {
+      // Too late to change this attempt's ending: act where it leaves the message.
+      await this.#running.get(id)?.promise;
+      return 'moved';
+    }
     const { spool, log } = this.#deps;
     const readyIndex = this.#ready.indexOf(id);
     switch (command) {
@@ -551,6 +558,7 @@ export class QueueManager implements ControlOwner {
           this.#running.delete(id);
           this.#owned.delete(id);
           this.#pendingControl.delete(id);
+          this.#closing.delete(id);
           this.#flushed.delete(id);
           if (this.#state === 'running' && this.#incomingBacklog && this.#ready.length === 0) void this.#track(this.#scanIncoming());
           this.#pump();
@@ -667,6 +675,7 @@ export class QueueManager implements ControlOwner {
         }
       }
       const pending = this.#pendingControl.get(id);
+      this.#closing.add(id);
       if (isFinished(after) || pending === 'delete') {
         // No state write first: a crash before the unlink re-delivers (at-least-once).
         await spool.remove('active', id);
@@ -697,6 +706,7 @@ export class QueueManager implements ControlOwner {
       this.#armWake(after.nextAttempt);
     } catch (error) {
       // I/O trouble: try again later from deferred/ with the state last written.
+      this.#closing.add(id);
       this.#queueError(id, error);
       const retry = clock.now() + settings.minimalBackoffTime;
       try {

@@ -28,6 +28,7 @@ import type { Clock } from '../clock.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { DirectorySync } from './group-commit.js';
+import { FilePool, RECYCLE_DIRECTORY } from './file-pool.js';
 import { queueIdTime } from './queue-id.js';
 
 export { listQueue, formatQueueListing, type QueueListing } from './queue-listing.js';
@@ -46,6 +47,10 @@ const STALE_TEMPORARY_AGE = 60 * 60 * 1000;
 const TEMPORARY_SUFFIX = '.tmp';
 /** Largest queue file load() keeps in memory whole (bytes); larger bodies stream from disk. */
 const LOAD_WHOLE_LIMIT = 64 * 1024;
+/** Emptied queue files kept for new messages (file-pool.ts). */
+const RECYCLE_LIMIT = 256;
+/** Bytes of just-committed bodies kept for load() (what delivery would read back at once). */
+const RECENT_BYTES = 16 * 1024 * 1024;
 
 export interface SpoolDeps {
   readonly log: Logger;
@@ -59,12 +64,20 @@ export class Spool implements QueueWriter {
   readonly #incomingSync: DirectorySync;
   readonly #holdSync: DirectorySync;
   readonly #stateSync: DirectorySync;
+  readonly #pool: FilePool;
   /**
    * Messages this spool committed that have no state file yet (none is written before
    * the first delivery attempt ends undelivered): their state need not be read or
    * unlinked. Only ids known here; anything else is looked up on disk.
    */
   readonly #withoutState = new Set<string>();
+  /**
+   * Small messages this spool just committed to incoming/, as load() would read them
+   * back: delivery, kicked right after the commit, gets them without a read. Oldest
+   * first; at most RECENT_BYTES of bodies; an entry leaves at load(), remove() or quarantine.
+   */
+  readonly #recent = new Map<string, LoadedQueueFile>();
+  #recentBytes = 0;
   #minimumFree = 0;
   #freeSpace: { readonly at: number; readonly bytes: number } | undefined;
 
@@ -74,6 +87,7 @@ export class Spool implements QueueWriter {
     this.#incomingSync = new DirectorySync(join(directory, 'incoming'));
     this.#holdSync = new DirectorySync(join(directory, 'hold'));
     this.#stateSync = new DirectorySync(join(directory, STATE_DIRECTORY));
+    this.#pool = new FilePool(join(directory, RECYCLE_DIRECTORY), RECYCLE_LIMIT);
   }
 
   /**
@@ -84,13 +98,14 @@ export class Spool implements QueueWriter {
   static async open(directory: string, deps: SpoolDeps): Promise<Spool> {
     const spool = new Spool(directory, deps);
     try {
-      for (const name of [...QUEUE_NAMES, STATE_DIRECTORY, CONTROL_DIRECTORY]) await mkdir(join(directory, name), { recursive: true, mode: 0o700 });
+      for (const name of [...QUEUE_NAMES, STATE_DIRECTORY, CONTROL_DIRECTORY, RECYCLE_DIRECTORY]) await mkdir(join(directory, name), { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new MxError('ERR_QUEUE_IO', `cannot create queue directory ${directory}: ${(error as Error).message}`, { cause: error });
     }
     await spool.#sweepTemporaryFiles('incoming');
     await spool.#sweepTemporaryFiles(STATE_DIRECTORY);
     await spool.#sweepOrphanStates();
+    await spool.#pool.sweep();
     await spool.countMessages();
     return spool;
   }
@@ -112,7 +127,8 @@ export class Spool implements QueueWriter {
     const temporary = join(this.directory, 'incoming', id + TEMPORARY_SUFFIX);
     let file: FileHandle;
     try {
-      file = await open(temporary, 'wx', 0o600);
+      // A recycled empty file when there is one (file-pool.ts), else a new one; both exclusive.
+      file = (await this.#pool.take(temporary)) ? await open(temporary, 'r+') : await open(temporary, 'wx', 0o600);
     } catch (error) {
       throw ioError(`cannot create ${temporary}`, error);
     }
@@ -193,6 +209,11 @@ export class Spool implements QueueWriter {
    * readQueueFile): what delivery reads of a message. Throws as verify().
    */
   load(queue: QueueName, id: string): Promise<LoadedQueueFile> {
+    const recent = this.#recent.get(id);
+    if (recent) {
+      this.#forget(id);
+      return Promise.resolve(recent);
+    }
     return readQueueFile(this.path(queue, id), LOAD_WHOLE_LIMIT);
   }
 
@@ -258,7 +279,8 @@ export class Spool implements QueueWriter {
   /** Removes message `id` (queue file first, then its state). Logs `removed`. Throws ERR_QUEUE_IO. */
   async remove(queue: QueueName, id: string): Promise<void> {
     try {
-      await unlink(this.path(queue, id));
+      await this.#pool.give(this.path(queue, id));
+      this.#forget(id);
       if (!this.#withoutState.delete(id)) await unlink(join(this.directory, STATE_DIRECTORY, id)).catch(ignoreMissing);
     } catch (error) {
       throw ioError(`cannot remove ${id}`, error);
@@ -273,6 +295,7 @@ export class Spool implements QueueWriter {
    */
   async quarantine(queue: QueueName, id: string, reason: string): Promise<void> {
     this.#withoutState.delete(id);
+    this.#forget(id);
     this.#deps.log.warn({ event: 'corrupt', queueId: id, queue, reason }, `${id}: corrupt queue file moved to corrupt/: ${reason}`);
     try {
       await this.move(id, queue, 'corrupt');
@@ -289,9 +312,34 @@ export class Spool implements QueueWriter {
     return queue === 'hold' ? this.#holdSync.sync() : this.#incomingSync.sync();
   }
 
-  /** @internal SpoolMessage: message `id` is queued and has no state file. */
-  committed(id: string): void {
+  /**
+   * @internal SpoolMessage: message `id` is queued and has no state file; `loaded` is
+   * what load() reads back (for a message committed to incoming/ and small enough).
+   */
+  committed(id: string, loaded?: LoadedQueueFile): void {
     this.#withoutState.add(id);
+    if (!loaded?.body) return;
+    this.#recent.set(id, loaded);
+    this.#recentBytes += loaded.body.length;
+    // Bounded by the map's size: the oldest entries go until the bodies fit again.
+    for (const [oldest] of this.#recent) {
+      if (this.#recentBytes <= RECENT_BYTES) break;
+      this.#forget(oldest);
+    }
+  }
+
+  /** Releases what the spool keeps open (directory descriptors) and in memory. Never throws. */
+  close(): void {
+    for (const sync of [this.#incomingSync, this.#holdSync, this.#stateSync]) sync.close();
+    this.#recent.clear();
+    this.#recentBytes = 0;
+  }
+
+  #forget(id: string): void {
+    const recent = this.#recent.get(id);
+    if (!recent) return;
+    this.#recent.delete(id);
+    this.#recentBytes -= recent.body?.length ?? 0;
   }
 
   /**
@@ -388,10 +436,20 @@ class SpoolMessage implements IncomingMessage {
   async commit(options?: CommitOptions): Promise<void> {
     if (this.#state !== 'writing') throw new MxError('ERR_QUEUE_IO', `${this.id}: commit after ${this.#state}`);
     const queue = options?.hold ? 'hold' : 'incoming';
+    let loaded: LoadedQueueFile | undefined;
     try {
       const patch = bodyLengthPatch(this.#bodyLength);
-      // Nothing written yet: the head in hand gets its length, and the file is one write.
-      if (this.#written === 0) patch.bytes.copy(this.#pending[0]!, patch.offset);
+      if (this.#written === 0) {
+        // Nothing written yet: the head in hand gets its length, and the file is one write.
+        const head = this.#pending[0]!;
+        patch.bytes.copy(head, patch.offset);
+        if (queue === 'incoming') {
+          // What load() would read back; the envelope as JSON gives it, as from disk.
+          const envelope = JSON.parse(JSON.stringify(this.envelope)) as Envelope;
+          const body = Buffer.concat(this.#pending.slice(1), this.#bodyLength);
+          loaded = { head: { id: this.id, envelope, bodyLength: this.#bodyLength, bodyOffset: head.length }, body };
+        }
+      }
       this.#pending.push(encodeEndRecord(this.id));
       const patchInPlace = this.#written > 0;
       await this.#flush();
@@ -405,7 +463,7 @@ class SpoolMessage implements IncomingMessage {
       throw ioError(`cannot commit ${this.id}`, error);
     }
     this.#state = 'committed';
-    this.spool.committed(this.id);
+    this.spool.committed(this.id, loaded);
     this.metrics.messagesQueued.inc();
     this.metrics.messageBytes.inc(this.#bodyLength);
     this.metrics.queueMessages.inc({ queue });

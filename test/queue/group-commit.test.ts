@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DirectorySync } from '../../src/queue/group-commit.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** An fsync the test completes by hand, recording when each one started. */
 function manualFsync() {
@@ -41,4 +44,19 @@ test('group commit: an fsync error reaches every caller that shared it', async (
   const sync = new DirectorySync('/unused', () => Promise.reject(Object.assign(new Error('EIO'), { code: 'EIO' })));
   const results = await Promise.allSettled([sync.sync(), sync.sync(), sync.sync()]);
   assert.ok(results.every((r) => r.status === 'rejected' && (r.reason as NodeJS.ErrnoException).code === 'EIO'));
+});
+
+test('group commit: the kept directory descriptor fsyncs a real directory again, and after close()', async () => {
+  const directory = await mkdtemp(join(tmpdir(), 'mxscreen-gc-'));
+  try {
+    const sync = new DirectorySync(directory);
+    await sync.sync();
+    await sync.sync();
+    sync.close();
+    await sync.sync();
+    sync.close();
+    await assert.rejects(new DirectorySync(join(directory, 'missing')).sync(), { code: 'ENOENT' });
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
 });

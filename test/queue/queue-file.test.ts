@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Envelope } from '../../src/queue/envelope.js';
-import { bodyLengthPatch, encodeEndRecord, encodeQueueFileHead, readQueueFileHead, verifyQueueFile } from '../../src/queue/queue-file.js';
+import { bodyLengthPatch, encodeEndRecord, encodeQueueFileHead, readQueueFile, readQueueFileHead, verifyQueueFile } from '../../src/queue/queue-file.js';
 import { MxError } from '../../src/errors.js';
 
 const envelope: Envelope = {
@@ -78,3 +78,20 @@ test('queue file: truncation on disk is detected', async () => {
     await assert.rejects(verifyQueueFile(path), { code: 'ERR_QUEUE_CORRUPT' });
   });
 });
+
+test('queue file: readQueueFile keeps the body of a small file, not of one over the limit', async () => {
+  await withFile(wholeFile(), async (path) => {
+    const small = await readQueueFile(path, 64 * 1024);
+    assert.deepEqual(small.body, body);
+    assert.deepEqual(small.head, await verifyQueueFile(path));
+    assert.equal((await readQueueFile(path, 0)).body, undefined);
+  });
+});
+
+for (const { name, input } of damaged) {
+  test(`queue file: readQueueFile finds ${name} ERR_QUEUE_CORRUPT too`, async () => {
+    await withFile(input(wholeFile()), async (path) => {
+      await assert.rejects(readQueueFile(path, 64 * 1024), { code: 'ERR_QUEUE_CORRUPT' });
+    });
+  });
+}

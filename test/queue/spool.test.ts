@@ -36,7 +36,7 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 
 test('spool: open creates the queue directories', async () => {
   await withSpool(async (_spool, directory) => {
-    assert.deepEqual((await readdir(directory)).sort(), ['active', 'control', 'corrupt', 'deferred', 'hold', 'incoming', 'state']);
+    assert.deepEqual((await readdir(directory)).sort(), ['active', 'control', 'corrupt', 'deferred', 'hold', 'incoming', 'recycle', 'state']);
   });
 });
 
@@ -178,5 +178,92 @@ test('queue list: a truncated file is skipped, not fatal', async () => {
     const entries = await listQueue(directory);
     assert.deepEqual(entries.map((e) => e.id), [message.id]);
     assert.ok((await readFile(join(directory, 'incoming', '18CC2A8A0000001A'))).length > 0);
+  });
+});
+
+test('spool: a small message reaches its file only at commit, head, body and END in one write', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('Subject: x\r\n\r\n'));
+    await message.write(Buffer.from('body\r\n'));
+    assert.equal((await readFile(join(directory, 'incoming', `${message.id}.tmp`))).length, 0, 'nothing written before commit');
+    await message.commit();
+    const head = await spool.verify('incoming', message.id);
+    assert.equal(head.bodyLength, 'Subject: x\r\n\r\nbody\r\n'.length);
+  });
+});
+
+test('spool: a message larger than a write batch is written while it streams in and reads back whole', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    const chunks = Array.from({ length: 5 }, (_, i) => Buffer.alloc(40 * 1024, 0x61 + i));
+    for (const chunk of chunks) await message.write(chunk);
+    assert.ok((await readFile(join(directory, 'incoming', `${message.id}.tmp`))).length >= 64 * 1024, 'written before commit');
+    await message.commit();
+    const head = await spool.verify('incoming', message.id);
+    assert.deepEqual(await collect(spool.openBody('incoming', head)), Buffer.concat(chunks));
+  });
+});
+
+test('spool: commit({ hold: true }) puts the message into hold/, never into incoming/', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('Subject: held\r\n\r\nx\r\n'));
+    await message.commit({ hold: true });
+    assert.deepEqual(await readdir(join(directory, 'incoming')), []);
+    assert.deepEqual(await readdir(join(directory, 'hold')), [message.id]);
+    assert.equal((await spool.verify('hold', message.id)).envelope.sender, envelope.sender);
+  });
+});
+
+test('spool: load() of a message just committed here gives it without reading the file, once', async () => {
+  await withSpool(async (spool, directory) => {
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    await message.commit();
+    const fromDisk = await spool.verify('incoming', message.id);
+    await rm(join(directory, 'incoming', message.id));
+    const loaded = await spool.load('incoming', message.id);
+    assert.deepEqual(loaded.head, fromDisk);
+    assert.equal(loaded.body?.toString(), 'Subject: x\r\n\r\nbody\r\n');
+    await assert.rejects(spool.load('incoming', message.id), { code: 'ENOENT' });
+  });
+});
+
+test('spool: load() of a file from disk keeps a small body in memory and verifies it', async () => {
+  await withSpool(async (spool, directory, capture) => {
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    await message.commit();
+    const other = await Spool.open(directory, { log: capture.log, metrics: new Metrics(), clock: new ManualClock() });
+    const loaded = await other.load('incoming', message.id);
+    assert.equal(loaded.body?.toString(), 'Subject: x\r\n\r\nbody\r\n');
+    assert.equal((await collect(other.openBody('incoming', loaded.head, loaded.body))).toString(), 'Subject: x\r\n\r\nbody\r\n');
+  });
+});
+
+test('spool: a removed message leaves its file emptied in recycle/, and the next message reuses it', async () => {
+  await withSpool(async (spool, directory) => {
+    const first = await spool.open(envelope);
+    await first.write(Buffer.from('Subject: one\r\n\r\n' + 'x'.repeat(5000)));
+    await first.commit();
+    await spool.remove('incoming', first.id);
+    const kept = await readdir(join(directory, 'recycle'));
+    assert.equal(kept.length, 1);
+    assert.equal((await readFile(join(directory, 'recycle', kept[0]!))).length, 0, 'no message content stays behind');
+    const second = await spool.open(envelope);
+    assert.deepEqual(await readdir(join(directory, 'recycle')), [], 'taken by the next message');
+    await second.write(Buffer.from('Subject: two\r\n\r\ny\r\n'));
+    await second.commit();
+    const head = await spool.verify('incoming', second.id);
+    assert.equal((await collect(spool.openBody('incoming', head))).toString(), 'Subject: two\r\n\r\ny\r\n');
+  });
+});
+
+test('spool: files left in recycle/ are removed at open', async () => {
+  await withSpool(async (_spool, directory, capture) => {
+    await writeFile(join(directory, 'recycle', '1.1'), 'left over');
+    await Spool.open(directory, { log: capture.log, metrics: new Metrics(), clock: new ManualClock() });
+    assert.deepEqual(await readdir(join(directory, 'recycle')), []);
   });
 });
