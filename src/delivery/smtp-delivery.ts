@@ -6,12 +6,11 @@
  * 503, a failed or lost connection, a timeout → deferred. Targets (MX hosts and their
  * addresses) are tried in order while connecting fails; once a server has answered the
  * envelope, its answer stands. With a ConnectionCache, a connection carries several
- * messages (RSET before reuse only after a transaction that did not end with the
- * message sent, as nodemailer's pool; a stale cached connection — MAIL FROM fails
- * without a reply — is replaced by a new one) and connections per nexthop are bounded. TLS (smtp_tls_security_level): none; may =
- * STARTTLS when offered, unverified, clear text when it fails; encrypt = defer (4.7.4)
- * unless STARTTLS succeeds. Per-recipient NOTIFY/ORCPT go to a DSN-capable server, one
- * transaction per distinct pair. Reply texts follow Postfix.
+ * messages (RSET first only when the last one was not sent; a stale cached connection is
+ * replaced by a new one) and connections per nexthop are bounded. TLS
+ * (smtp_tls_security_level): none; may = STARTTLS when offered, unverified, clear text
+ * when it fails; encrypt = defer (4.7.4) unless STARTTLS succeeds. Per-recipient
+ * NOTIFY/ORCPT go to a DSN-capable server, one transaction per pair. Postfix texts.
  * Leaves to others: nexthop and targets (transport.ts, mx-lookup.ts), retries (queue/).
  * Bugs: no certificate verification (Postfix "encrypt", not "verify"); no pipelining
  * of several messages on one connection.

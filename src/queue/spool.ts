@@ -2,18 +2,17 @@
  * spool — the queue directory: where queue files live and how they move.
  *
  * Decides: the layout `incoming/ active/ deferred/ hold/ corrupt/` (Postfix's queue names)
- * plus `state/` (one small delivery-state file per message, delivery-state.ts) and
- * `control/` (queue-control.ts requests); the durable write of a new message (temporary
- * `incoming/<id>.tmp`, opened exclusively, END record, fsync, rename to `incoming/<id>`,
- * fsync of incoming/ shared by concurrent commits (group-commit.ts) — only then may the
- * client get 250, DESIGN.md "Durability contract"); the durable write of a state file
- * (tmp, fsync, rename, fsync of state/); the free-space floor (queue_minfree, and 1.5 ×
- * message_size_limit as Postfix smtpd): below it a new message is refused as ENOSPC.
- * Moves between queues are plain renames: a crash leaves the file under either name.
- * Leaves to others: the file format (queue-file.ts), scheduling (queue-manager.ts), the
- * `queue list` text (queue-listing.ts, re-exported here for the CLI).
- * Bugs: temporary files are swept at open only when older than an hour (another process
- * may still be writing a younger one); one process must own delivery scheduling.
+ * plus `state/` (delivery-state.ts), `control/` (queue-control.ts), `recycle/` (file-pool.ts);
+ * the durable write of a new message (`incoming/<id>.tmp` taken exclusively, written in
+ * 64 KiB batches — a small message is one write at commit — END record, fsync, rename to
+ * `incoming/<id>` or, held by a header check, `hold/<id>`, fsync of that directory shared
+ * by concurrent commits (group-commit.ts): only then may the client get 250, DESIGN.md
+ * "Durability contract"); the durable write of a state file; the free-space floor
+ * (queue_minfree, 1.5 × message_size_limit): below it a new message is ENOSPC. Moves are
+ * plain renames. Small messages just committed reach load() from memory. Leaves to
+ * others: the file format (queue-file.ts), scheduling (queue-manager.ts).
+ * Bugs: temporary files are swept at open only when older than an hour; one process must
+ * own delivery scheduling (the memory of fresh messages and recycled files is per process).
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
