@@ -1,7 +1,7 @@
 /*
  * node-resolver — the DnsResolver over node:dns (c-ares), as mxscreen runs it.
  *
- * Decides: which servers are asked (`mxscreen_dns_servers`, `ip[:port]` or
+ * Decides (A, AAAA, MX, PTR, TXT): which servers are asked (`mxscreen_dns_servers`, `ip[:port]` or
  * `[ipv6]:port`; empty = the system resolver from /etc/resolv.conf), the time limit of
  * one lookup (`timeoutMs`, a hard deadline over all of c-ares' tries), and how c-ares
  * error codes map to DnsError kinds (ENOTFOUND→nxdomain, ENODATA→nodata,
@@ -82,5 +82,6 @@ export function createNodeResolver(options: NodeResolverOptions): DnsResolver {
     resolveMx: (name) =>
       lookup(`${name}/MX`, async (): Promise<MxAnswer[]> => (await resolver.resolveMx(name)).map((mx) => ({ exchange: mx.exchange, priority: mx.priority }))),
     reverse: (address) => lookup(`${address}/PTR`, () => resolver.reverse(address)),
+    resolveTxt: (name) => lookup(`${name}/TXT`, () => resolver.resolveTxt(name)),
   };
 }

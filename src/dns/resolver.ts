@@ -2,11 +2,13 @@
  * resolver — the DNS lookups mxscreen makes, behind one injectable interface.
  *
  * Decides: the shape of DNS answers the stages see (every A record with its TTL, MX
- * records, PTR names) and that failures are typed: `DnsError.kind` says whether a name
+ * records, PTR names, TXT records as their character-strings) and that failures are typed: `DnsError.kind` says whether a name
  * does not exist (`nxdomain`, `nodata`) or the lookup could not be done (`timeout`,
  * `servfail`, `refused`, `other`).
  * Leaves to others: the node:dns (c-ares) implementation (node-resolver.ts) and what a
  * failure means to each caller (DNSBL: not listed; delivery: defer).
+ * Bugs: `resolveTxt` is optional until every fake resolver has it; lookupTxt() treats a
+ * resolver without it as a failed lookup (kind `other`).
  */
 import { MxError } from '../errors.js';
 
@@ -42,4 +44,19 @@ export interface DnsResolver {
   resolveMx(name: string): Promise<MxAnswer[]>;
   /** PTR names of an IP address. Rejects with DnsError. */
   reverse(address: string): Promise<string[]>;
+  /**
+   * TXT records of `name`, each as its character-strings (RFC 1035 §3.3.14: a record
+   * longer than 255 bytes comes in several; join them for SPF, RFC 7208 §3.3).
+   * Rejects with DnsError. XXX: optional until the queue tests' fakes implement it.
+   */
+  resolveTxt?(name: string): Promise<string[][]>;
+}
+
+/**
+ * The TXT records of `name` through `resolver` (see DnsResolver.resolveTxt). Rejects with
+ * DnsError; kind `other` when the resolver has no TXT lookups.
+ */
+export function lookupTxt(resolver: DnsResolver, name: string): Promise<string[][]> {
+  if (resolver.resolveTxt === undefined) return Promise.reject(new DnsError('other', `${name}/TXT`));
+  return resolver.resolveTxt(name);
 }

@@ -1,7 +1,7 @@
 /*
  * dns-server — a real DNS server on a loopback UDP port, for tests and benchmarks.
  *
- * Decides: what the fake answers. Names set with setA/setAaaa/setMx/setPtr/listDnsbl
+ * Decides: what the fake answers. Names set with setA/setAaaa/setMx/setPtr/setTxt/listDnsbl
  * get those records (with their TTL, authoritative); a known name asked for another
  * type gets NOERROR with no answer (c-ares: ENODATA); an unknown name gets NXDOMAIN;
  * setServfail → SERVFAIL; setNoAnswer → the query is never answered (timeouts). Every
@@ -34,6 +34,7 @@ interface NameRecords {
   AAAA?: { addresses: string[]; ttl: number };
   MX?: { records: MxRecord[]; ttl: number };
   PTR?: { names: string[]; ttl: number };
+  TXT?: { records: string[][]; ttl: number };
 }
 
 type Misbehaviour = 'no-answer' | 'servfail';
@@ -52,6 +53,11 @@ export interface FakeDns {
   setAaaa(name: string, addresses: readonly string[], ttl?: number): void;
   /** MX records of `name` (replaces earlier ones). `ttl` in seconds. */
   setMx(name: string, records: readonly MxRecord[], ttl?: number): void;
+  /**
+   * TXT records of `name` (replaces earlier ones): each element is one record, a string
+   * (cut into 255-byte character-strings) or its character-strings. `ttl` in seconds.
+   */
+  setTxt(name: string, records: readonly (string | readonly string[])[], ttl?: number): void;
   /** PTR names of IP `address` (in-addr.arpa or ip6.arpa). `ttl` in seconds. */
   setPtr(address: string, names: readonly string[], ttl?: number): void;
   /**
@@ -79,6 +85,14 @@ const FLAG_RA = 1 << 7;
 
 function key(name: string): string {
   return name.toLowerCase().replace(/\.$/, '');
+}
+
+/** `text` cut into RFC 1035 character-strings of at most 255 bytes (one, empty, for ''). */
+function characterStrings(text: string): string[] {
+  const bytes = Buffer.from(text, 'utf8');
+  const parts: string[] = [];
+  for (let at = 0; at < bytes.length || parts.length === 0; at += 255) parts.push(bytes.subarray(at, at + 255).toString('utf8'));
+  return parts;
 }
 
 /** Starts a fake DNS server on 127.0.0.1, port 0 (ephemeral). */
@@ -110,6 +124,8 @@ export async function startDnsServer(): Promise<FakeDns> {
         return (found.MX?.records ?? []).map((mx) => ({ type: 'MX', name: question.name, ttl: found.MX!.ttl, data: { exchange: mx.exchange, preference: mx.priority } }));
       case 'PTR':
         return (found.PTR?.names ?? []).map((data) => ({ type: 'PTR', name: question.name, ttl: found.PTR!.ttl, data }));
+      case 'TXT':
+        return (found.TXT?.records ?? []).map((data) => ({ type: 'TXT', name: question.name, ttl: found.TXT!.ttl, data }));
       default:
         return [];
     }
@@ -164,6 +180,9 @@ export async function startDnsServer(): Promise<FakeDns> {
     },
     setMx(name, mxRecords, ttl = 300) {
       entry(name).MX = { records: [...mxRecords], ttl };
+    },
+    setTxt(name, txtRecords, ttl = 300) {
+      entry(name).TXT = { records: txtRecords.map((record) => (typeof record === 'string' ? characterStrings(record) : [...record])), ttl };
     },
     setPtr(ip, names, ttl = 300) {
       const zone = parseIpAddress(ip)?.family === 4 ? 'in-addr.arpa' : 'ip6.arpa';
