@@ -17,7 +17,6 @@ import { formatQueueMessage, showQueuedMessage } from './queue/queue-show.js';
 import { Sink } from './sink/sink.js';
 import { createLogger } from './ops/log.js';
 import { spfCidrCommand } from './policy/spf-cidr.js';
-import { createTxtLookup } from './policy/spf-txt-lookup.js';
 import { createNodeResolver } from './dns/node-resolver.js';
 
 const USAGE = `usage:
@@ -96,8 +95,7 @@ async function main(argv: readonly string[]): Promise<number> {
       const domains = positionals.slice(1);
       if (domains.length === 0) usage('spf-cidr needs at least one DOMAIN');
       const servers = configFile ? loadConfig(configFile).get('mxscreen_dns_servers') : [];
-      const dns = { txt: createTxtLookup(servers, 5000), resolver: createNodeResolver({ servers, timeoutMs: 5000 }) };
-      return spfCidrCommand(domains, dns, (text) => process.stdout.write(text));
+      return spfCidrCommand(domains, createNodeResolver({ servers, timeoutMs: 5000 }), (text) => process.stdout.write(text));
     }
     case undefined:
       usage('no command given');

@@ -25,7 +25,6 @@ import { DnsblHealth } from './screen/dnsbl-health.js';
 import { SmtpListener } from './screen/listener.js';
 import { LruVerdictCache } from './screen/verdict-cache.js';
 import { Smtpd, smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd.js';
-import { createTxtLookup } from './policy/spf-txt-lookup.js';
 import { Spool } from './queue/spool.js';
 import { QueueManager, queueSettingsFromConfig, type QueueSettings } from './queue/queue-manager.js';
 
@@ -145,7 +144,6 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     // ETRN that passed smtpd_etrn_restrictions and fast_flush_domains: deliver that domain's mail now.
     etrn: (domain) => void queue.flush(domain),
     resolver,
-    txt: createTxtLookup(config.get('mxscreen_dns_servers'), config.get('postscreen_dnsbl_timeout')),
     verifyCacheDirectory: queueSettings.directory,
   });
   const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock, retentionMs: config.get('postscreen_cache_retention_time') });

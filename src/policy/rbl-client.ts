@@ -8,11 +8,13 @@
  * default_rbl_reply: `554 5.7.1 Service unavailable; Client host [a.d.d.r] blocked using
  * domain`, or the template rbl_reply_maps has for `domain=filter` or `domain` ($rbl_code,
  * $rbl_class, $rbl_what, $rbl_domain, $rbl_reason, ${name?text}, ${name:text}).
- * permit_dnswl_client permits a listed client, and is dunno otherwise.
+ * $rbl_reason (and $rbl_txt) is the TXT record of the listed name, asked only for a
+ * reject; non-printable bytes become `?`. permit_dnswl_client permits a listed client.
  * Leaves to others: caching answers (the resolver the stage is given, shared with screen/).
- * Bugs: no TXT lookups (the DnsResolver has none), so $rbl_reason and $rbl_txt are empty.
+ * Bugs: several TXT records are joined with ` / `; a failed TXT lookup leaves it empty.
  */
 import { reverseName } from '../dns/reverse-name.js';
+import { lookupTxt } from '../dns/resolver.js';
 import { filterMatches, parseDnsblSite } from '../screen/dnsbl-site.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import type { SmtpReply } from '../errors.js';
@@ -25,19 +27,37 @@ function isErrorCode(address: string): boolean {
   return address === '127.0.0.1' || address.startsWith('127.255.255.');
 }
 
-/** True when `domain[=filter]` lists the call's client. Never throws. */
-async function listed(call: RestrictionCall): Promise<{ domain: string; answers: string[] } | undefined> {
+/** The listing when `domain[=filter]` lists the call's client (with the name asked). Never throws. */
+async function listed(call: RestrictionCall): Promise<{ domain: string; query: string; answers: string[] } | undefined> {
   const site = parseDnsblSite(call.restriction.argument ?? '');
   if ('error' in site) return undefined;
   const address = unmapIpv4(call.request.client.address);
+  const query = reverseName(address, site.domain);
   let answers: string[];
   try {
-    answers = (await call.env.resolver.resolve4(reverseName(address, site.domain))).map((answer) => answer.address);
+    answers = (await call.env.resolver.resolve4(query)).map((answer) => answer.address);
   } catch {
     return undefined;
   }
   const valid = answers.filter((answer) => !isErrorCode(answer) && (site.filter === undefined || filterMatches(site.filter, answer)));
-  return valid.length > 0 ? { domain: site.domain, answers: valid } : undefined;
+  return valid.length > 0 ? { domain: site.domain, query, answers: valid } : undefined;
+}
+
+/** Longest $rbl_reason kept, characters: the reply must stay within one 512-byte line. */
+const REASON_LIMIT = 256;
+
+/**
+ * The reason a DNSBL gives for listing `query`: its TXT records, each record's
+ * character-strings joined, records joined with ` / `, non-printable characters as `?`,
+ * cut at REASON_LIMIT. '' when there is none or the lookup fails. Never rejects.
+ */
+export async function rblReason(resolver: RestrictionCall['env']['resolver'], query: string): Promise<string> {
+  try {
+    const text = (await lookupTxt(resolver, query)).map((record) => record.join('')).join(' / ');
+    return text.replace(/[^\x20-\x7e]/g, '?').slice(0, REASON_LIMIT);
+  } catch {
+    return '';
+  }
 }
 
 /** Expands `$name`, `${name}`, `${name?text}`, `${name:text}` in an rbl reply template. */
@@ -67,13 +87,14 @@ export async function rejectRblClient(call: RestrictionCall): Promise<Restrictio
   const template =
     call.env.rblReplyMaps.map((table) => table.lookup(written) ?? table.lookup(hit.domain)).find((value) => value !== undefined) ?? DEFAULT_RBL_REPLY;
   const request = call.request;
+  const reason = await rblReason(call.env.resolver, hit.query);
   const text = expandRblTemplate(template, {
     rbl_code: '554',
     rbl_class: 'Client host',
     rbl_what: unmapIpv4(request.client.address),
     rbl_domain: hit.domain,
-    rbl_reason: '',
-    rbl_txt: '',
+    rbl_reason: reason,
+    rbl_txt: reason,
     client_address: unmapIpv4(request.client.address),
     helo_name: request.helo,
     sender: request.sender ?? '',

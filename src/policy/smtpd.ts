@@ -40,7 +40,7 @@ import type { ParsedRestriction, RestrictionEnvironment } from './restriction-ca
 import { evaluateRestrictions, parseRestrictions, type ListOutcome } from './restriction-list.js';
 import { lookupClientNames } from './client-hostname.js';
 import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
-import { createSpfVerifier, type SpfOutcome, type TxtLookup } from './spf-check.js';
+import { createSpfVerifier, type SpfOutcome } from './spf-check.js';
 import { RecipientVerifier, type VerifySettings } from './address-verify.js';
 import { probeNexthop, probeRecipient } from './verify-probe.js';
 import { expandVirtualAlias, lookupVirtualAlias } from './virtual-alias.js';
@@ -103,10 +103,8 @@ export interface SmtpdDeps {
   readonly metrics: Metrics;
   /** Called with the queue id after each message is durably queued (and before the 250 goes out). */
   readonly onQueued?: (id: string) => void;
-  /** DNS for the restrictions (client names, unknown domains, RBLs, SPF); absent: lookups fail as temporary. */
+  /** DNS for the restrictions (client names, unknown domains, RBLs and their TXT, SPF); absent: lookups fail as temporary. */
   readonly resolver?: DnsResolver;
-  /** TXT lookups for SPF (reject_spf_fail); absent: SPF answers temperror. */
-  readonly txt?: TxtLookup;
   /** ETRN accepted for `domain`: start delivery of its deferred mail (QueueManager.flush). */
   readonly etrn?: (domain: string) => void;
   /** A header check said HOLD: message `id` was committed into hold/ (cleanup.ts); called instead of onQueued. */
@@ -484,7 +482,7 @@ export class Smtpd {
         }
         return client;
       },
-      spf: createSpfVerifier(resolver, this.#deps.txt ?? noTxt, settings.myhostname),
+      spf: createSpfVerifier(resolver, settings.myhostname),
       verifier: this.#verifierFor(settings),
     };
     const generation: Generation = { settings, server, env, policyClients, sessions: 0 };
@@ -914,8 +912,6 @@ const unavailableResolver: DnsResolver = {
   resolveMx: (name) => Promise.reject(new DnsError('other', `${name}/MX`)),
   reverse: (address) => Promise.reject(new DnsError('other', `${address}/PTR`)),
 };
-
-const noTxt: TxtLookup = (name) => Promise.reject(new DnsError('other', `${name}/TXT`));
 
 /** The HELO/EHLO argument, or '' before one was given (smtp-server keeps `false` then). */
 function heloOf(session: SMTPServerSession): string {

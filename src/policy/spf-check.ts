@@ -6,19 +6,16 @@
  * address rejected: SPF fail …` (RFC 7372 §3.2), `temperror` → `451 4.7.24 … SPF
  * temporary error`, anything else (pass, neutral, softfail, none, permerror) is dunno;
  * every checked message gets mailauth's `Received-SPF:` header prepended. mailauth's DNS
- * lookups go through a resolver function built here from our DnsResolver (A, AAAA, MX)
- * and a TXT lookup (`TxtLookup`), never to mailauth's default (the system resolver).
- * Leaves to others: where the TXT lookups go (spf-txt-lookup.ts, main.ts), lookup
- * limits (mailauth: 10 DNS mechanisms, 2 void lookups).
+ * lookups go through a resolver function built here from the one injected DnsResolver
+ * (TXT, A, AAAA, MX), never to mailauth's default (the system resolver).
+ * Leaves to others: which servers answer (the DnsResolver), lookup limits (mailauth: 10
+ * DNS mechanisms, 2 void lookups).
  * Bugs: the `ptr` mechanism's PTR lookups answer "no name" (deprecated, RFC 7208 §5.5).
  */
 import { spf } from 'mailauth/lib/spf/index.js';
-import { DnsError, type DnsResolver } from '../dns/resolver.js';
+import { DnsError, lookupTxt, type DnsResolver } from '../dns/resolver.js';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
 import type { RestrictionCall } from './restriction-catalogue.js';
-
-/** TXT records of `name`, each as its character-strings. Rejects with DnsError. */
-export type TxtLookup = (name: string) => Promise<string[][]>;
 
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
 
@@ -45,12 +42,12 @@ function nodeDnsError(error: unknown): Error {
 }
 
 /** The resolver function mailauth calls: `(name, rrtype) => records`, node:dns shapes. */
-export function mailauthResolver(resolver: DnsResolver, txt: TxtLookup) {
+export function mailauthResolver(resolver: DnsResolver) {
   return async (name: string, type: string): Promise<unknown[]> => {
     try {
       switch (type) {
         case 'TXT':
-          return await txt(name);
+          return await lookupTxt(resolver, name);
         case 'A':
           return (await resolver.resolve4(name)).map((answer) => answer.address);
         case 'AAAA':
@@ -67,8 +64,8 @@ export function mailauthResolver(resolver: DnsResolver, txt: TxtLookup) {
 }
 
 /** An SpfVerifier over mailauth with our DNS. `myhostname` names this MTA in Received-SPF. */
-export function createSpfVerifier(resolver: DnsResolver, txt: TxtLookup, myhostname: string): SpfVerifier {
-  const lookup = mailauthResolver(resolver, txt);
+export function createSpfVerifier(resolver: DnsResolver, myhostname: string): SpfVerifier {
+  const lookup = mailauthResolver(resolver);
   return {
     async verify({ ip, sender, helo }) {
       const result = await spf({ ip, sender, helo, mta: myhostname, resolver: lookup as never });

@@ -10,12 +10,11 @@
  * `redirect=` followed; SPF's limits: at most 10 mechanisms that cost a DNS lookup and
  * at most 2 lookups that find nothing (RFC 7208 §4.6.4); macros (`%{…}`), `exists` and
  * `ptr` cannot be listed as networks and are reported. Output sorted, without duplicates.
- * Leaves to others: TXT and address lookups (spf-txt-lookup.ts, the DnsResolver).
+ * Leaves to others: TXT and address lookups (the injected DnsResolver).
  * Bugs: the mx mechanism lists at most 10 MX hosts, as RFC 7208 §4.6.4 allows.
  */
 import { isIP } from 'node:net';
-import { DnsError, type DnsResolver } from '../dns/resolver.js';
-import type { TxtLookup } from './spf-check.js';
+import { DnsError, lookupTxt, type DnsResolver } from '../dns/resolver.js';
 
 export interface SpfCidrResult {
   /** `network/len OK` lines, sorted. */
@@ -46,12 +45,12 @@ function network(address: string, length: string | undefined): string {
 }
 
 /** Networks of `domains`' SPF records (see file head). Never rejects. */
-export async function spfCidrTable(domains: readonly string[], dns: { readonly txt: TxtLookup; readonly resolver: DnsResolver }): Promise<SpfCidrResult> {
+export async function spfCidrTable(domains: readonly string[], resolver: DnsResolver): Promise<SpfCidrResult> {
   const networks = new Set<string>();
   const problems: string[] = [];
   for (const domain of domains) {
     const walk: Walk = { lookups: 0, voids: 0, networks, problems };
-    await visit(domain.toLowerCase().replace(/\.$/, ''), walk, dns, 0);
+    await visit(domain.toLowerCase().replace(/\.$/, ''), walk, resolver, 0);
   }
   const lines = [...networks].sort().map((net) => `${net} OK`);
   return { lines, problems };
@@ -66,11 +65,11 @@ async function count(walk: Walk, what: string): Promise<boolean> {
   return true;
 }
 
-async function visit(domain: string, walk: Walk, dns: { readonly txt: TxtLookup; readonly resolver: DnsResolver }, depth: number): Promise<void> {
+async function visit(domain: string, walk: Walk, resolver: DnsResolver, depth: number): Promise<void> {
   if (depth > LOOKUP_LIMIT) return;
   let records: string[][];
   try {
-    records = await dns.txt(domain);
+    records = await lookupTxt(resolver, domain);
   } catch (error) {
     if (isVoid(error) && ++walk.voids <= VOID_LIMIT) walk.problems.push(`${domain}: no SPF record`);
     else walk.problems.push(`${domain}: TXT lookup failed (${error instanceof DnsError ? error.kind : String(error)})`);
@@ -111,7 +110,7 @@ async function visit(domain: string, walk: Walk, dns: { readonly txt: TxtLookup;
         const hosts: string[] = [];
         if (name === 'mx') {
           try {
-            hosts.push(...(await dns.resolver.resolveMx(target)).slice(0, MX_LIMIT).map((mx) => mx.exchange));
+            hosts.push(...(await resolver.resolveMx(target)).slice(0, MX_LIMIT).map((mx) => mx.exchange));
           } catch (error) {
             if (isVoid(error)) walk.voids++;
           }
@@ -121,7 +120,7 @@ async function visit(domain: string, walk: Walk, dns: { readonly txt: TxtLookup;
         for (const host of hosts) {
           for (const family of [4, 6] as const) {
             try {
-              const answers = family === 4 ? await dns.resolver.resolve4(host) : await dns.resolver.resolve6(host);
+              const answers = family === 4 ? await resolver.resolve4(host) : await resolver.resolve6(host);
               for (const answer of answers) walk.networks.add(network(answer.address, family === 4 ? mechanism[3] : (mechanism[4] ?? mechanism[3])));
             } catch {
               // no addresses of this family
@@ -136,7 +135,7 @@ async function visit(domain: string, walk: Walk, dns: { readonly txt: TxtLookup;
           break;
         }
         if (!(await count(walk, domain))) return;
-        await visit(argument.toLowerCase(), walk, dns, depth + 1);
+        await visit(argument.toLowerCase(), walk, resolver, depth + 1);
         break;
       case 'redirect':
         redirect = argument?.toLowerCase();
@@ -155,21 +154,21 @@ async function visit(domain: string, walk: Walk, dns: { readonly txt: TxtLookup;
   }
   if (redirect !== undefined && !/(^|\s)[+~?-]?all(\s|$)/i.test(spf[0]!)) {
     if (!(await count(walk, domain))) return;
-    await visit(redirect, walk, dns, depth + 1);
+    await visit(redirect, walk, resolver, depth + 1);
   }
 }
 
 /**
  * The `mxscreen spf-cidr DOMAIN…` command: prints the table to `out` (problems as `#`
- * comments), using the DNS servers of `config` (mxscreen_dns_servers). Resolves the exit
+ * comments), asking `resolver` (the CLI's: mxscreen_dns_servers). Resolves the exit
  * code: 0, or 1 when no network was found.
  */
 export async function spfCidrCommand(
   domains: readonly string[],
-  dns: { readonly txt: TxtLookup; readonly resolver: DnsResolver },
+  resolver: DnsResolver,
   out: (text: string) => void,
 ): Promise<number> {
-  const result = await spfCidrTable(domains, dns);
+  const result = await spfCidrTable(domains, resolver);
   out(`# cidr_table(5) from the SPF records of ${domains.join(', ')} (mxscreen spf-cidr)\n`);
   for (const problem of result.problems) out(`# ${problem}\n`);
   for (const line of result.lines) out(`${line}\n`);

@@ -11,10 +11,8 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/ops/log.js';
 import { RecipientVerifier } from '../../src/policy/address-verify.js';
 import type { ProbeResult } from '../../src/policy/verify-probe.js';
-import { DnsError } from '../../src/dns/resolver.js';
 import { parseAccessAction } from '../../src/policy/access-action.js';
 import { addressKeys, networkKeys, parentDomains } from '../../src/policy/access-restriction.js';
-import type { TxtLookup } from '../../src/policy/spf-check.js';
 import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
 import { runTranscript, startPolicy } from './transcript.js';
 import { startPolicyServer } from './policy-server.js';
@@ -146,23 +144,35 @@ test('permit_dnswl_client skips the rest of the list; rbl_reply_maps words the r
   });
 });
 
-/** TXT answers for SPF from a fixed map (the fake DNS server serves no TXT); A via the fake DNS. */
-function txtRecords(records: Record<string, string>): TxtLookup {
-  return (name) => {
-    const record = records[name.toLowerCase()];
-    return record === undefined ? Promise.reject(new DnsError('nxdomain', `${name}/TXT`)) : Promise.resolve([[record]]);
-  };
-}
+test('reject_rbl_client: default_rbl_reply carries the DNSBL TXT record as $rbl_reason; none, no "; reason"', async () => {
+  await withDns(async (dns) => {
+    const listed = dns.listDnsbl('zen.dnsbl.test', '127.0.0.2', ['127.0.0.2']);
+    dns.setTxt(listed, ['https://www.spamhaus.org/query/ip/127.0.0.2\r\n250 injected']);
+    dns.listDnsbl('zen.dnsbl.test', '127.0.0.3', ['127.0.0.4']);
+    const policy = await startPolicy({ mainCf: `${BASE}smtpd_client_restrictions = reject_rbl_client zen.dnsbl.test`, dns });
+    try {
+      await runTranscript(
+        policy,
+        `${SESSION}C: RCPT TO:<joe@example.com>\nS: 554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.dnsbl.test; https://www.spamhaus.org/query/ip/127.0.0.2??250 injected`,
+        '127.0.0.2',
+      );
+      await runTranscript(policy, `${SESSION}C: RCPT TO:<joe@example.com>\nS~ ^554 5\\.7\\.1 Service unavailable; Client host \\[127\\.0\\.0\\.3\\] blocked using zen\\.dnsbl\\.test$`, '127.0.0.3');
+      assert.equal(dns.queryCount(listed, 'TXT'), 1);
+    } finally {
+      await policy.close();
+    }
+  });
+});
 
 test('reject_spf_fail: fail → 550 5.7.23, temperror → 451 4.7.24, pass adds Received-SPF', async () => {
   await withDns(async (dns) => {
     dns.setA('mail.spf.example', ['127.0.0.2']);
     dns.setA('sender.example', ['192.0.2.1']);
-    const txt: TxtLookup = async (name) => {
-      if (name === 'temp.example') throw new DnsError('timeout', `${name}/TXT`);
-      return txtRecords({ 'spf.example': 'v=spf1 a:mail.spf.example -all', 'strict.example': 'v=spf1 ip4:192.0.2.0/24 -all', 'sender.example': 'v=spf1 include:spf.example -all' })(name);
-    };
-    const policy = await startPolicy({ mainCf: `${BASE}smtpd_recipient_restrictions = reject_spf_fail, permit_mynetworks, reject_unauth_destination`, dns, txt });
+    dns.setTxt('spf.example', ['v=spf1 a:mail.spf.example -all']);
+    dns.setTxt('strict.example', ['v=spf1 ip4:192.0.2.0/24 -all']);
+    dns.setTxt('sender.example', ['google-site-verification=x', ['v=spf1 include:', 'spf.example -all']]);
+    dns.setServfail('temp.example');
+    const policy = await startPolicy({ mainCf: `${BASE}smtpd_recipient_restrictions = reject_spf_fail, permit_mynetworks, reject_unauth_destination`, dns });
     try {
       await runTranscript(
         policy,

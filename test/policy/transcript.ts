@@ -22,7 +22,6 @@ import { Metrics } from '../../src/ops/metrics.js';
 import { Spool } from '../../src/queue/spool.js';
 import type { ScreenVerdict } from '../../src/screen/verdict.js';
 import { Smtpd, smtpdSettingsFromConfig, type SmtpdDeps } from '../../src/policy/smtpd.js';
-import type { TxtLookup } from '../../src/policy/spf-check.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import type { FakeDns } from '../fakes/dns-server.js';
 
@@ -47,7 +46,6 @@ export interface PolicyOptions {
   /** Table files relative to the config directory. */
   readonly files?: Readonly<Record<string, string>>;
   readonly dns?: FakeDns;
-  readonly txt?: TxtLookup;
   readonly clock?: Clock;
   readonly verdict?: Partial<ScreenVerdict>;
   readonly deps?: Partial<SmtpdDeps>;
@@ -78,7 +76,6 @@ export async function startPolicy(options: PolicyOptions): Promise<PolicyUnderTe
     metrics,
     onQueued: (id) => queued.push(id),
     ...(options.dns ? { resolver: createNodeResolver({ servers: [options.dns.server], timeoutMs: 1000 }) } : {}),
-    ...(options.txt ? { txt: options.txt } : {}),
     verifyCacheDirectory: join(directory, 'queue'),
     ...options.deps,
   });
