@@ -4,18 +4,21 @@
  * Decides the three loads of issue 3: (1) 10,000 simultaneous connections held in the
  * greet wait (each from its own 127.x.y.z), mxscreen's VmRSS over idle; (2) PASS OLD
  * clients at a fixed rate (default 1,000 connections/s): time from TCP connect to the
- * real `220 ` line, p50/p99; (3) one DNSBL query over several slow sites: the time is
- * the slowest answer, not the sum. mxscreen runs as a child process (`mxscreen start`),
- * so its memory is its own; the fake DNS server runs here.
- * Options: --hold N (10000) --rate N (1000) --seconds N (2) --time-limit-s N (120)
+ * real `220 ` line, open-loop arrivals, time from connect() to the chunk holding the
+ * `220 ` line, p50/p99, also from the scheduled arrival (no coordinated omission), with
+ * the generator's own lag, CPU and event-loop delay; (3) one DNSBL query over several slow
+ * sites: the slowest answer, not the sum. mxscreen runs as a child process (`mxscreen
+ * start`) logging to a file, so its memory and CPU are its own and the generator parses
+ * no log lines; the fake DNS server runs here.
+ * Options: --hold N (10000) --rate N (1000) --seconds N (5) --time-limit-s N (120)
  * Every loop is bounded in count and in time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../src/clock.js';
 import type { DnsResolver } from '../src/dns/resolver.js';
@@ -29,7 +32,7 @@ const { values } = parseArgs({
   options: {
     hold: { type: 'string', default: '10000' },
     rate: { type: 'string', default: '1000' },
-    seconds: { type: 'string', default: '2' },
+    seconds: { type: 'string', default: '5' },
     'time-limit-s': { type: 'string', default: '120' },
   },
 });
@@ -54,48 +57,56 @@ function rssMiB(pid: number): number {
   return Math.round((kib / 1024) * 10) / 10;
 }
 
-async function startMxscreen(directory: string, lines: readonly string[]): Promise<{ child: ChildProcess; port: number }> {
-  const configFile = join(directory, 'main.cf');
-  writeFileSync(configFile, [...lines, ''].join('\n'));
-  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const output = createInterface({ input: child.stdout! });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('mxscreen did not start within 20s')), 20_000);
-    output.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { event?: string; port?: number; path?: string };
-        if (entry.event === 'LISTEN' && entry.path === undefined && entry.port) {
-          clearTimeout(timer);
-          resolve(entry.port);
-        }
-      } catch {
-        // not JSON
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`mxscreen exited with ${code}`)));
-  });
-  return { child, port };
+/** CPU seconds (user + system) the process `pid` has used so far (/proc/PID/stat, clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Connects from `localAddress`; resolves with ms from 'connect' to the first line starting `want`. */
+/**
+ * Starts `mxscreen start` on `lines` as main.cf, its log going to a file in `directory`
+ * (the generator reads no log line but LISTEN). Resolves the SMTP port; rejects after 20 s.
+ */
+async function startMxscreen(directory: string, lines: readonly string[]): Promise<{ child: ChildProcess; port: number }> {
+  const configFile = join(directory, 'main.cf');
+  const logFile = join(directory, 'mxscreen.log');
+  writeFileSync(configFile, [...lines, ''].join('\n'));
+  const logFd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile], { stdio: ['ignore', logFd, 'inherit'] });
+  closeSync(logFd);
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  for (let waited = 0; waited < 20_000; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (exited !== undefined) throw new Error(`mxscreen exited with ${exited}`);
+    const listen = /"event":"LISTEN"[^\n]*?"port":(\d+)(?![^\n]*"path")/.exec(readFileSync(logFile, 'utf8'));
+    if (listen) return { child, port: Number(listen[1]) };
+  }
+  child.kill('SIGKILL');
+  throw new Error('mxscreen did not start within 20s');
+}
+
+/**
+ * Connects from `localAddress`; resolves with ms from the connect() call to the arrival of
+ * the chunk that holds a line starting with `want` (the client's first byte of that line).
+ */
 function timeToLine(port: number, localAddress: string, want: string, keep: net.Socket[] | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
+    const started = performance.now();
     const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-    let connectedAt = 0;
     let text = '';
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error('timeout'));
     }, 15_000);
-    socket.on('connect', () => (connectedAt = performance.now()));
     socket.on('data', (chunk: Buffer) => {
+      const at = performance.now();
       text += chunk.toString('latin1');
-      if (text.split('\r\n').some((line) => line.startsWith(want))) {
+      if (text.startsWith(want) || text.includes(`\r\n${want}`)) {
         clearTimeout(timer);
-        const ms = performance.now() - connectedAt;
         if (keep) keep.push(socket);
         else socket.destroy();
-        resolve(ms);
+        resolve(at - started);
       }
     });
     socket.on('error', (error) => {
@@ -150,28 +161,76 @@ async function greetWaitMemory(dnsPort: number): Promise<Record<string, number>>
   }
 }
 
-/** (2) PASS OLD clients at RATE connections/s: connect → `220 ` latency. */
+/**
+ * PASS OLD arrivals at RATE/s for `seconds`, open loop: connection i is started at its
+ * scheduled time whatever the earlier ones do. Resolves each latency (connect() → `220 `)
+ * and its delay from the schedule (the generator's lag added: no coordinated omission).
+ */
+async function openLoop(port: number, clients: number, seconds: number): Promise<{ latencies: number[]; fromSchedule: number[]; lags: number[]; elapsed: number }> {
+  const latencies: number[] = [];
+  const fromSchedule: number[] = [];
+  const lags: number[] = [];
+  const total = RATE * seconds;
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total && Date.now() < DEADLINE; i++) {
+    const due = started + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const lag = Math.max(0, performance.now() - due);
+    lags.push(lag);
+    pending.push(
+      timeToLine(port, sourceAddress(40, i % clients), '220 ', undefined).then(
+        (ms) => {
+          latencies.push(ms);
+          fromSchedule.push(ms + lag);
+        },
+        () => undefined,
+      ),
+    );
+  }
+  await Promise.all(pending);
+  return { latencies, fromSchedule, lags, elapsed: (performance.now() - started) / 1000 };
+}
+
+/**
+ * (2) PASS OLD clients at RATE connections/s: connect → `220 ` latency. The clients are
+ * first passed (PASS NEW) and then run for 1 s unmeasured, so the figures are the steady
+ * state; the generator's own CPU and event-loop delay are reported beside mxscreen's CPU.
+ */
 async function passOldLatency(dnsPort: number): Promise<Record<string, number>> {
   const directory = mkdtempSync(join(tmpdir(), 'mxscreen-bench-screen-'));
   const { child, port } = await startMxscreen(directory, [...baseConfig(dnsPort), 'postscreen_greet_wait = 200ms']);
   const clients = Math.min(RATE, 1000);
   try {
     await runBounded(clients, 200, async (i) => void (await timeToLine(port, sourceAddress(40, i), '220 ', undefined)));
-    const latencies: number[] = [];
-    const total = RATE * SECONDS;
-    const started = performance.now();
-    const pending: Promise<void>[] = [];
-    for (let i = 0; i < total && Date.now() < DEADLINE; i++) {
-      const due = started + (i * 1000) / RATE;
-      const wait = due - performance.now();
-      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-      pending.push(timeToLine(port, sourceAddress(40, i % clients), '220 ', undefined).then((ms) => void latencies.push(ms), () => undefined));
-    }
-    await Promise.all(pending);
-    const elapsed = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
+    await openLoop(port, clients, 1);
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    const benchCpu = process.cpuUsage();
+    const childCpu = cpuSeconds(child.pid!);
+    const run = await openLoop(port, clients, SECONDS);
+    const benchCpuSeconds = (process.cpuUsage(benchCpu).user + process.cpuUsage(benchCpu).system) / 1e6;
+    const mxscreenCpuSeconds = cpuSeconds(child.pid!) - childCpu;
+    delay.disable();
     const round = (ms: number) => Math.round(ms * 100) / 100;
-    return { connections: latencies.length, rate_per_s: Math.round(latencies.length / elapsed), p50_ms: round(percentile(latencies, 50)), p99_ms: round(percentile(latencies, 99)) };
+    const sorted = (values: number[]) => values.sort((a, b) => a - b);
+    const latencies = sorted(run.latencies);
+    const fromSchedule = sorted(run.fromSchedule);
+    const lags = sorted(run.lags);
+    return {
+      connections: latencies.length,
+      rate_per_s: Math.round(latencies.length / run.elapsed),
+      p50_ms: round(percentile(latencies, 50)),
+      p99_ms: round(percentile(latencies, 99)),
+      max_ms: round(latencies[latencies.length - 1] ?? NaN),
+      p99_from_schedule_ms: round(percentile(fromSchedule, 99)),
+      generator_lag_p99_ms: round(percentile(lags, 99)),
+      generator_event_loop_delay_p99_ms: round(delay.percentile(99) / 1e6),
+      generator_cpu_percent: Math.round((benchCpuSeconds / run.elapsed) * 100),
+      mxscreen_cpu_percent: Math.round((mxscreenCpuSeconds / run.elapsed) * 100),
+      mxscreen_cpu_ms_per_connection: round((mxscreenCpuSeconds * 1000) / Math.max(1, latencies.length)),
+    };
   } finally {
     child.kill('SIGKILL');
     rmSync(directory, { recursive: true, force: true });

@@ -64,13 +64,14 @@ export function parseAccessList(words: readonly string[], openTable: (spec: stri
 
 /**
  * Evaluates `list` for client `address` (IPv4 or IPv6 as the screener normalised it).
- * permit_mynetworks matches against `mynetworks` (match-list.ts matchNetwork). Never throws.
+ * permit_mynetworks matches against `mynetworks` (match-list.ts matchNetwork), or takes
+ * `inMynetworks` when the caller already knows (one match per connection). Never throws.
  */
-export function evaluateAccessList(list: AccessList, address: string, mynetworks: MatchList): AccessResult {
+export function evaluateAccessList(list: AccessList, address: string, mynetworks: MatchList, inMynetworks?: boolean): AccessResult {
   for (const element of list.elements) {
     switch (element.kind) {
       case 'permit_mynetworks':
-        if (matchNetwork(mynetworks, address)) return { decision: 'permit', by: 'permit_mynetworks', problem: undefined };
+        if (inMynetworks ?? matchNetwork(mynetworks, address)) return { decision: 'permit', by: 'permit_mynetworks', problem: undefined };
         break;
       case 'permit':
       case 'reject':

@@ -230,6 +230,8 @@ interface Session {
   readonly slot: ConnectionSlot;
   /** Stress mode when the connection arrived: greet wait and command time limit. */
   readonly stress: boolean;
+  /** The client is in mynetworks (matched once, at connect). */
+  readonly inMynetworks: boolean;
   /** postscreen_allowlist_interfaces does not list the local address: nothing is cached. */
   readonly veto: boolean;
   /** The cache record found at connect, if any. */
@@ -253,9 +255,19 @@ interface Session {
   finished: boolean;
 }
 
+/** Random bytes for session ids, drawn in one call per 819 ids (randomBytes is a syscall's worth). */
+const SESSION_ID_BYTES = 5;
+let idPool = Buffer.alloc(0);
+let idPoolAt = 0;
+
 /** A new session id: 10 upper-case hex digits, like a Postfix queue id. */
 function newSessionId(): string {
-  return randomBytes(5).toString('hex').toUpperCase();
+  if (idPoolAt + SESSION_ID_BYTES > idPool.length) {
+    idPool = randomBytes(4095);
+    idPoolAt = 0;
+  }
+  idPoolAt += SESSION_ID_BYTES;
+  return idPool.toString('hex', idPoolAt - SESSION_ID_BYTES, idPoolAt).toUpperCase();
 }
 
 /** The screen stage. One instance serves every listener; `screen()` per accepted socket. */
@@ -265,6 +277,8 @@ export class Screener {
   /** Every deadline of every connection, on one clock timer. */
   readonly timers: TimerQueue;
   readonly limits: ConnectionLimits;
+  /** postscreen_allowlist_interfaces per local address, for the current settings. */
+  private vetoByLocal = new Map<string, boolean>();
 
   constructor(settings: ScreenSettings, deps: ScreenerDeps) {
     this.settings = settings;
@@ -276,6 +290,7 @@ export class Screener {
   /** Reload: new connections use `settings`; connections being screened keep theirs. */
   setSettings(settings: ScreenSettings): void {
     this.settings = settings;
+    this.vetoByLocal = new Map();
     this.limits.setSettings(settings.limits);
   }
 
@@ -316,7 +331,8 @@ export class Screener {
     const clientText = formatClient(client.address, client.port);
     const log = this.deps.log.child({ session: id, client: clientText });
     log.info({ event: 'CONNECT', local: formatClient(local.address, local.port) }, `CONNECT from ${clientText} to ${formatClient(local.address, local.port)}`);
-    const admitted = this.limits.admit(client.address, matchNetwork(settings.mynetworks, client.address));
+    const inMynetworks = matchNetwork(settings.mynetworks, client.address);
+    const admitted = this.limits.admit(client.address, inMynetworks);
     if ('reason' in admitted) {
       this.refuse(socket, log, clientText, admitted);
       return;
@@ -332,7 +348,8 @@ export class Screener {
       log,
       slot: admitted,
       stress: this.limits.stress,
-      veto: !matchNetwork(settings.allowlistInterfaces, local.address),
+      inMynetworks,
+      veto: this.vetoOn(settings, local.address),
       record: undefined,
       todo: new Set(),
       pregreetFailed: false,
@@ -355,6 +372,17 @@ export class Screener {
     this.checkAccess(session);
   }
 
+  /** True when a pass on `localAddress` may not be cached (postscreen_allowlist_interfaces). */
+  private vetoOn(settings: ScreenSettings, localAddress: string): boolean {
+    if (settings !== this.settings) return !matchNetwork(settings.allowlistInterfaces, localAddress);
+    let veto = this.vetoByLocal.get(localAddress);
+    if (veto === undefined) {
+      veto = !matchNetwork(settings.allowlistInterfaces, localAddress);
+      if (this.vetoByLocal.size < 1024) this.vetoByLocal.set(localAddress, veto);
+    }
+    return veto;
+  }
+
   /** A connection limit refused the client: `NOQUEUE: reject: CONNECT`, 421, close. */
   private refuse(socket: Socket, log: Logger, clientText: string, refusal: LimitRefusal): void {
     const { metrics } = this.deps;
@@ -369,7 +397,7 @@ export class Screener {
   /** postscreen_access_list, then the cache, then the early tests. */
   private checkAccess(session: Session): void {
     const { settings } = session;
-    const access = evaluateAccessList(settings.accessList, session.client.address, settings.mynetworks);
+    const access = evaluateAccessList(settings.accessList, session.client.address, settings.mynetworks, session.inMynetworks);
     if (access.problem) session.log.warn({ table: access.by }, access.problem);
     switch (access.decision) {
       case 'permit':
