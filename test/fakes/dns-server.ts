@@ -211,3 +211,13 @@ export async function startDnsServer(): Promise<FakeDns> {
     },
   };
 }
+
+/** Runs `run` with a fresh fake DNS server, closed afterwards whatever happens. */
+export async function withDnsServer<T>(run: (dns: FakeDns) => Promise<T>): Promise<T> {
+  const dns = await startDnsServer();
+  try {
+    return await run(dns);
+  } finally {
+    await dns.close();
+  }
+}

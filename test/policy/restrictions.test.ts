@@ -13,21 +13,14 @@ import { RecipientVerifier } from '../../src/policy/address-verify.js';
 import type { ProbeResult } from '../../src/policy/verify-probe.js';
 import { parseAccessAction } from '../../src/policy/access-action.js';
 import { addressKeys, networkKeys, parentDomains } from '../../src/policy/access-restriction.js';
-import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
+import { withDnsServer } from '../fakes/dns-server.js';
 import { runTranscript, startPolicy } from './transcript.js';
 import { startPolicyServer } from './policy-server.js';
 
 const BASE = 'mynetworks = 127.0.0.1/32\nrelay_domains = example.com\n';
 const SESSION = 'C: EHLO client.example.org\nS: 250\nC: MAIL FROM:<a@sender.example>\nS: 250\n';
 
-async function withDns(run: (dns: FakeDns) => Promise<void>): Promise<void> {
-  const dns = await startDnsServer();
-  try {
-    await run(dns);
-  } finally {
-    await dns.close();
-  }
-}
+const withDns = withDnsServer;
 
 test('access(5) results: OK, REJECT text, DEFER, 4NN/5NN text, DUNNO, PREPEND, restriction names', () => {
   const cases = [

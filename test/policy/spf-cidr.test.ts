@@ -6,16 +6,7 @@ import assert from 'node:assert/strict';
 import { createNodeResolver } from '../../src/dns/node-resolver.js';
 import { parseCidrTable } from '../../src/tables/cidr-table.js';
 import { spfCidrCommand, spfCidrTable } from '../../src/policy/spf-cidr.js';
-import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
-
-async function withDns(run: (dns: FakeDns) => Promise<void>): Promise<void> {
-  const dns = await startDnsServer();
-  try {
-    await run(dns);
-  } finally {
-    await dns.close();
-  }
-}
+import { withDnsServer as withDns, type FakeDns } from '../fakes/dns-server.js';
 
 const resolverOf = (dns: FakeDns) => createNodeResolver({ servers: [dns.server], timeoutMs: 1000 });
 
