@@ -25,17 +25,11 @@ import { createLogger } from '../src/ops/log.js';
 import { Metrics } from '../src/ops/metrics.js';
 import { systemClock } from '../src/clock.js';
 import type { LookupTable } from '../src/tables/lookup-table.js';
-import { DnsError, type DnsResolver } from '../src/dns/resolver.js';
+import { noDns } from '../test/fakes/no-dns.js';
 
 const { values } = parseArgs({ options: { messages: { type: 'string', default: '100000' }, due: { type: 'string', default: '1000' } } });
 const MESSAGES = Number(values.messages);
 const DUE = Number(values.due);
-const noDns: DnsResolver = {
-  resolve4: (name) => Promise.reject(new DnsError('nxdomain', name)),
-  resolve6: (name) => Promise.reject(new DnsError('nxdomain', name)),
-  resolveMx: (name) => Promise.reject(new DnsError('nxdomain', name)),
-  reverse: (name) => Promise.reject(new DnsError('nxdomain', name)),
-};
 
 async function main(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), 'mxscreen-100k-'));

@@ -7,8 +7,6 @@
  * `servfail`, `refused`, `other`).
  * Leaves to others: the node:dns (c-ares) implementation (node-resolver.ts) and what a
  * failure means to each caller (DNSBL: not listed; delivery: defer).
- * Bugs: `resolveTxt` is optional until every fake resolver has it; lookupTxt() treats a
- * resolver without it as a failed lookup (kind `other`).
  */
 import { MxError } from '../errors.js';
 
@@ -47,16 +45,7 @@ export interface DnsResolver {
   /**
    * TXT records of `name`, each as its character-strings (RFC 1035 §3.3.14: a record
    * longer than 255 bytes comes in several; join them for SPF, RFC 7208 §3.3).
-   * Rejects with DnsError. XXX: optional until the queue tests' fakes implement it.
+   * Rejects with DnsError.
    */
-  resolveTxt?(name: string): Promise<string[][]>;
-}
-
-/**
- * The TXT records of `name` through `resolver` (see DnsResolver.resolveTxt). Rejects with
- * DnsError; kind `other` when the resolver has no TXT lookups.
- */
-export function lookupTxt(resolver: DnsResolver, name: string): Promise<string[][]> {
-  if (resolver.resolveTxt === undefined) return Promise.reject(new DnsError('other', `${name}/TXT`));
-  return resolver.resolveTxt(name);
+  resolveTxt(name: string): Promise<string[][]>;
 }

@@ -14,7 +14,6 @@
  * Bugs: several TXT records are joined with ` / `; a failed TXT lookup leaves it empty.
  */
 import { reverseName } from '../dns/reverse-name.js';
-import { lookupTxt } from '../dns/resolver.js';
 import { filterMatches, parseDnsblSite } from '../screen/dnsbl-site.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import type { SmtpReply } from '../errors.js';
@@ -53,7 +52,7 @@ const REASON_LIMIT = 256;
  */
 export async function rblReason(resolver: RestrictionCall['env']['resolver'], query: string): Promise<string> {
   try {
-    const text = (await lookupTxt(resolver, query)).map((record) => record.join('')).join(' / ');
+    const text = (await resolver.resolveTxt(query)).map((record) => record.join('')).join(' / ');
     return text.replace(/[^\x20-\x7e]/g, '?').slice(0, REASON_LIMIT);
   } catch {
     return '';

@@ -911,6 +911,7 @@ const unavailableResolver: DnsResolver = {
   resolve6: (name) => Promise.reject(new DnsError('other', `${name}/AAAA`)),
   resolveMx: (name) => Promise.reject(new DnsError('other', `${name}/MX`)),
   reverse: (address) => Promise.reject(new DnsError('other', `${address}/PTR`)),
+  resolveTxt: (name) => Promise.reject(new DnsError('other', `${name}/TXT`)),
 };
 
 /** The HELO/EHLO argument, or '' before one was given (smtp-server keeps `false` then). */

@@ -13,7 +13,7 @@
  * Bugs: the `ptr` mechanism's PTR lookups answer "no name" (deprecated, RFC 7208 §5.5).
  */
 import { spf } from 'mailauth/lib/spf/index.js';
-import { DnsError, lookupTxt, type DnsResolver } from '../dns/resolver.js';
+import { DnsError, type DnsResolver } from '../dns/resolver.js';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
 import type { RestrictionCall } from './restriction-catalogue.js';
 
@@ -47,7 +47,7 @@ export function mailauthResolver(resolver: DnsResolver) {
     try {
       switch (type) {
         case 'TXT':
-          return await lookupTxt(resolver, name);
+          return await resolver.resolveTxt(name);
         case 'A':
           return (await resolver.resolve4(name)).map((answer) => answer.address);
         case 'AAAA':

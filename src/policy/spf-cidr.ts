@@ -14,7 +14,7 @@
  * Bugs: the mx mechanism lists at most 10 MX hosts, as RFC 7208 §4.6.4 allows.
  */
 import { isIP } from 'node:net';
-import { DnsError, lookupTxt, type DnsResolver } from '../dns/resolver.js';
+import { DnsError, type DnsResolver } from '../dns/resolver.js';
 
 export interface SpfCidrResult {
   /** `network/len OK` lines, sorted. */
@@ -69,7 +69,7 @@ async function visit(domain: string, walk: Walk, resolver: DnsResolver, depth: n
   if (depth > LOOKUP_LIMIT) return;
   let records: string[][];
   try {
-    records = await lookupTxt(resolver, domain);
+    records = await resolver.resolveTxt(domain);
   } catch (error) {
     if (isVoid(error) && ++walk.voids <= VOID_LIMIT) walk.problems.push(`${domain}: no SPF record`);
     else walk.problems.push(`${domain}: TXT lookup failed (${error instanceof DnsError ? error.kind : String(error)})`);

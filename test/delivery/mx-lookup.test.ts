@@ -18,6 +18,7 @@ function resolver(zone: { mx?: Record<string, Answer<MxAnswer>>; a?: Record<stri
     resolve4: (name) => answer(zone.a, name),
     resolve6: (name) => Promise.reject(new DnsError('nodata', name)),
     reverse: (name) => Promise.reject(new DnsError('nxdomain', name)),
+    resolveTxt: (name) => Promise.reject(new DnsError('nxdomain', name)),
   };
 }
 

@@ -9,22 +9,17 @@ import { join } from 'node:path';
 import type { Envelope, QueueRecipient } from '../../src/queue/envelope.js';
 import { Spool } from '../../src/queue/spool.js';
 import { QueueManager, type QueueSettings } from '../../src/queue/queue-manager.js';
-import { DnsError, type DnsResolver } from '../../src/dns/resolver.js';
 import type { LookupTable } from '../../src/tables/lookup-table.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { MailboxServer } from '../fakes/mailbox-server.js';
 import { ManualClock } from './manual-clock.js';
 import { captureLog, type LogCapture } from './log-capture.js';
+import { noDns } from '../fakes/no-dns.js';
+export { noDns };
 
 export const MINUTE = 60_000;
 
 /** No DNS in these tests: every nexthop is a bracketed loopback address. */
-export const noDns: DnsResolver = {
-  resolve4: (name) => Promise.reject(new DnsError('nxdomain', name)),
-  resolve6: (name) => Promise.reject(new DnsError('nxdomain', name)),
-  resolveMx: (name) => Promise.reject(new DnsError('nxdomain', name)),
-  reverse: (name) => Promise.reject(new DnsError('nxdomain', name)),
-};
 
 export interface World {
   readonly directory: string;
