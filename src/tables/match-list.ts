@@ -15,7 +15,7 @@
  */
 import type { MatchList } from '../config/value.js';
 import type { LookupTable } from './lookup-table.js';
-import { networkContains, parseIpAddress, parseIpNetwork, unmapIpv4 } from './ip-network.js';
+import { networkContains, parseIpAddress, parseIpNetwork, unmapIpv4, type IpNetwork } from './ip-network.js';
 
 /**
  * True when `domain` (case-insensitive, trailing dot ignored) is in `list`.
@@ -39,19 +39,48 @@ export function matchNetwork(list: MatchList, address: string): boolean {
   const parsed = parseIpAddress(address);
   if (parsed === undefined) return false;
   const key = unmapIpv4(address.trim().replace(/^\[(.*)\]$/, '$1'));
-  return firstDecision(list, (pattern, table) => {
-    if (table !== undefined) return table.lookup(key) !== undefined;
-    const network = parseIpNetwork(pattern);
-    return 'network' in network && networkContains(network.network, parsed);
-  });
+  for (const entry of compiled(list)) {
+    const matches =
+      entry.table !== undefined ? entry.table.lookup(key) !== undefined : entry.network !== undefined && networkContains(entry.network, parsed);
+    if (matches) return !entry.negate;
+  }
+  return false;
+}
+
+/** One pattern of a list, read once: its negation, its table, or its network. */
+interface CompiledPattern {
+  readonly pattern: string;
+  readonly negate: boolean;
+  readonly table: LookupTable | undefined;
+  /** The network of an address pattern; undefined for names and tables. */
+  readonly network: IpNetwork | undefined;
+}
+
+/**
+ * A MatchList is immutable (a reload builds a new one), so its patterns are parsed once
+ * and kept beside it: matchNetwork runs for every connection, and parsing networks on
+ * each call showed up as allocation (GC) in the PASS OLD latency tail.
+ */
+const compiledLists = new WeakMap<MatchList, readonly CompiledPattern[]>();
+
+function compiled(list: MatchList): readonly CompiledPattern[] {
+  let entries = compiledLists.get(list);
+  if (entries === undefined) {
+    entries = list.patterns.map((written) => {
+      const negate = written.startsWith('!');
+      const pattern = negate ? written.slice(1) : written;
+      const table = list.tables.find((candidate) => candidate.spec === pattern);
+      const parsed = table === undefined ? parseIpNetwork(pattern) : undefined;
+      return { pattern, negate, table, network: parsed !== undefined && 'network' in parsed ? parsed.network : undefined };
+    });
+    compiledLists.set(list, entries);
+  }
+  return entries;
 }
 
 function firstDecision(list: MatchList, matches: (pattern: string, table: LookupTable | undefined) => boolean): boolean {
-  for (const written of list.patterns) {
-    const negate = written.startsWith('!');
-    const pattern = negate ? written.slice(1) : written;
-    const table = list.tables.find((candidate) => candidate.spec === pattern);
-    if (matches(pattern, table)) return !negate;
+  for (const entry of compiled(list)) {
+    if (matches(entry.pattern, entry.table)) return !entry.negate;
   }
   return false;
 }
