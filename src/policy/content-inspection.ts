@@ -1,16 +1,16 @@
 /*
  * content-inspection — header_checks, mime_header_checks, nested_header_checks and
  * mxscreen_blocked_attachment_types while the message streams in (cleanup(8)).
- *
- * Decides: DATA goes through @zone-eu/mailsplit (Splitter → inspector → Joiner): one MIME
- * node's headers in memory at a time, never the message. Every header (message, MIME parts
- * at any depth, attached messages) is matched unfolded, then RFC 2047-decoded, then for
- * Content-Type/-Disposition with the decoded RFC 2231 filename (`filename="invoice.exe"`).
- * REJECT wins over DISCARD over HOLD; applied at the end of DATA (cleanup.ts). A blocked
- * type matches the declared Content-Type or the type the filename implies (mime-types).
- * Leaves to others: actions (header-checks.ts), queueing and the reply (cleanup.ts, smtpd.ts).
- * Bugs: an attached message with Content-Disposition: attachment is not parsed (mailsplit);
- * IGNORE drops every header of that name in the node; PREPEND adds at the node's top.
+ * Decides: DATA goes Splitter → inspector → Joiner (@zone-eu/mailsplit), one MIME node's
+ * headers in memory at a time. Headers are matched unfolded, RFC 2047-decoded, and for
+ * Content-Type/-Disposition with the decoded RFC 2231 filename. Tables as cleanup(8): MIME
+ * and part headers → mime_header_checks, the message's → header_checks, an attached
+ * message's → nested_header_checks. REJECT > DISCARD > HOLD, applied at the end of DATA;
+ * nothing is inspected after a REJECT. Blocked types: declared or filename-implied type.
+ * Leaves to others: actions (header-checks.ts), attached messages mailsplit does not parse
+ * (attached-message.ts), queueing and the reply (cleanup.ts, smtpd.ts).
+ * Bugs: IGNORE drops every header of that name in a node, PREPEND adds at its top; neither
+ * acts inside an attached message that attached-message.ts splits (queued as sent).
  */
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { Joiner, Splitter } from '@zone-eu/mailsplit';
@@ -18,6 +18,7 @@ import mime from 'mime-types';
 import type { Logger } from '../ops/log.js';
 import type { SmtpReply } from '../errors.js';
 import { headerClass, matchHeader, type HeaderCheckTables } from './header-checks.js';
+import { AttachedMessage, attachedMessageDecision, type MessageNode, type SplitItem } from './attached-message.js';
 
 export interface ContentSettings {
   readonly tables: HeaderCheckTables;
@@ -46,11 +47,10 @@ export interface ContentInspection {
 }
 
 /** What mailsplit hands us for a MIME node (the parts of its MimeNode we use). */
-interface SplitNode {
+interface SplitNode extends MessageNode {
   readonly type: 'node';
   readonly root: boolean;
-  readonly parentNode?: { readonly contentType: string | false };
-  readonly contentType: string | false;
+  readonly parentNode?: SplitNode | false;
   readonly filename: string | false;
   readonly headers: {
     getList(): { key: string; line: string }[];
@@ -61,6 +61,11 @@ interface SplitNode {
 }
 
 const RANK = { accept: 0, hold: 1, discard: 2, reject: 3 } as const;
+
+/** cleanup(8) with content checks on: a part nested past mime_nesting_limit (mime_state.c's text). */
+const MIME_NESTING_EXCEEDED: SmtpReply = { code: 550, enhanced: '5.6.0', text: 'MIME nesting exceeds safety limit' };
+/** An attached message whose own split failed (mailsplit's header or part limits): not inspected, so not taken. */
+const ATTACHED_MESSAGE_FAILURE: SmtpReply = { code: 550, enhanced: '5.6.0', text: 'Attached message exceeds MIME safety limits' };
 
 /** True when `type` is blocked by one of `blocked` (exact type, `family/*` or `family`). */
 export function typeBlocked(type: string, blocked: readonly string[]): boolean {
@@ -91,16 +96,21 @@ export function headerCandidates(node: Pick<SplitNode, 'filename' | 'libmime'>, 
 
 /**
  * Starts inspecting `input` (the DATA stream). `output` must be read to its end; errors
- * of `input` (the client went away) reach `output`. Source: header_checks(5), cleanup(8).
+ * of `input` (the client went away) reach `output`. `output` carries the input bytes (only
+ * IGNORE/PREPEND change headers of nodes the top-level splitter parses); attached messages
+ * are inspected beside it and `output` ends after them. Source: header_checks(5), cleanup(8).
  */
 export function inspectContent(input: Readable, settings: ContentSettings, log: Logger): ContentInspection {
   let verdict: ContentVerdict = { kind: 'accept' };
   const raise = (next: ContentVerdict): void => {
     if (RANK[next.kind] > RANK[verdict.kind]) verdict = next;
   };
+  const rejected = (): boolean => verdict.kind === 'reject';
 
-  const inspectNode = (node: SplitNode): void => {
-    const where = node.root ? 'top' : node.parentNode?.contentType === 'message/rfc822' ? 'attached' : 'part';
+  /** Matches one node's headers; `nested` for the nodes of an attached message's own splitter. */
+  const inspectNode = (node: SplitNode, nested: boolean): void => {
+    const parentIsMessage = node.parentNode ? node.parentNode.contentType === 'message/rfc822' : false;
+    const where = node.root ? (nested ? 'attached' : 'top') : parentIsMessage ? 'attached' : 'part';
     const ignored: string[] = [];
     const prepended: string[] = [];
     for (const { key, line } of node.headers.getList()) {
@@ -140,9 +150,13 @@ export function inspectContent(input: Readable, settings: ContentSettings, log: 
         }
       }
     }
-    for (const key of ignored) node.headers.remove(key);
-    for (const header of prepended.reverse()) node.headers.addFormatted(header.slice(0, header.indexOf(':')).toLowerCase(), header, 0);
-    if (settings.blockedTypes.length > 0 && !node.root) {
+    // XXX: inside a split-again attached message the bytes are queued as sent: IGNORE and
+    // PREPEND have nowhere to go (the node objects are not joined into the output).
+    if (!nested) {
+      for (const key of ignored) node.headers.remove(key);
+      for (const header of prepended.reverse()) node.headers.addFormatted(header.slice(0, header.indexOf(':')).toLowerCase(), header, 0);
+    }
+    if (settings.blockedTypes.length > 0 && !(node.root && !nested)) {
       const declared = node.contentType || '';
       const implied = node.filename ? mime.lookup(node.filename) || '' : '';
       const type = [declared, implied].find((candidate) => candidate !== '' && typeBlocked(candidate, settings.blockedTypes));
@@ -157,17 +171,70 @@ export function inspectContent(input: Readable, settings: ContentSettings, log: 
     }
   };
 
-  const inspector = new Transform({
-    objectMode: true,
-    transform(item: { type: string }, _encoding, done) {
-      if (item.type === 'node') {
-        try {
-          inspectNode(item as unknown as SplitNode);
-        } catch (err) {
-          log.error({ event: 'smtp error', err }, 'content inspection failed on a MIME node');
+  /**
+   * The items of one message: the DATA (`base` 0) or an attached message split again (its
+   * root at `base`). Body chunks of an unparsed message part go to its AttachedMessage.
+   */
+  const walk = (base: number, nested: boolean) => {
+    let open: { node: unknown; message: AttachedMessage } | undefined;
+    const close = async (): Promise<void> => {
+      const current = open;
+      open = undefined;
+      if (current) await current.message.end();
+    };
+    const handle = async (item: SplitItem): Promise<void> => {
+      if (open && item.type === 'body' && item.node === open.node) {
+        if (item.value && !rejected()) await open.message.write(item.value);
+        return;
+      }
+      await close();
+      if (item.type !== 'node' || rejected()) return;
+      const node = item as unknown as SplitNode;
+      try {
+        inspectNode(node, nested);
+      } catch (err) {
+        log.error({ event: 'smtp error', err }, 'content inspection failed on a MIME node');
+      }
+      const decision = attachedMessageDecision(node, base);
+      switch (decision.kind) {
+        case 'none':
+          break;
+        case 'too-deep':
+          raise({ kind: 'reject', reply: MIME_NESTING_EXCEEDED, match: { source: 'mime_nesting_limit', line: 0, header: `Content-Type: ${node.contentType || 'text/plain'}` } });
+          break;
+        case 'inspect': {
+          const inner = walk(decision.nesting, true);
+          const message = new AttachedMessage(node, {
+            item: inner.handle,
+            end: inner.close,
+            failure: (err) => {
+              log.warn({ event: 'WARN', err }, `warning: attached message not inspected: ${err instanceof Error ? err.message : String(err)}`);
+              raise({ kind: 'reject', reply: ATTACHED_MESSAGE_FAILURE, match: { source: 'attached message', line: 0, header: `Content-Type: ${node.contentType}` } });
+            },
+          });
+          open = { node, message };
+          break;
+        }
+        default: {
+          const never: never = decision;
+          return never;
         }
       }
-      done(null, item);
+    };
+    return { handle, close };
+  };
+
+  const top = walk(0, false);
+  const inspector = new Transform({
+    objectMode: true,
+    transform(item: SplitItem, _encoding, done) {
+      top.handle(item).then(() => done(null, item), (err: unknown) => {
+        log.error({ event: 'smtp error', err }, 'content inspection failed on a MIME node');
+        done(null, item);
+      });
+    },
+    flush(done) {
+      top.close().then(() => done(), () => done());
     },
   });
   // defaultInlineEmbedded: an attached message is parsed unless marked attachment.

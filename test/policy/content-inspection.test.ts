@@ -118,6 +118,143 @@ test('header action parsing: every action, case-insensitive', () => {
   assert.deepEqual(parseHeaderAction('FILTER smtp:x'), { kind: 'unsupported', action: 'FILTER smtp:x' });
 });
 
+// Forwarded as attachment (Thunderbird, Outlook): message/rfc822 with Content-Disposition:
+// attachment, which mailsplit does not parse; attached-message.ts splits it again.
+const exeInside = `From: x@y.example\nSubject: the invoice\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="YY"\n\n--YY\nContent-Type: text/plain\n\nsee attached\n--YY\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename="invoice.exe"\n\nTVqQAAMAAAAEAAAA\n--YY--\n`;
+const cleanInside = `From: x@y.example\nSubject: minutes\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="YY"\n\n--YY\nContent-Type: text/plain\n\nthe minutes\n--YY\nContent-Type: application/pdf\nContent-Disposition: attachment; filename="minutes.pdf"\n\nJVBERi0xLjQK\n--YY--\n`;
+
+/** `inner` forwarded as an attachment; `encoding` names a Content-Transfer-Encoding to apply. */
+function forwarded(inner: string, options: { boundary?: string; encoding?: 'base64' | 'quoted-printable' } = {}): string {
+  const boundary = options.boundary ?? 'XX';
+  let body = inner.replace(/\n$/, '');
+  let encodingHeader = '';
+  if (options.encoding === 'base64') {
+    body = (Buffer.from(inner.replace(/\n/g, '\r\n')).toString('base64').match(/.{1,76}/g) ?? []).join('\n');
+    encodingHeader = 'Content-Transfer-Encoding: base64\n';
+  } else if (options.encoding === 'quoted-printable') {
+    body = body.replace(/=/g, '=3D');
+    encodingHeader = 'Content-Transfer-Encoding: quoted-printable\n';
+  }
+  return `From: a@b.example\nSubject: Fwd: see below\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="${boundary}"\n\n--${boundary}\nContent-Type: text/plain\n\nforwarding this\n--${boundary}\nContent-Type: message/rfc822; name="forwarded.eml"\n${encodingHeader}Content-Disposition: attachment; filename="forwarded.eml"\n\n${body}\n--${boundary}--\n`;
+}
+
+test('attached message (disposition attachment): an .exe inside is rejected by the seed 001 rule', async () => {
+  const { verdict } = await inspect(forwarded(exeInside), mimeSample);
+  assert.equal(verdict.kind, 'reject');
+  if (verdict.kind !== 'reject') return;
+  assert.deepEqual(verdict.reply, { code: 550, enhanced: '5.7.1', text: 'Attachment name "invoice.exe" may not end with ".exe"' });
+  assert.equal(verdict.match.source, 'pcre:mime_header_checks');
+  assert.equal(verdict.match.line, 12);
+  assert.match(verdict.match.header, /^Content-(Type|Disposition): .*name="invoice\.exe"/);
+});
+
+test('attached message (disposition attachment): its Subject is matched by nested_header_checks, not header_checks', async () => {
+  const subject = table('pcre:nested', '/^Subject: the invoice/ REJECT 5.7.1 forwarded invoice\n');
+  const nested = await inspect(forwarded(exeInside), { ...none, tables: { ...none.tables, nested_header_checks: [subject] } });
+  assert.equal(nested.verdict.kind, 'reject');
+  assert.equal(nested.verdict.kind === 'reject' ? nested.verdict.match.header : '', 'Subject: the invoice');
+  const top = await inspect(forwarded(exeInside), { ...none, tables: { ...none.tables, header_checks: [subject] } });
+  assert.equal(top.verdict.kind, 'accept');
+});
+
+test('attached message (disposition attachment): its Content-Type goes to mime_header_checks (postconf(5))', async () => {
+  const rules = table('pcre:mime', '/^Content-Type: multipart.mixed; boundary="YY"/ REJECT inner multipart\n');
+  const { verdict } = await inspect(forwarded(exeInside), { ...none, tables: { ...none.tables, mime_header_checks: [rules], nested_header_checks: [] } });
+  assert.equal(verdict.kind, 'reject');
+});
+
+test('an attached message inside an attached message: the .exe two levels down is rejected', async () => {
+  const middle = forwarded(exeInside, { boundary: 'MM' }).replace('Subject: Fwd: see below', 'Subject: Fwd: Fwd');
+  const { verdict } = await inspect(forwarded(middle), mimeSample);
+  assert.equal(verdict.kind, 'reject');
+  assert.equal(verdict.kind === 'reject' ? verdict.match.line : 0, 12);
+});
+
+test('an attached message inside an attached message: the inner Subject meets nested_header_checks', async () => {
+  const subject = table('pcre:nested', '/^Subject: the invoice/ REJECT\n');
+  const middle = forwarded(exeInside, { boundary: 'MM' });
+  const { verdict } = await inspect(forwarded(middle), { ...none, tables: { ...none.tables, nested_header_checks: [subject] } });
+  assert.equal(verdict.kind, 'reject');
+});
+
+test('attached message: the queued bytes equal the input, even when rules IGNORE/PREPEND inside it', async () => {
+  const rules = table('pcre:nested', '/^Subject: the invoice/ IGNORE\n/^From: x@y/ PREPEND X-Seen: inner\n');
+  for (const message of [forwarded(exeInside), forwarded(forwarded(cleanInside, { boundary: 'MM' })), forwarded(exeInside, { encoding: 'base64' })]) {
+    const input = message.replace(/\n/g, '\r\n');
+    const { verdict, output } = await inspect(message, { ...none, tables: { ...none.tables, nested_header_checks: [rules] } });
+    assert.equal(verdict.kind, 'accept');
+    assert.equal(output, input);
+  }
+});
+
+test('attached message: a clean forwarded message passes every check', async () => {
+  const settings: ContentSettings = {
+    tables: { header_checks: [], mime_header_checks: [sample.table], nested_header_checks: [table('pcre:nested', '/^Subject: .*lottery/ REJECT\n')] },
+    blockedTypes: ['application/x-msdownload'],
+  };
+  const message = forwarded(forwarded(cleanInside, { boundary: 'MM' }));
+  const { verdict, output } = await inspect(message, settings);
+  assert.equal(verdict.kind, 'accept');
+  assert.equal(output, message.replace(/\n/g, '\r\n'));
+});
+
+test('attached message: mxscreen_blocked_attachment_types applies inside it', async () => {
+  const { verdict } = await inspect(forwarded(exeInside), { ...none, blockedTypes: ['application/x-msdownload', 'application/x-msdos-program'] });
+  assert.equal(verdict.kind, 'reject');
+  assert.equal(verdict.kind === 'reject' ? verdict.match.source : '', 'mxscreen_blocked_attachment_types');
+});
+
+const encodedCases = [
+  { name: 'base64 (invalid per RFC 2046 §5.2.1, decoded and inspected)', input: forwarded(exeInside, { encoding: 'base64' }), want: 'reject' },
+  { name: 'quoted-printable (decoded and inspected)', input: forwarded(exeInside, { encoding: 'quoted-printable' }), want: 'reject' },
+  { name: 'base64, clean', input: forwarded(cleanInside, { encoding: 'base64' }), want: 'accept' },
+];
+for (const { name, input, want } of encodedCases) {
+  test(`attached message, ${name} → ${want}`, async () => {
+    assert.equal((await inspect(input, mimeSample)).verdict.kind, want);
+  });
+}
+
+test('attached message: fed one small chunk at a time, the .exe is still found and the bytes are unchanged', async () => {
+  const message = forwarded(forwarded(exeInside, { boundary: 'MM' }), { encoding: 'base64' }).replace(/\n/g, '\r\n');
+  const bytes = Buffer.from(message);
+  const chunks = Array.from({ length: Math.ceil(bytes.length / 7) }, (_, index) => bytes.subarray(index * 7, index * 7 + 7));
+  const log = createLogger({ destination: { write: () => undefined } });
+  const inspection = inspectContent(Readable.from(chunks), mimeSample, log);
+  const out: Buffer[] = [];
+  for await (const chunk of inspection.output) out.push(chunk as Buffer);
+  assert.equal(Buffer.concat(out).toString(), message);
+  assert.equal(inspection.verdict().kind, 'reject');
+});
+
+test('attached message: a large part before the .exe streams through (backpressure) and the verdict is final at the end', async () => {
+  const filler = `${'A'.repeat(76)}\n`.repeat(40_000); // ~3 MB of base64-looking body
+  const inner = exeInside.replace('--YY\nContent-Type: application/octet-stream', `--YY\nContent-Type: application/pdf\n\n${filler}--YY\nContent-Type: application/octet-stream`);
+  const { verdict, output } = await inspect(forwarded(inner), mimeSample);
+  assert.equal(verdict.kind, 'reject');
+  assert.equal(output.length, forwarded(inner).replace(/\n/g, '\r\n').length);
+});
+
+test('attached message whose own split fails (a header over mailsplit\'s 1 MiB) is rejected 5.6.0, not passed uninspected', async () => {
+  const inner = `X-Padding: ${'a'.repeat(1_100_000)}\n${exeInside}`;
+  const { verdict } = await inspect(forwarded(inner), mimeSample);
+  assert.equal(verdict.kind, 'reject');
+  assert.equal(verdict.kind === 'reject' ? verdict.reply.enhanced : '', '5.6.0');
+});
+
+test('MIME nesting past mime_nesting_limit (100) is rejected 5.6.0, as cleanup(8) does with content checks', async () => {
+  let message = exeInside.replace('invoice.exe', 'invoice.pdf');
+  for (let level = 0; level < 51; level += 1) message = forwarded(message, { boundary: `B${level}` });
+  const { verdict } = await inspect(message, mimeSample);
+  assert.equal(verdict.kind, 'reject');
+  if (verdict.kind !== 'reject') return;
+  assert.deepEqual(verdict.reply, { code: 550, enhanced: '5.6.0', text: 'MIME nesting exceeds safety limit' });
+  assert.equal(verdict.match.source, 'mime_nesting_limit');
+  let shallow = exeInside.replace('invoice.exe', 'invoice.pdf');
+  for (let level = 0; level < 48; level += 1) shallow = forwarded(shallow, { boundary: `B${level}` });
+  assert.equal((await inspect(shallow, mimeSample)).verdict.kind, 'accept');
+});
+
 const blocked: ContentSettings = { ...none, blockedTypes: ['application/x-msdownload', 'application/x-msdos-program'] };
 const typeCases = [
   { name: 'declared type', input: 'Content-Type: application/x-msdownload; name="report.txt"', want: 'reject' },
