@@ -20,6 +20,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { startDnsServer } from '../test/fakes/dns-server.js';
 import { Sink } from '../src/sink/sink.js';
 import { startMxscreenProcess } from '../test/queue/mxscreen-process.js';
+import { percentile } from './percentile.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,10 +47,6 @@ function sourceAddress(group: number, n: number): string {
   return `127.${group}.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 function message10k(n: number): string {
   const line = 'The quick brown fox jumps over the lazy dog. 0123456789 abcdefghijklmnopqrstuvwxyz.\r\n';

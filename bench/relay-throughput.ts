@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Sink } from '../src/sink/sink.js';
 import { connectSmtp, relayMainCf, sendOne, startMxscreenProcess, testMessage } from '../test/queue/mxscreen-process.js';
+import { percentile } from './percentile.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,10 +32,6 @@ const SESSIONS = Number(values.sessions);
 const SIZE = Number(values.size);
 const DEADLINE = Date.now() + Number(values['time-limit-s']) * 1000;
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'mxscreen-relay-'));

@@ -27,6 +27,7 @@ import { queryDnsbl } from '../src/screen/dnsbl.js';
 import { parseDnsblSite, type DnsblSite } from '../src/screen/dnsbl-site.js';
 import { startDnsServer } from '../test/fakes/dns-server.js';
 import { repositoryRoot } from '../test/fakes/repository-root.js';
+import { percentile } from './percentile.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,10 +48,6 @@ function sourceAddress(group: number, n: number): string {
   return `127.${group + Math.floor(n / 62_500)}.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function rssMiB(pid: number): number {
   const kib = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
