@@ -269,7 +269,9 @@ test('queue manager: stop abandons a hung delivery after the grace time and lose
         await world.manager.whenIdle();
         assert.deepEqual(world.mailbox.received.map((m) => m.recipients[0]).sort(), ['bob@example.com', 'x@hole.test']);
       },
-      { concurrency: 1 },
+      // The SMTP client's own time limits run on real time: keep them far from the test's
+      // few seconds so the delivery stays hung until stop() abandons it.
+      { concurrency: 1, connectTimeout: 60_000, commandTimeout: 60_000 },
     );
   } finally {
     for (const socket of sockets) socket.destroy();
