@@ -24,7 +24,8 @@ import { dnsblDisplayName, Screener, screenSettingsFromConfig, type ScreenSettin
 import { DnsblHealth } from './screen/dnsbl-health.js';
 import { SmtpListener } from './screen/listener.js';
 import { LruVerdictCache } from './screen/verdict-cache.js';
-import { Smtpd, smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd.js';
+import { Smtpd } from './policy/smtpd.js';
+import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-settings.js';
 import { Spool } from './queue/spool.js';
 import { QueueManager, queueSettingsFromConfig, type QueueSettings } from './queue/queue-manager.js';
 

@@ -12,85 +12,35 @@
  * Leaves to others: screening (screen/), each restriction (restriction-*.ts), writing the
  * message (cleanup.ts), the queue (queue/).
  */
-import { readFileSync } from 'node:fs';
 import type net from 'node:net';
-import tls from 'node:tls';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
-import { configuredTable, restrictionClasses } from '../config/config.js';
-import type { Config, MatchList } from '../config/value.js';
-import { ConfigError, formatReply, type ConfigProblem, type SmtpReply } from '../errors.js';
+import { formatReply, type SmtpReply } from '../errors.js';
 import { DnsError, type DnsResolver } from '../dns/resolver.js';
-import type { TransportSettings } from '../delivery/transport.js';
 import { matchDomain } from '../tables/match-list.js';
 import type { Clock } from '../clock.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Envelope, QueueRecipient, QueueWriter } from '../queue/envelope.js';
 import type { ScreenVerdict } from '../screen/verdict.js';
-import type { LookupTable } from '../tables/lookup-table.js';
 import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js';
 import { formatReceivedHeader, localUtcOffsetMinutes } from './received-header.js';
 import { asciiAddress, parseRecipient } from './recipient-address.js';
 import { checkRelayRecipient } from './recipient-check.js';
-import { isLocalDestination, unauthDestination, type RelayPolicy } from './relay-control.js';
+import { isLocalDestination, unauthDestination } from './relay-control.js';
 import { countReply, SMTPD_SERVER_REPLY_OPTIONS, smtpServerText, toSmtpServerError } from './smtp-reply-adapter.js';
-import { RESTRICTION_STAGES, rejectReply, type ClientNames, type RestrictionRequest, type RestrictionSession, type RestrictionStage } from './restriction.js';
-import type { ParsedRestriction, RestrictionEnvironment } from './restriction-catalogue.js';
-import { evaluateRestrictions, parseRestrictions, type ListOutcome } from './restriction-list.js';
+import { rejectReply, type ClientNames, type RestrictionRequest, type RestrictionSession } from './restriction.js';
+import type { RestrictionEnvironment } from './restriction-catalogue.js';
+import { evaluateRestrictions, type ListOutcome } from './restriction-list.js';
 import { lookupClientNames } from './client-hostname.js';
 import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
 import { createSpfVerifier, type SpfOutcome } from './spf-check.js';
-import { RecipientVerifier, type VerifySettings } from './address-verify.js';
+import { RecipientVerifier } from './address-verify.js';
 import { probeNexthop, probeRecipient } from './verify-probe.js';
 import { expandVirtualAlias, lookupVirtualAlias } from './virtual-alias.js';
-import { startSession, type PolicyConnection, type ProtocolRules } from './smtpd-connection.js';
+import { startSession, type PolicyConnection } from './smtpd-connection.js';
 import type { ContentSettings } from './content-inspection.js';
-
-/** Everything the policy stage reads from main.cf, typed and loaded (TLS files read). */
-export interface SmtpdSettings {
-  /** Host part of smtpd_banner: smtp-server's `name` (greeting and EHLO reply). */
-  readonly greetingHost: string;
-  /** What follows `ESMTP` in smtpd_banner (empty: just `220 host ESMTP`). */
-  readonly greetingText: string;
-  /** myhostname, for the `by` clause of the Received: header. */
-  readonly myhostname: string;
-  /** mail_name, in the Received: header. */
-  readonly mailName: string;
-  /** message_size_limit in bytes; 0 means no limit. */
-  readonly messageSizeLimit: number;
-  /** smtpd_recipient_limit; 0 means no limit. */
-  readonly recipientLimit: number;
-  /** smtpd_timeout in ms. */
-  readonly timeoutMs: number;
-  /** smtpd_tls_cert_file/smtpd_tls_key_file contents; undefined hides STARTTLS. */
-  readonly tls: { readonly cert: Buffer; readonly key: Buffer } | undefined;
-  readonly relay: RelayPolicy;
-  /** relay_recipient_maps; empty accepts every recipient of a relay domain. */
-  readonly relayRecipientMaps: readonly LookupTable[];
-  /** smtpd_*_restrictions, parsed (smtpd_delay_reject = yes: all but data and etrn run at RCPT). */
-  readonly restrictions: Readonly<Record<RestrictionStage, readonly ParsedRestriction[]>>;
-  /** smtpd_restriction_classes, parsed. */
-  readonly classes: ReadonlyMap<string, readonly ParsedRestriction[]>;
-  /** Opened tables by spec, for restriction words that access tables answer with. */
-  readonly table: (spec: string) => LookupTable | string;
-  readonly rejectUnlistedRecipient: boolean;
-  /** smtpd_access_maps is in parent_domain_matches_subdomains. */
-  readonly accessMapsMatchSubdomains: boolean;
-  readonly rblReplyMaps: readonly LookupTable[];
-  readonly virtualAliasMaps: readonly LookupTable[];
-  /** fast_flush_domains (ETRN) and whether it matches subdomains. */
-  readonly fastFlushDomains: MatchList;
-  readonly fastFlushMatchSubdomains: boolean;
-  /** smtpd(8) protocol rules. */
-  readonly protocol: ProtocolRules;
-  readonly policyService: { readonly timeoutMs: number; readonly defaultAction: string; readonly queueDirectory: string };
-  readonly verify: VerifySettings;
-  /** transport_maps and relayhost: where reject_unverified_recipient probes go. */
-  readonly transport: TransportSettings;
-  /** header_checks, mime_header_checks, nested_header_checks, mxscreen_blocked_attachment_types. */
-  readonly content: ContentSettings;
-}
+import type { SmtpdSettings } from './smtpd-settings.js';
 
 function hasContentChecks(content: ContentSettings): boolean {
   return content.blockedTypes.length > 0 || Object.values(content.tables).some((tables) => tables.length > 0);
@@ -111,130 +61,6 @@ export interface SmtpdDeps {
   readonly hold?: (id: string) => void;
   /** Where the address verification cache is saved (queue_directory); absent: memory only. */
   readonly verifyCacheDirectory?: string;
-}
-
-function problemAt(config: Config, name: Parameters<Config['where']>[0], message: string): ConfigProblem {
-  const where = config.where(name);
-  const colon = where.lastIndexOf(':');
-  const line = colon > 0 ? Number(where.slice(colon + 1)) : NaN;
-  if (Number.isInteger(line)) return { file: where.slice(0, colon), line, message: `${name}: ${message}` };
-  return { file: config.file, line: 0, message: `${name}: ${message}` };
-}
-
-/**
- * Reads the smtpd(8) parameters from `config`: smtpd_banner (`host ESMTP text`),
- * myhostname, mail_name, message_size_limit (bytes), smtpd_recipient_limit,
- * smtpd_timeout (ms), smtpd_tls_cert_file/smtpd_tls_key_file (read now, relative to the
- * config directory), mynetworks, relay_domains, parent_domain_matches_subdomains,
- * relay_recipient_maps. Throws ConfigError (file:line of the setting) for a banner not of
- * the form `host ESMTP …`, or TLS files that cannot be read or do not form a key pair.
- */
-export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
-  const problems: ConfigProblem[] = [];
-  const banner = config.get('smtpd_banner').trim();
-  const bannerMatch = /^(\S+)\s+ESMTP(?:\s+(.*))?$/.exec(banner);
-  if (!bannerMatch) problems.push(problemAt(config, 'smtpd_banner', 'must begin with a host name followed by ESMTP'));
-
-  let tlsFiles: SmtpdSettings['tls'];
-  const certFile = config.get('smtpd_tls_cert_file').trim();
-  const keyFile = config.get('smtpd_tls_key_file').trim();
-  if (certFile !== '' && keyFile !== '') {
-    try {
-      const cert = readFileSync(config.resolvePath(certFile));
-      const key = readFileSync(config.resolvePath(keyFile));
-      tls.createSecureContext({ cert, key }); // a mismatched pair fails here, at start
-      tlsFiles = { cert, key };
-    } catch (error) {
-      problems.push(problemAt(config, 'smtpd_tls_cert_file', `cannot use ${certFile} and ${keyFile}: ${(error as Error).message}`));
-    }
-  }
-  const table = (spec: string): LookupTable | string => {
-    try {
-      return configuredTable(config, spec);
-    } catch (error) {
-      if (error instanceof ConfigError) return error.problems.map((problem) => problem.message).join('; ');
-      throw error;
-    }
-  };
-  const classDefinitions = restrictionClasses(config);
-  const classNames = new Set(classDefinitions.keys());
-  const parseContext = { table, classes: classNames };
-  const restrictions = {} as Record<RestrictionStage, readonly ParsedRestriction[]>;
-  for (const stage of RESTRICTION_STAGES) {
-    const parameter = `smtpd_${stage}_restrictions` as const;
-    const where = problemAt(config, parameter, '');
-    const parsed = parseRestrictions(config.get(parameter), parseContext, { file: where.file, line: where.line, parameter });
-    problems.push(...parsed.problems);
-    restrictions[stage] = parsed.restrictions;
-  }
-  const classes = new Map<string, readonly ParsedRestriction[]>();
-  for (const definition of classDefinitions.values()) {
-    const parsed = parseRestrictions(definition.words, parseContext, { file: definition.file, line: definition.line, parameter: definition.name });
-    problems.push(...parsed.problems);
-    classes.set(definition.name, parsed.restrictions);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  const parentMatching = config.get('parent_domain_matches_subdomains');
-  const queueDirectory = config.resolvePath(config.get('queue_directory'));
-
-  return {
-    greetingHost: bannerMatch![1]!,
-    greetingText: (bannerMatch![2] ?? '').trim(),
-    myhostname: config.get('myhostname'),
-    mailName: config.get('mail_name'),
-    messageSizeLimit: config.get('message_size_limit'),
-    recipientLimit: config.get('smtpd_recipient_limit'),
-    timeoutMs: config.get('smtpd_timeout'),
-    tls: tlsFiles,
-    relay: {
-      mynetworks: config.get('mynetworks'),
-      relayDomains: config.get('relay_domains'),
-      relayDomainsMatchSubdomains: config.get('parent_domain_matches_subdomains').includes('relay_domains'),
-    },
-    relayRecipientMaps: config.get('relay_recipient_maps'),
-    restrictions,
-    classes,
-    table,
-    rejectUnlistedRecipient: config.get('smtpd_reject_unlisted_recipient'),
-    accessMapsMatchSubdomains: parentMatching.includes('smtpd_access_maps'),
-    rblReplyMaps: config.get('rbl_reply_maps'),
-    virtualAliasMaps: config.get('virtual_alias_maps'),
-    fastFlushDomains: config.get('fast_flush_domains'),
-    fastFlushMatchSubdomains: parentMatching.includes('fast_flush_domains'),
-    protocol: {
-      heloRequired: config.get('smtpd_helo_required'),
-      strictEnvelopes: config.get('strict_rfc821_envelopes'),
-      vrfyDisabled: config.get('disable_vrfy_command'),
-      softErrorLimit: config.get('smtpd_soft_error_limit'),
-      hardErrorLimit: config.get('smtpd_hard_error_limit'),
-      errorSleepMs: config.get('smtpd_error_sleep_time'),
-    },
-    policyService: {
-      timeoutMs: config.get('smtpd_policy_service_timeout'),
-      defaultAction: config.get('smtpd_policy_service_default_action'),
-      queueDirectory,
-    },
-    verify: {
-      positiveExpire: config.get('address_verify_positive_expire_time'),
-      positiveRefresh: config.get('address_verify_positive_refresh_time'),
-      negativeExpire: config.get('address_verify_negative_expire_time'),
-      negativeRefresh: config.get('address_verify_negative_refresh_time'),
-      pollCount: config.get('address_verify_poll_count'),
-      pollDelay: config.get('address_verify_poll_delay'),
-      rejectCode: config.get('unverified_recipient_reject_code'),
-      cacheSize: config.get('mxscreen_verify_cache_size'),
-      probeLimit: config.get('mxscreen_verify_probe_limit'),
-    },
-    transport: { transportMaps: config.get('transport_maps'), relayhost: config.get('relayhost') },
-    content: {
-      tables: {
-        header_checks: config.get('header_checks'),
-        mime_header_checks: config.get('mime_header_checks'),
-        nested_header_checks: config.get('nested_header_checks'),
-      },
-      blockedTypes: config.get('mxscreen_blocked_attachment_types').map((type) => type.toLowerCase()),
-    },
-  };
 }
 
 /** One smtp-server per settings generation: a reload builds a new one for new sessions. */

@@ -21,7 +21,8 @@ import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Spool } from '../../src/queue/spool.js';
 import type { ScreenVerdict } from '../../src/screen/verdict.js';
-import { Smtpd, smtpdSettingsFromConfig, type SmtpdDeps } from '../../src/policy/smtpd.js';
+import { Smtpd, type SmtpdDeps } from '../../src/policy/smtpd.js';
+import { smtpdSettingsFromConfig } from '../../src/policy/smtpd-settings.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import type { FakeDns } from '../fakes/dns-server.js';
 
