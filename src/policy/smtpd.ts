@@ -25,22 +25,20 @@ import type { Envelope, QueueRecipient, QueueWriter } from '../queue/envelope.js
 import type { ScreenVerdict } from '../screen/verdict.js';
 import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js';
 import { formatReceivedHeader, localUtcOffsetMinutes } from './received-header.js';
-import { asciiAddress, parseRecipient } from './recipient-address.js';
-import { checkRelayRecipient } from './recipient-check.js';
-import { isLocalDestination, unauthDestination } from './relay-control.js';
+import { asciiAddress } from './recipient-address.js';
 import { countReply, SMTPD_SERVER_REPLY_OPTIONS, smtpServerText, toSmtpServerError } from './smtp-reply-adapter.js';
-import { rejectReply, type ClientNames, type RestrictionRequest, type RestrictionSession } from './restriction.js';
 import type { RestrictionEnvironment } from './restriction-catalogue.js';
-import { evaluateRestrictions, type ListOutcome } from './restriction-list.js';
-import { lookupClientNames } from './client-hostname.js';
+import { evaluateRestrictions } from './restriction-list.js';
 import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
-import { createSpfVerifier, type SpfOutcome } from './spf-check.js';
+import { createSpfVerifier } from './spf-check.js';
 import { RecipientVerifier } from './address-verify.js';
 import { probeNexthop, probeRecipient } from './verify-probe.js';
-import { expandVirtualAlias, lookupVirtualAlias } from './virtual-alias.js';
+import { expandVirtualAlias } from './virtual-alias.js';
 import { startSession, type PolicyConnection } from './smtpd-connection.js';
 import type { ContentSettings } from './content-inspection.js';
 import type { SmtpdSettings } from './smtpd-settings.js';
+import { heloName, restrictionRequest, restrictionSession, type Generation, type SessionState } from './smtpd-session.js';
+import { decideRecipient, type RcptDecision } from './rcpt-decision.js';
 
 function hasContentChecks(content: ContentSettings): boolean {
   return content.blockedTypes.length > 0 || Object.values(content.tables).some((tables) => tables.length > 0);
@@ -63,49 +61,11 @@ export interface SmtpdDeps {
   readonly verifyCacheDirectory?: string;
 }
 
-/** One smtp-server per settings generation: a reload builds a new one for new sessions. */
-interface Generation {
-  readonly settings: SmtpdSettings;
-  readonly server: SMTPServer;
-  /** What the restrictions of this generation use; policy clients close with it. */
-  readonly env: RestrictionEnvironment;
-  readonly policyClients: Map<string, PolicyServiceClient>;
-  sessions: number;
-}
-
-interface SessionState {
-  readonly key: string;
-  readonly verdict: ScreenVerdict;
-  readonly socket: net.Socket;
-  readonly generation: Generation;
-  /** `[ip]:port` */
-  readonly client: string;
-  readonly log: Logger;
-  readonly counts: { mail: number; rcpt: number; rcptAccepted: number; data: number; queued: number };
-  connection: PolicyConnection | undefined;
-  /** The client names, looked up once (first restriction that needs them). */
-  names: Promise<ClientNames> | undefined;
-  /** Per transaction (reset at MAIL FROM): headers to prepend, the SPF outcome. */
-  transaction: { prepends: string[]; spf: Promise<SpfOutcome> | undefined };
-}
-
-type RcptDecision =
-  | { readonly kind: 'accept' }
-  | { readonly kind: 'reject'; readonly reply: SmtpReply; readonly reason: string };
-
-/** `550 5.1.1 <addr>: Recipient address rejected: User unknown in virtual alias table` (smtpd_check.c). */
-function unknownLocalRecipient(address: string): SmtpReply {
-  return rejectReply(550, '5.1.1', address, 'Recipient address', 'User unknown in virtual alias table');
-}
-
 /** `421 4.3.2 Service shutting down` (Postfix smtpd on stop). */
 const SHUTTING_DOWN: SmtpReply = { code: 421, enhanced: '4.3.2', text: 'Service shutting down' };
 const LOST_SESSION: SmtpReply = { code: 421, enhanced: '4.3.0', text: 'Error: session state lost' };
-const TOO_MANY_RECIPIENTS: SmtpReply = { code: 452, enhanced: '4.5.3', text: 'Error: too many recipients' };
 /** Postfix smtpd's reply when the queue file system is below queue_minfree. */
 const INSUFFICIENT_STORAGE: SmtpReply = { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' };
-/** Used when an enforce verdict comes without its reply (should not happen). */
-const ENFORCE_FALLBACK: SmtpReply = { code: 550, enhanced: '5.7.1', text: 'Service unavailable' };
 /** After close() has waited and sent 421, how long the clients get to hang up before their sockets are destroyed. */
 const HANGUP_GRACE_MS = 500;
 
@@ -366,12 +326,8 @@ export class Smtpd {
     state.log.info(
       { event: 'NOQUEUE: reject', reason, code: reply.code, from: sender, ...(to !== undefined ? { to } : {}) },
       `NOQUEUE: reject: ${command} from ${state.client}: ${formatReply(reply)}; ` +
-        `from=<${sender}>${to !== undefined ? ` to=<${to}>` : ''} proto=${session.transmissionType} helo=<${this.#helo(state, session)}>`,
+        `from=<${sender}>${to !== undefined ? ` to=<${to}>` : ''} proto=${session.transmissionType} helo=<${heloName(state, session)}>`,
     );
-  }
-
-  #helo(state: SessionState, session: SMTPServerSession): string {
-    return state.connection ? state.connection.heloName() : heloOf(session);
   }
 
   #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
@@ -408,98 +364,13 @@ export class Smtpd {
         }
         state.log.warn(
           { event: 'NOQUEUE: reject', reason: 'queue_minfree', code: INSUFFICIENT_STORAGE.code, from: address.address },
-          `NOQUEUE: reject: MAIL from ${state.client}: ${formatReply(INSUFFICIENT_STORAGE)}; from=<${address.address}> proto=${session.transmissionType} helo=<${this.#helo(state, session)}>`,
+          `NOQUEUE: reject: MAIL from ${state.client}: ${formatReply(INSUFFICIENT_STORAGE)}; from=<${address.address}> proto=${session.transmissionType} helo=<${heloName(state, session)}>`,
         );
         countReply(this.#deps.metrics, INSUFFICIENT_STORAGE.code);
         callback(toSmtpServerError(INSUFFICIENT_STORAGE));
       },
       () => accept(),
     );
-  }
-
-  #restrictionSession(state: SessionState): RestrictionSession {
-    const resolver = this.#deps.resolver ?? unavailableResolver;
-    return {
-      clientNames: () => (state.names ??= lookupClientNames(resolver, state.verdict.client.address)),
-      prepend: (header) => {
-        state.transaction.prepends.push(header);
-      },
-      spf: (check) => {
-        state.transaction.spf ??= check().then((outcome) => {
-          state.transaction.prepends.push(outcome.header);
-          return outcome;
-        });
-        return state.transaction.spf;
-      },
-    };
-  }
-
-  #request(state: SessionState, session: SMTPServerSession, command: RestrictionRequest['command'], extra: Partial<RestrictionRequest>): RestrictionRequest {
-    return {
-      command,
-      client: state.verdict.client,
-      local: state.verdict.local,
-      helo: this.#helo(state, session),
-      sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
-      recipient: undefined,
-      recipientCount: session.envelope.rcptTo.length,
-      protocol: session.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP',
-      improperPipelining: state.connection?.improperPipelining ?? false,
-      sessionId: state.verdict.sessionId,
-      ...extra,
-    };
-  }
-
-  async #decideRecipient(state: SessionState, address: SMTPServerAddress, session: SMTPServerSession): Promise<RcptDecision> {
-    const verdict = state.verdict;
-    switch (verdict.outcome) {
-      case 'enforce':
-        // postscreen(8) enforce: the session goes on, every RCPT gets the test's reply.
-        return { kind: 'reject', reply: verdict.enforce?.reply ?? ENFORCE_FALLBACK, reason: 'postscreen' };
-      case 'allowlisted':
-      case 'pass-new':
-      case 'pass-old':
-      case 'ignored-failure':
-        break;
-      default: {
-        const never: never = verdict.outcome;
-        return never;
-      }
-    }
-    const deep = verdict.deepTests?.failure();
-    if (deep) return { kind: 'reject', reply: deep.reply, reason: `postscreen ${deep.test}` };
-    const settings = state.generation.settings;
-    const recipients = session.envelope.rcptTo;
-    const repeated = recipients.some((rcpt) => rcpt.address.toLowerCase() === address.address.toLowerCase());
-    if (settings.recipientLimit > 0 && recipients.length >= settings.recipientLimit && !repeated) {
-      return { kind: 'reject', reply: TOO_MANY_RECIPIENTS, reason: 'recipient-limit' };
-    }
-    const recipient = parseRecipient(address.address);
-    const request = this.#request(state, session, 'RCPT', { recipient });
-    const restrictionSession = this.#restrictionSession(state);
-    // smtpd_delay_reject = yes: every list runs now, in Postfix's order; a permit ends its
-    // own list only, a reject ends everything.
-    for (const stage of ['client', 'helo', 'sender', 'relay', 'recipient'] as const) {
-      const outcome: ListOutcome = await evaluateRestrictions(settings.restrictions[stage], stage, state.generation.env, restrictionSession, request);
-      if (outcome.kind !== 'dunno') {
-        const result = outcome.kind === 'permit' ? 'permit' : outcome.reply.code < 500 ? 'defer' : 'reject';
-        this.#deps.metrics.restrictionResults.inc({ list: stage, result });
-      }
-      if (outcome.kind === 'reject') return { kind: 'reject', reply: outcome.reply, reason: outcome.by };
-    }
-    const local = isLocalDestination(recipient.domain, state.verdict.local.address);
-    if (local) {
-      // No local delivery here: a local recipient (postmaster@[our address]) must be a virtual alias.
-      return lookupVirtualAlias(settings.virtualAliasMaps, recipient.address, state.verdict.local.address) === undefined
-        ? { kind: 'reject', reply: unknownLocalRecipient(recipient.address), reason: 'virtual_alias_maps' }
-        : { kind: 'accept' };
-    }
-    if (settings.rejectUnlistedRecipient && unauthDestination(settings.relay, recipient, state.verdict.local.address) === 'authorized') {
-      const aliased = lookupVirtualAlias(settings.virtualAliasMaps, recipient.address, state.verdict.local.address) !== undefined;
-      const check = aliased ? { kind: 'accept' as const } : checkRelayRecipient(settings.relayRecipientMaps, recipient);
-      if (check.kind === 'reject') return { kind: 'reject', reply: check.reply, reason: 'smtpd_reject_unlisted_recipient' };
-    }
-    return { kind: 'accept' };
   }
 
   #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
@@ -509,7 +380,7 @@ export class Smtpd {
       return;
     }
     state.counts.rcpt++;
-    void this.#decideRecipient(state, address, session)
+    void decideRecipient(state, address, session, { resolver: this.#deps.resolver ?? unavailableResolver, metrics: this.#deps.metrics })
       .catch((err: unknown): RcptDecision => {
         state.log.error({ event: 'smtp error', err }, 'recipient check failed');
         return { kind: 'reject', reply: { code: 451, enhanced: '4.3.0', text: 'Error: internal error' }, reason: 'error' };
@@ -544,8 +415,8 @@ export class Smtpd {
     }
     const settings = state.generation.settings;
     if (settings.restrictions.data.length === 0) return undefined;
-    const request = this.#request(state, session, 'DATA', {});
-    const outcome = await evaluateRestrictions(settings.restrictions.data, 'data', state.generation.env, this.#restrictionSession(state), request);
+    const request = restrictionRequest(state, session, 'DATA', {});
+    const outcome = await evaluateRestrictions(settings.restrictions.data, 'data', state.generation.env, restrictionSession(state, this.#deps.resolver ?? unavailableResolver), request);
     if (outcome.kind !== 'reject') return undefined;
     this.#deps.metrics.restrictionResults.inc({ list: 'data', result: outcome.reply.code < 500 ? 'defer' : 'reject' });
     this.#logReject(state, session, 'DATA', outcome.reply, outcome.by, undefined);
@@ -557,8 +428,8 @@ export class Smtpd {
   async #onEtrn(state: SessionState, connection: PolicyConnection, domain: string): Promise<SmtpReply> {
     const settings = state.generation.settings;
     const session = connection.session as unknown as SMTPServerSession;
-    const request = this.#request(state, session, 'ETRN', { etrnDomain: domain });
-    const outcome = await evaluateRestrictions(settings.restrictions.etrn, 'etrn', state.generation.env, this.#restrictionSession(state), request);
+    const request = restrictionRequest(state, session, 'ETRN', { etrnDomain: domain });
+    const outcome = await evaluateRestrictions(settings.restrictions.etrn, 'etrn', state.generation.env, restrictionSession(state, this.#deps.resolver ?? unavailableResolver), request);
     if (outcome.kind === 'reject') {
       this.#logReject(state, session, 'ETRN', outcome.reply, outcome.by, undefined);
       return outcome.reply;
@@ -592,7 +463,7 @@ export class Smtpd {
     }
     const dsn = envelope.dsn;
     const ret = dsn?.ret === 'FULL' || dsn?.ret === 'HDRS' ? dsn.ret : undefined;
-    const helo = this.#helo(state, session);
+    const helo = heloName(state, session);
     return {
       sender: envelope.mailFrom ? address(envelope.mailFrom.address) : '',
       recipients,
@@ -614,7 +485,7 @@ export class Smtpd {
     const settings = state.generation.settings;
     const arrivalTime = this.#deps.clock.now();
     const envelope = this.#envelopeOf(state, session, arrivalTime);
-    const helo = this.#helo(state, session);
+    const helo = heloName(state, session);
     void receiveMessage(stream, {
       queue: this.#deps.queue,
       envelope,
@@ -682,7 +553,7 @@ export class Smtpd {
         state.log.info(
           { event: 'reject', code: reply.code, from, size: outcome.bodyBytes, limit: outcome.limit },
           `reject: END-OF-MESSAGE from ${state.client}: ${formatReply(reply)}; ` +
-            `from=<${from}> proto=${session.transmissionType} helo=<${this.#helo(state, session)}>`,
+            `from=<${from}> proto=${session.transmissionType} helo=<${heloName(state, session)}>`,
         );
         return;
       }
@@ -703,7 +574,7 @@ export class Smtpd {
         state.log.info(
           { event: 'reject', action: outcome.kind, table: match.source, line: match.line, header: match.header, from },
           `${outcome.kind === 'discarded' ? outcome.id : 'NOQUEUE'}: ${action.split(':')[0]}: header ${match.header} from ${state.client}; ` +
-            `from=<${from}> proto=${session.transmissionType} helo=<${this.#helo(state, session)}>: ${action.slice(action.indexOf(':') + 2)} ` +
+            `from=<${from}> proto=${session.transmissionType} helo=<${heloName(state, session)}>: ${action.slice(action.indexOf(':') + 2)} ` +
             `(${match.source}${match.line > 0 ? `:${match.line}` : ''})`,
         );
         return;
@@ -740,7 +611,4 @@ const unavailableResolver: DnsResolver = {
   resolveTxt: (name) => Promise.reject(new DnsError('other', `${name}/TXT`)),
 };
 
-/** The HELO/EHLO argument, or '' before one was given (smtp-server keeps `false` then). */
-function heloOf(session: SMTPServerSession): string {
-  return typeof session.hostNameAppearsAs === 'string' ? session.hostNameAppearsAs : '';
-}
+
