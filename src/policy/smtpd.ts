@@ -39,6 +39,7 @@ import type { ContentSettings } from './content-inspection.js';
 import type { SmtpdSettings } from './smtpd-settings.js';
 import { heloName, restrictionRequest, restrictionSession, type Generation, type SessionState } from './smtpd-session.js';
 import { decideRecipient, type RcptDecision } from './rcpt-decision.js';
+import { deepTestFailure, logNoqueueReject, noqueueRejectText } from './noqueue-reject.js';
 
 function hasContentChecks(content: ContentSettings): boolean {
   return content.blockedTypes.length > 0 || Object.values(content.tables).some((tables) => tables.length > 0);
@@ -313,23 +314,6 @@ export class Smtpd {
     return this.#verifier;
   }
 
-  /** The deep protocol test failure (postscreen(8) "after 220" tests), if any, logged as a reject. */
-  #deepTestFailure(state: SessionState, session: SMTPServerSession, command: string, to: string): SmtpReply | undefined {
-    const failure = state.verdict.deepTests?.failure();
-    if (failure === undefined) return undefined;
-    this.#logReject(state, session, command, failure.reply, `postscreen ${failure.test}`, to);
-    return failure.reply;
-  }
-
-  #logReject(state: SessionState, session: SMTPServerSession, command: string, reply: SmtpReply, reason: string, to: string | undefined): void {
-    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-    state.log.info(
-      { event: 'NOQUEUE: reject', reason, code: reply.code, from: sender, ...(to !== undefined ? { to } : {}) },
-      `NOQUEUE: reject: ${command} from ${state.client}: ${formatReply(reply)}; ` +
-        `from=<${sender}>${to !== undefined ? ` to=<${to}>` : ''} proto=${session.transmissionType} helo=<${heloName(state, session)}>`,
-    );
-  }
-
   #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const state = this.#sessions.get(session.id);
     if (!state) {
@@ -337,7 +321,7 @@ export class Smtpd {
       return;
     }
     state.counts.mail++;
-    const deep = this.#deepTestFailure(state, session, 'MAIL', '');
+    const deep = deepTestFailure(state, session, 'MAIL', '');
     if (deep) {
       countReply(this.#deps.metrics, deep.code);
       callback(toSmtpServerError(deep));
@@ -364,7 +348,15 @@ export class Smtpd {
         }
         state.log.warn(
           { event: 'NOQUEUE: reject', reason: 'queue_minfree', code: INSUFFICIENT_STORAGE.code, from: address.address },
-          `NOQUEUE: reject: MAIL from ${state.client}: ${formatReply(INSUFFICIENT_STORAGE)}; from=<${address.address}> proto=${session.transmissionType} helo=<${heloName(state, session)}>`,
+          noqueueRejectText({
+            command: 'MAIL',
+            client: state.client,
+            reply: INSUFFICIENT_STORAGE,
+            from: address.address,
+            to: undefined,
+            proto: session.transmissionType,
+            helo: heloName(state, session),
+          }),
         );
         countReply(this.#deps.metrics, INSUFFICIENT_STORAGE.code);
         callback(toSmtpServerError(INSUFFICIENT_STORAGE));
@@ -393,7 +385,7 @@ export class Smtpd {
             callback();
             return;
           case 'reject':
-            this.#logReject(state, session, 'RCPT', decision.reply, decision.reason, address.address);
+            logNoqueueReject(state, session, 'RCPT', decision.reply, decision.reason, address.address);
             countReply(this.#deps.metrics, decision.reply.code);
             callback(toSmtpServerError(decision.reply));
             return;
@@ -408,7 +400,7 @@ export class Smtpd {
   /** At DATA before 354: deep protocol tests, then smtpd_data_restrictions (smtpd(8)). */
   async #beforeData(state: SessionState, connection: PolicyConnection): Promise<SmtpReply | undefined> {
     const session = connection.session as unknown as SMTPServerSession;
-    const deep = this.#deepTestFailure(state, session, 'DATA', '');
+    const deep = deepTestFailure(state, session, 'DATA', '');
     if (deep) {
       countReply(this.#deps.metrics, deep.code);
       return deep;
@@ -419,7 +411,7 @@ export class Smtpd {
     const outcome = await evaluateRestrictions(settings.restrictions.data, 'data', state.generation.env, restrictionSession(state, this.#deps.resolver ?? unavailableResolver), request);
     if (outcome.kind !== 'reject') return undefined;
     this.#deps.metrics.restrictionResults.inc({ list: 'data', result: outcome.reply.code < 500 ? 'defer' : 'reject' });
-    this.#logReject(state, session, 'DATA', outcome.reply, outcome.by, undefined);
+    logNoqueueReject(state, session, 'DATA', outcome.reply, outcome.by, undefined);
     countReply(this.#deps.metrics, outcome.reply.code);
     return outcome.reply;
   }
@@ -431,12 +423,12 @@ export class Smtpd {
     const request = restrictionRequest(state, session, 'ETRN', { etrnDomain: domain });
     const outcome = await evaluateRestrictions(settings.restrictions.etrn, 'etrn', state.generation.env, restrictionSession(state, this.#deps.resolver ?? unavailableResolver), request);
     if (outcome.kind === 'reject') {
-      this.#logReject(state, session, 'ETRN', outcome.reply, outcome.by, undefined);
+      logNoqueueReject(state, session, 'ETRN', outcome.reply, outcome.by, undefined);
       return outcome.reply;
     }
     if (!matchDomain(settings.fastFlushDomains, domain, settings.fastFlushMatchSubdomains)) {
       const reply: SmtpReply = { code: 459, enhanced: '4.3.0', text: `<${domain}>: service unavailable` };
-      this.#logReject(state, session, 'ETRN', reply, 'fast_flush_domains', undefined);
+      logNoqueueReject(state, session, 'ETRN', reply, 'fast_flush_domains', undefined);
       return reply;
     }
     this.#deps.etrn?.(domain);
