@@ -21,11 +21,9 @@ import { matchDomain } from '../tables/match-list.js';
 import type { Clock } from '../clock.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { Envelope, QueueRecipient, QueueWriter } from '../queue/envelope.js';
+import type { QueueWriter } from '../queue/envelope.js';
 import type { ScreenVerdict } from '../screen/verdict.js';
 import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js';
-import { formatReceivedHeader, localUtcOffsetMinutes } from './received-header.js';
-import { asciiAddress } from './recipient-address.js';
 import { countReply, SMTPD_SERVER_REPLY_OPTIONS, smtpServerText, toSmtpServerError } from './smtp-reply-adapter.js';
 import type { RestrictionEnvironment } from './restriction-catalogue.js';
 import { evaluateRestrictions } from './restriction-list.js';
@@ -33,17 +31,12 @@ import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient 
 import { createSpfVerifier } from './spf-check.js';
 import { RecipientVerifier } from './address-verify.js';
 import { probeNexthop, probeRecipient } from './verify-probe.js';
-import { expandVirtualAlias } from './virtual-alias.js';
 import { startSession, type PolicyConnection } from './smtpd-connection.js';
-import type { ContentSettings } from './content-inspection.js';
 import type { SmtpdSettings } from './smtpd-settings.js';
 import { heloName, restrictionRequest, restrictionSession, type Generation, type SessionState } from './smtpd-session.js';
 import { decideRecipient, type RcptDecision } from './rcpt-decision.js';
+import { hasContentChecks, queueEnvelope, receivedHeaderFor, reportCleanupOutcome } from './end-of-message.js';
 import { deepTestFailure, logNoqueueReject, noqueueRejectText } from './noqueue-reject.js';
-
-function hasContentChecks(content: ContentSettings): boolean {
-  return content.blockedTypes.length > 0 || Object.values(content.tables).some((tables) => tables.length > 0);
-}
 
 export interface SmtpdDeps {
   readonly queue: QueueWriter;
@@ -436,36 +429,6 @@ export class Smtpd {
     return { code: 250, enhanced: '', text: 'Queuing started' };
   }
 
-  #envelopeOf(state: SessionState, session: SMTPServerSession, arrivalTime: number): Envelope {
-    const envelope = session.envelope;
-    const keepUnicode = envelope.smtpUtf8 === true;
-    const address = (value: string): string => (keepUnicode ? value : asciiAddress(value));
-    // virtual_alias_maps (cleanup(8)): each recipient goes to what its alias names.
-    const settings = state.generation.settings;
-    const recipients: QueueRecipient[] = [];
-    for (const rcpt of envelope.rcptTo) {
-      for (const target of expandVirtualAlias(settings.virtualAliasMaps, rcpt.address, state.verdict.local.address)) {
-        if (recipients.some((known) => known.address.toLowerCase() === address(target).toLowerCase())) continue;
-        recipients.push({
-          address: address(target),
-          ...(rcpt.dsn?.orcpt !== undefined ? { orcpt: rcpt.dsn.orcpt } : {}),
-          ...(rcpt.dsn?.notify !== undefined ? { notify: rcpt.dsn.notify } : {}),
-        });
-      }
-    }
-    const dsn = envelope.dsn;
-    const ret = dsn?.ret === 'FULL' || dsn?.ret === 'HDRS' ? dsn.ret : undefined;
-    const helo = heloName(state, session);
-    return {
-      sender: envelope.mailFrom ? address(envelope.mailFrom.address) : '',
-      recipients,
-      arrivalTime,
-      client: { address: state.verdict.client.address, port: state.verdict.client.port, ...(helo !== '' ? { helo } : {}) },
-      sessionId: state.verdict.sessionId,
-      ...(dsn && (dsn.envid || ret) ? { dsn: { ...(dsn.envid ? { envid: dsn.envid } : {}), ...(ret ? { ret } : {}) } } : {}),
-    };
-  }
-
   #onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {
     const state = this.#sessions.get(session.id);
     if (!state) {
@@ -476,106 +439,22 @@ export class Smtpd {
     state.counts.data++;
     const settings = state.generation.settings;
     const arrivalTime = this.#deps.clock.now();
-    const envelope = this.#envelopeOf(state, session, arrivalTime);
-    const helo = heloName(state, session);
+    const envelope = queueEnvelope(state, session, arrivalTime);
     void receiveMessage(stream, {
       queue: this.#deps.queue,
       envelope,
       sizeLimit: settings.messageSizeLimit,
       ...(hasContentChecks(settings.content) ? { content: { settings: settings.content, log: state.log } } : {}),
-      receivedHeader: (queueId) =>
-        state.transaction.prepends.map((header) => `${header}\r\n`).join('') +
-        formatReceivedHeader({
-          ...(helo !== '' ? { helo } : {}),
-          clientAddress: state.verdict.client.address,
-          myhostname: settings.myhostname,
-          mailName: settings.mailName,
-          esmtp: session.openingCommand === 'EHLO',
-          tls: session.secure,
-          queueId,
-          recipients: session.envelope.rcptTo.map((rcpt) => (session.envelope.smtpUtf8 ? rcpt.address : asciiAddress(rcpt.address))),
-          time: arrivalTime,
-          utcOffsetMinutes: localUtcOffsetMinutes(arrivalTime),
-        }),
+      receivedHeader: receivedHeaderFor(state, session, arrivalTime),
     })
       .catch((error: unknown): CleanupOutcome => ({ kind: 'queue-error', error, noSpace: false })) // a bug, not I/O
       .then((outcome) => {
-        this.#logOutcome(state, session, envelope, outcome);
+        reportCleanupOutcome(state, session, envelope, outcome, this.#deps);
         const reply = cleanupReply(outcome);
         if (outcome.kind !== 'client-gone') countReply(this.#deps.metrics, reply.code);
         if (outcome.kind === 'queued' || outcome.kind === 'discarded') callback(null, smtpServerText(reply));
         else callback(toSmtpServerError(reply));
       });
-  }
-
-  #logOutcome(state: SessionState, session: SMTPServerSession, envelope: Envelope, outcome: CleanupOutcome): void {
-    const from = envelope.sender;
-    switch (outcome.kind) {
-      case 'queued': {
-        state.counts.queued++;
-        // messagesQueued and messageBytes are counted by the queue at commit() (spool.ts),
-        // the one place every QueueWriter path goes through; counting here too would double them.
-        state.log.info(
-          { event: 'queued', queueId: outcome.id, from, nrcpt: envelope.recipients.length, size: outcome.size },
-          `${outcome.id}: client=${state.client}, from=<${from}>, nrcpt=${envelope.recipients.length}, size=${outcome.size}`,
-        );
-        if (outcome.hold) {
-          const { match } = outcome.hold;
-          this.#deps.metrics.contentRejects.inc({ action: 'hold' });
-          state.log.info(
-            { event: 'hold', queueId: outcome.id, table: match.source, line: match.line, header: match.header },
-            `${outcome.id}: hold: header ${match.header} from ${state.client}: ${outcome.hold.text} (${match.source}:${match.line})`,
-          );
-          try {
-            this.#deps.hold?.(outcome.id);
-          } catch (err) {
-            state.log.error({ event: 'queue error', queueId: outcome.id, err }, `${outcome.id}: hold failed`);
-          }
-          return;
-        }
-        try {
-          this.#deps.onQueued?.(outcome.id);
-        } catch (err) {
-          state.log.error({ event: 'queue error', queueId: outcome.id, err }, `${outcome.id}: onQueued failed`);
-        }
-        return;
-      }
-      case 'too-big': {
-        const reply = cleanupReply(outcome);
-        state.log.info(
-          { event: 'reject', code: reply.code, from, size: outcome.bodyBytes, limit: outcome.limit },
-          `reject: END-OF-MESSAGE from ${state.client}: ${formatReply(reply)}; ` +
-            `from=<${from}> proto=${session.transmissionType} helo=<${heloName(state, session)}>`,
-        );
-        return;
-      }
-      case 'queue-error':
-        state.log.error(
-          { event: 'queue error', err: outcome.error, noSpace: outcome.noSpace },
-          `NOQUEUE: queue file write error from ${state.client}: ${formatReply(cleanupReply(outcome))}`,
-        );
-        return;
-      case 'client-gone':
-        state.log.info({ event: 'HANGUP' }, `lost connection after DATA from ${state.client}`);
-        return;
-      case 'content-rejected':
-      case 'discarded': {
-        const { match } = outcome;
-        const action = outcome.kind === 'discarded' ? `discard: ${outcome.text}` : `reject: ${formatReply(outcome.reply)}`;
-        this.#deps.metrics.contentRejects.inc({ action: outcome.kind === 'discarded' ? 'discard' : 'reject' });
-        state.log.info(
-          { event: 'reject', action: outcome.kind, table: match.source, line: match.line, header: match.header, from },
-          `${outcome.kind === 'discarded' ? outcome.id : 'NOQUEUE'}: ${action.split(':')[0]}: header ${match.header} from ${state.client}; ` +
-            `from=<${from}> proto=${session.transmissionType} helo=<${heloName(state, session)}>: ${action.slice(action.indexOf(':') + 2)} ` +
-            `(${match.source}${match.line > 0 ? `:${match.line}` : ''})`,
-        );
-        return;
-      }
-      default: {
-        const never: never = outcome;
-        return never;
-      }
-    }
   }
 
   #onClose(session: SMTPServerSession): void {
