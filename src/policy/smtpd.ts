@@ -2,15 +2,15 @@
  * smtpd — the policy stage: smtp-server sessions for sockets the screener hands over.
  *
  * Decides: how smtp-server is run (no AUTH, no reverse lookup, banner and SIZE, STARTTLS
- * only with our certificate, smtpd_timeout), the RCPT order (postscreen enforce verdict,
- * deep tests, smtpd_recipient_limit, then smtpd_client/helo/sender/relay/recipient
- * restrictions as smtpd_delay_reject = yes, then smtpd_reject_unlisted_recipient and
- * virtual_alias_maps for local addresses), DATA (data restrictions before 354, content
- * checks, prepended headers, virtual aliases in the envelope), ETRN, smtpd(8) log lines
- * (`NOQUEUE: reject: RCPT from …`, `ID: client=…`, `disconnect from …`) and graceful stop.
- * Handover: the verdict's sessionId is the connection id, so handlers find the session.
- * Leaves to others: screening (screen/), each restriction (restriction-*.ts), writing the
- * message (cleanup.ts), the queue (queue/).
+ * only with our certificate, smtpd_timeout), one server per settings generation (a reload
+ * serves new sessions, open ones keep theirs), the registry of open sessions (the verdict's
+ * sessionId is the connection id, so handlers find the session), MAIL FROM (deep tests,
+ * queue_minfree), DATA restrictions before 354, ETRN (smtpd_etrn_restrictions, then
+ * fast_flush_domains), the `disconnect from …` line and graceful stop (421 4.3.2).
+ * Leaves to others: settings (smtpd-settings.ts), session state (smtpd-session.ts), the RCPT
+ * decision (rcpt-decision.ts), NOQUEUE lines (noqueue-reject.ts), the DATA envelope and
+ * outcome (end-of-message.ts), writing the message (cleanup.ts), screening, the queue.
+ * Bugs: the verify(8) cache outlives reloads; its settings change only with a restart.
  */
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
