@@ -44,6 +44,7 @@ import { formatNexthop, recipientDomain, resolveNexthop, type Nexthop } from '..
 import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
 import { deliverMessage, SmtpSession, TLS_LEVELS, type RecipientResult, type TlsLevel } from '../delivery/smtp-delivery.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
+import { DeadNexthops } from './dead-nexthop.js';
 import { composeDsn, headerSection, wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
 
 export interface QueueSettings {
@@ -181,8 +182,7 @@ export class QueueManager implements ControlOwner {
   readonly #pendingControl = new Map<string, PendingControl>();
   /** Ids whose attempt has read #pendingControl for the last time: a later command waits for it to end. */
   readonly #closing = new Set<string>();
-  /** Nexthops that could not be reached, until when they are left alone, and why. */
-  readonly #dead = new Map<string, { until: number; reason: string }>();
+  readonly #dead: DeadNexthops;
   readonly #connections: ConnectionCache<SmtpSession>;
   #incomingBacklog = false;
   #runTimer: Timer | undefined;
@@ -198,6 +198,7 @@ export class QueueManager implements ControlOwner {
     this.#settings = settings;
     this.#deps = deps;
     this.#connections = new ConnectionCache({ clock: deps.clock, idleTime: settings.connectionCacheTime ?? 0 });
+    this.#dead = new DeadNexthops(deps);
     deps.spool.setMinimumFree(settings.minimumFree ?? 0);
   }
 
@@ -808,17 +809,16 @@ export class QueueManager implements ControlOwner {
             record(everyone('deferred', '4.3.2', 'deferred transport'), 'none', 'transport');
             break;
           }
-          const dead = this.#dead.get(label);
-          const now = this.#deps.clock.now();
-          if (dead && dead.until > now && !flushed) {
-            record(everyone('deferred', '4.4.1', `delivery temporarily suspended: ${dead.reason}`), 'none', 'transport');
+          const suspended = this.#dead.suspended(label, this.#deps.clock.now());
+          if (suspended !== undefined && !flushed) {
+            record(everyone('deferred', '4.4.1', `delivery temporarily suspended: ${suspended}`), 'none', 'transport');
             break;
           }
           const started = performance.now();
           const lookup = await this.#targets(nexthop);
           if ('failure' in lookup) {
             record(everyone(lookup.failure.permanent ? 'bounced' : 'deferred', lookup.failure.dsn, lookup.failure.text), 'none', 'transport');
-            if (!lookup.failure.permanent) this.#markDead(label, lookup.failure.text);
+            if (!lookup.failure.permanent) this.#dead.markDead(label, lookup.failure.text, this.#settings.minimalBackoffTime);
             break;
           }
           const delivery = await deliverMessage({
@@ -838,8 +838,8 @@ export class QueueManager implements ControlOwner {
           this.#deps.metrics.deliveryLatency.observe((performance.now() - started) / 1000);
           record(delivery.recipients, delivery.relay, 'rejected', !delivery.dsnSupported);
           if (signal.aborted) break;
-          if (delivery.relay === 'none' && delivery.recipients.every((r) => r.status === 'deferred')) this.#markDead(label, delivery.recipients[0]?.text ?? 'no answer');
-          else this.#markUp(label);
+          if (delivery.relay === 'none' && delivery.recipients.every((r) => r.status === 'deferred')) this.#dead.markDead(label, delivery.recipients[0]?.text ?? 'no answer', this.#settings.minimalBackoffTime);
+          else this.#dead.markUp(label);
           break;
         }
         default: {
@@ -863,18 +863,6 @@ export class QueueManager implements ControlOwner {
     }
     if (targets.length) return { targets };
     return { failure: failure ?? { permanent: false, dsn: '4.4.3', text: 'no delivery target' } };
-  }
-
-  #markDead(label: string, reason: string): void {
-    const wasDead = this.#dead.has(label);
-    this.#dead.set(label, { until: this.#deps.clock.now() + this.#settings.minimalBackoffTime, reason });
-    this.#deps.metrics.nexthopUp.set({ nexthop: label }, 0);
-    if (!wasDead) this.#deps.log.warn({ event: 'nexthop dead', nexthop: label, reason }, `${label}: delivery temporarily suspended: ${reason}`);
-  }
-
-  #markUp(label: string): void {
-    if (this.#dead.delete(label)) this.#deps.log.info({ event: 'nexthop up', nexthop: label }, `${label}: delivery resumed`);
-    this.#deps.metrics.nexthopUp.set({ nexthop: label }, 1);
   }
 
   #logRecipient(head: QueueFileHead, outcome: RecipientResult, relay: string, nexthop: string, now: number): void {
