@@ -45,6 +45,7 @@ import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
 import { deliverMessage, SmtpSession, TLS_LEVELS, type RecipientResult, type TlsLevel } from '../delivery/smtp-delivery.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DeadNexthops } from './dead-nexthop.js';
+import { logDelivery } from './delivery-log.js';
 import { composeDsn, headerSection, wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
 
 export interface QueueSettings {
@@ -654,7 +655,7 @@ export class QueueManager implements ControlOwner {
         if (status === 'sent' && result.relayedWithoutDsn && !fromNullSender && wantsNotice(queued, 'relayed')) {
           relayed.push({ address: recipient.address, orcpt: queued.orcpt, status: result.outcome.dsn, text: `delivery via ${result.relay}: ${text}` });
         }
-        this.#logRecipient(head, { ...result.outcome, status, text, dsn }, result.relay, result.nexthop, now);
+        logDelivery(this.#deps, head, { ...result.outcome, status, text, dsn }, result.relay, result.nexthop, now);
         return { address: recipient.address, status, attempts: recipient.attempts + 1, lastError: text, dsn };
       });
       const attempts = before.attempts + 1;
@@ -863,26 +864,6 @@ export class QueueManager implements ControlOwner {
     }
     if (targets.length) return { targets };
     return { failure: failure ?? { permanent: false, dsn: '4.4.3', text: 'no delivery target' } };
-  }
-
-  #logRecipient(head: QueueFileHead, outcome: RecipientResult, relay: string, nexthop: string, now: number): void {
-    const delay = Math.max(0, (now - head.envelope.arrivalTime) / 1000);
-    const delayText = delay < 10 ? delay.toFixed(1) : String(Math.round(delay));
-    this.#deps.metrics.deliveries.inc({ status: outcome.status, nexthop });
-    this.#deps.log.info(
-      {
-        event: `status=${outcome.status}`,
-        queueId: head.id,
-        session: head.envelope.sessionId,
-        to: outcome.address,
-        relay,
-        delay,
-        dsn: outcome.dsn,
-        status: outcome.status,
-        reply: outcome.text,
-      },
-      `${head.id}: to=<${outcome.address}>, relay=${relay}, delay=${delayText}, dsn=${outcome.dsn}, status=${outcome.status} (${outcome.text})`,
-    );
   }
 
   #queueError(id: string, error: unknown): void {
