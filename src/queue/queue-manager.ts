@@ -36,7 +36,6 @@ import { matchDomain } from '../tables/match-list.js';
 import { ConfigError, MxError, type SmtpReply } from '../errors.js';
 import { CONTROL_DIRECTORY, type QueueName, type Spool } from './spool.js';
 import type { QueueFileHead } from './queue-file.js';
-import type { Envelope } from './envelope.js';
 import { backoffDelay } from './backoff.js';
 import { initialDeliveryState, isFinished, isUndelivered, type DeliveryState, type RecipientState } from './delivery-state.js';
 import { answerControlRequest, applyControl, matchesSite, pendingControlRequests, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
@@ -46,7 +45,8 @@ import { deliverMessage, SmtpSession, TLS_LEVELS, type RecipientResult, type Tls
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DeadNexthops } from './dead-nexthop.js';
 import { logDelivery } from './delivery-log.js';
-import { composeDsn, headerSection, wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
+import { delayNoticeRecipients, queueSenderNotice } from './sender-notice.js';
+import { wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
 
 export interface QueueSettings {
   /** Absolute queue directory (queue_directory resolved against the config directory). */
@@ -670,7 +670,7 @@ export class QueueManager implements ControlOwner {
       if (!signal.aborted) {
         if (failed.length) await this.#notify(head, body, 'failed', failed, now);
         if (relayed.length) await this.#notify(head, body, 'relayed', relayed, now);
-        const delayed = this.#delayNotice(head, after, now);
+        const delayed = delayNoticeRecipients(head, after, now, this.#settings.delayWarningTime ?? 0);
         if (delayed.length) {
           await this.#notify(head, body, 'delayed', delayed, now);
           after = { ...after, delayWarned: true };
@@ -727,53 +727,9 @@ export class QueueManager implements ControlOwner {
     this.#deps.log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
   }
 
-  /** Recipients due a delay notice now (delay_warning_time, once, RFC 3461 NOTIFY=DELAY). */
-  #delayNotice(head: QueueFileHead, after: DeliveryState, now: number): DsnRecipient[] {
-    const warning = this.#settings.delayWarningTime ?? 0;
-    if (warning <= 0 || after.delayWarned || head.envelope.sender === '' || now - head.envelope.arrivalTime < warning) return [];
-    return after.recipients.flatMap((recipient, index) => {
-      const queued = head.envelope.recipients[index]!;
-      if (!isUndelivered(recipient) || !wantsNotice(queued, 'delayed')) return [];
-      return [{ address: recipient.address, orcpt: queued.orcpt, status: recipient.dsn ?? '4.0.0', text: recipient.lastError ?? 'delivery deferred' }];
-    });
-  }
-
-  /** Queues a DSN (bounce.ts) to the sender of `head`, from <>, and logs it Postfix style. */
+  /** Queues a notice to the sender of `head` (sender-notice.ts) and schedules its delivery. */
   async #notify(head: QueueFileHead, body: Buffer | undefined, action: DsnAction, recipients: readonly DsnRecipient[], now: number): Promise<void> {
-    const { spool, log } = this.#deps;
-    const settings = this.#settings;
-    const limit = settings.bounceSizeLimit ?? 50_000;
-    const whole = action === 'failed' && head.envelope.dsn?.ret !== 'HDRS' && head.bodyLength <= limit;
-    const original = await readBody(spool.openBody('active', head, body), whole ? head.bodyLength : Math.min(head.bodyLength, limit));
-    const message = await composeDsn({
-      action,
-      reportingMta: settings.myhostname,
-      queueId: head.id,
-      envelope: head.envelope,
-      recipients,
-      original: whole ? original : headerSection(original),
-      originalComplete: whole,
-      now,
-      ...(action === 'delayed' ? { retryUntil: head.envelope.arrivalTime + settings.maximalQueueLifetime } : {}),
-    });
-    const envelope: Envelope = {
-      sender: '',
-      recipients: [{ address: head.envelope.sender }],
-      arrivalTime: now,
-      client: { address: '127.0.0.1', port: 0, helo: settings.myhostname },
-      sessionId: `notice:${head.id}`,
-    };
-    const incoming = await spool.open(envelope);
-    try {
-      await incoming.write(message);
-      await incoming.commit();
-    } catch (error) {
-      await incoming.abort();
-      throw error;
-    }
-    const event = NOTICE_EVENTS[action];
-    log.info({ event, queueId: head.id, noticeId: incoming.id, to: head.envelope.sender }, `${head.id}: ${event}: ${incoming.id}`);
-    this.kick(incoming.id);
+    this.kick(await queueSenderNotice(this.#deps, this.#settings, head, body, action, recipients, now));
   }
 
   /** Tries every undelivered recipient, grouped by nexthop. Returns results by recipient index. */
@@ -871,26 +827,8 @@ export class QueueManager implements ControlOwner {
   }
 }
 
-const NOTICE_EVENTS = {
-  failed: 'sender non-delivery notification',
-  delayed: 'sender delay notification',
-  relayed: 'sender delivery status notification',
-} as const satisfies Record<DsnAction, string>;
-
 function undeliveredDomains(state: DeliveryState): string[] {
   return [...new Set(state.recipients.filter(isUndelivered).map((r) => recipientDomain(r.address)))];
-}
-
-/** At most `limit` bytes of a body stream. */
-async function readBody(stream: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of stream) {
-    chunks.push(chunk as Buffer);
-    length += (chunk as Buffer).length;
-    if (length >= limit) break;
-  }
-  return Buffer.concat(chunks, length).subarray(0, limit);
 }
 
 function isCorrupt(error: unknown): boolean {
