@@ -39,11 +39,12 @@ import type { QueueFileHead } from './queue-file.js';
 import { backoffDelay } from './backoff.js';
 import { initialDeliveryState, isFinished, isUndelivered, type DeliveryState, type RecipientState } from './delivery-state.js';
 import { answerControlRequest, applyControl, matchesSite, pendingControlRequests, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
-import { formatNexthop, recipientDomain, resolveNexthop, type Nexthop } from '../delivery/transport.js';
+import { formatNexthop, resolveNexthop, type Nexthop } from '../delivery/transport.js';
 import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
 import { deliverMessage, SmtpSession, TLS_LEVELS, type RecipientResult, type TlsLevel } from '../delivery/smtp-delivery.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DeadNexthops } from './dead-nexthop.js';
+import { buildSchedule, reconcileSchedule, queuedDomains, scheduleEntry, takeDue, type DeferredSchedule } from './deferred-schedule.js';
 import { logDelivery } from './delivery-log.js';
 import { delayNoticeRecipients, queueSenderNotice } from './sender-notice.js';
 import { wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
@@ -149,13 +150,6 @@ type PendingControl = Exclude<ControlCommand, 'flush' | 'release'>;
 /** Why a recipient bounced (the mxscreen_bounces_total label). */
 type BounceReason = 'rejected' | 'expired' | 'transport';
 
-interface ScheduleEntry {
-  /** Next attempt, ms since the epoch; 0 = now. */
-  due: number;
-  /** Domains of undelivered recipients; undefined when unknown (no state file). */
-  domains: readonly string[] | undefined;
-}
-
 interface AttemptResult {
   readonly outcome: RecipientResult;
   readonly relay: string;
@@ -164,9 +158,6 @@ interface AttemptResult {
   /** The server that took it did not announce DSN (a NOTIFY=SUCCESS notice is ours to send). */
   readonly relayedWithoutDsn: boolean;
 }
-
-/** Deferred state files read at once while building the schedule. */
-const INDEX_PARALLELISM = 32;
 
 export class QueueManager implements ControlOwner {
   #settings: QueueSettings;
@@ -177,7 +168,7 @@ export class QueueManager implements ControlOwner {
   readonly #ready: string[] = [];
   readonly #running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   /** The schedule of deferred/: built at start from state files, kept up to date after. */
-  readonly #schedule = new Map<string, ScheduleEntry>();
+  readonly #schedule: DeferredSchedule = new Map();
   /** Deferred ids whose next attempt ignores defer_transports and dead nexthops (flush, ETRN). */
   readonly #flushed = new Set<string>();
   readonly #pendingControl = new Map<string, PendingControl>();
@@ -223,7 +214,7 @@ export class QueueManager implements ControlOwner {
     const { spool, log } = this.#deps;
     try {
       for (const id of await spool.list('active')) await spool.move(id, 'active', 'incoming');
-      await this.#buildSchedule();
+      await buildSchedule(spool, this.#schedule);
       await writeFile(join(spool.directory, CONTROL_DIRECTORY, PID_FILE), `${process.pid}\n`);
     } catch (error) {
       throw error instanceof MxError ? error : new MxError('ERR_QUEUE_IO', `cannot start the queue: ${(error as Error).message}`, { cause: error });
@@ -270,7 +261,7 @@ export class QueueManager implements ControlOwner {
     // Bounded by the size of the schedule.
     for (const [id, entry] of this.#schedule) {
       if (site) {
-        const domains = entry.domains ?? (await this.#deps.spool.readHead('deferred', id).then((head) => head.envelope.recipients.map((r) => recipientDomain(r.address)), () => []));
+        const domains = entry.domains ?? (await queuedDomains(this.#deps.spool, id));
         if (!domains.some((d) => matchesSite(d, site))) continue;
       }
       entry.due = 0;
@@ -425,20 +416,6 @@ export class QueueManager implements ControlOwner {
 
   // --- scheduling ---
 
-  async #buildSchedule(): Promise<void> {
-    const ids = await this.#deps.spool.list('deferred');
-    // Bounded: INDEX_PARALLELISM workers walk the list once.
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length) {
-        const id = ids[next++]!;
-        const schedule = await this.#deps.spool.readSchedule(id);
-        this.#schedule.set(id, { due: schedule?.nextAttempt ?? 0, domains: schedule?.domains });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(INDEX_PARALLELISM, ids.length) }, worker));
-  }
-
   #armQueueRun(): void {
     this.#runTimer?.cancel();
     this.#runTimer = this.#deps.clock.setTimer(this.#settings.queueRunDelay, () => {
@@ -503,28 +480,10 @@ export class QueueManager implements ControlOwner {
         this.#queueError('deferred', error);
         return;
       }
-      const present = new Set(ids);
-      for (const id of this.#schedule.keys()) if (!present.has(id)) this.#schedule.delete(id);
-      for (const id of ids) {
-        if (this.#schedule.has(id) || this.#owned.has(id)) continue;
-        const schedule = await spool.readSchedule(id);
-        this.#schedule.set(id, { due: schedule?.nextAttempt ?? 0, domains: schedule?.domains });
-      }
+      await reconcileSchedule(spool, this.#schedule, ids, this.#owned);
     }
-    const now = clock.now();
-    let earliest = Infinity;
-    const takes: Promise<void>[] = [];
-    // Bounded by the size of the schedule: one pass, no file access for what is not due.
-    for (const [id, entry] of this.#schedule) {
-      if (this.#owned.has(id)) continue;
-      if (entry.due <= now && this.#owned.size < this.#settings.activeLimit) {
-        this.#schedule.delete(id);
-        takes.push(this.#take(id, 'deferred'));
-      } else {
-        earliest = Math.min(earliest, Math.max(entry.due, now + 1));
-      }
-    }
-    await Promise.all(takes);
+    const { due, earliest } = takeDue(this.#schedule, clock.now(), this.#owned, this.#settings.activeLimit);
+    await Promise.all(due.map((id) => this.#take(id, 'deferred')));
     if (earliest < Infinity) this.#armWake(earliest);
   }
 
@@ -704,7 +663,7 @@ export class QueueManager implements ControlOwner {
         return;
       }
       await spool.move(id, 'active', 'deferred');
-      this.#schedule.set(id, { due: after.nextAttempt, domains: undeliveredDomains(after) });
+      this.#schedule.set(id, scheduleEntry(after));
       this.#armWake(after.nextAttempt);
     } catch (error) {
       // I/O trouble: try again later from deferred/ with the state last written.
@@ -825,10 +784,6 @@ export class QueueManager implements ControlOwner {
   #queueError(id: string, error: unknown): void {
     this.#deps.log.error({ event: 'queue error', queueId: id, err: error }, `${id}: ${(error as Error)?.message ?? String(error)}`);
   }
-}
-
-function undeliveredDomains(state: DeliveryState): string[] {
-  return [...new Set(state.recipients.filter(isUndelivered).map((r) => recipientDomain(r.address)))];
 }
 
 function isCorrupt(error: unknown): boolean {
