@@ -38,12 +38,13 @@ import { CONTROL_DIRECTORY, type QueueName, type Spool } from './spool.js';
 import type { QueueFileHead } from './queue-file.js';
 import { backoffDelay } from './backoff.js';
 import { initialDeliveryState, isFinished, isUndelivered, type DeliveryState, type RecipientState } from './delivery-state.js';
-import { answerControlRequest, applyControl, matchesSite, pendingControlRequests, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
+import { applyControl, matchesSite, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
 import { formatNexthop, resolveNexthop, type Nexthop } from '../delivery/transport.js';
 import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
 import { deliverMessage, SmtpSession, TLS_LEVELS, type RecipientResult, type TlsLevel } from '../delivery/smtp-delivery.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DeadNexthops } from './dead-nexthop.js';
+import { ControlRequests } from './control-requests.js';
 import { buildSchedule, reconcileSchedule, queuedDomains, scheduleEntry, takeDue, type DeferredSchedule } from './deferred-schedule.js';
 import { logDelivery } from './delivery-log.js';
 import { delayNoticeRecipients, queueSenderNotice } from './sender-notice.js';
@@ -181,8 +182,7 @@ export class QueueManager implements ControlOwner {
   #wakeTimer: Timer | undefined;
   #wakeAt = Infinity;
   #watcher: FSWatcher | undefined;
-  #controlRunning: Promise<void> | undefined;
-  #controlAgain = false;
+  readonly #controlRequests: ControlRequests;
   #busy = 0;
   #idleWaiters: (() => void)[] = [];
 
@@ -191,6 +191,7 @@ export class QueueManager implements ControlOwner {
     this.#deps = deps;
     this.#connections = new ConnectionCache({ clock: deps.clock, idleTime: settings.connectionCacheTime ?? 0 });
     this.#dead = new DeadNexthops(deps);
+    this.#controlRequests = new ControlRequests(deps.spool.directory, (request) => this.control(request));
     deps.spool.setMinimumFree(settings.minimumFree ?? 0);
   }
 
@@ -437,7 +438,7 @@ export class QueueManager implements ControlOwner {
   }
 
   async #queueRun(): Promise<void> {
-    await this.#serveControlNow();
+    await this.#controlRequests.answer();
     await this.#scanIncoming();
     await this.#scanDeferred(true);
     await this.#deps.spool.countMessages();
@@ -544,29 +545,7 @@ export class QueueManager implements ControlOwner {
 
   #serveControl(): void {
     if (this.#state !== 'running') return;
-    void this.#track(this.#serveControlNow());
-  }
-
-  /** Answers every waiting request, one batch at a time (a request during a batch: one more batch). */
-  async #serveControlNow(): Promise<void> {
-    if (this.#controlRunning) {
-      this.#controlAgain = true;
-      return this.#controlRunning;
-    }
-    this.#controlRunning = (async () => {
-      // Bounded: each pass answers what is there; a new request during it allows one more.
-      for (let pass = 0; pass < 100; pass += 1) {
-        this.#controlAgain = false;
-        const directory = this.#deps.spool.directory;
-        for (const name of await pendingControlRequests(directory)) {
-          await answerControlRequest(directory, name, (request) => this.control(request));
-        }
-        if (!this.#controlAgain) break;
-      }
-    })().finally(() => {
-      this.#controlRunning = undefined;
-    });
-    return this.#controlRunning;
+    void this.#track(this.#controlRequests.answer());
   }
 
   // --- one delivery attempt of one message ---
