@@ -11,7 +11,7 @@ import { checkConfiguration, startMxscreen } from './main.js';
 import { loadConfig } from './config/config.js';
 import { formatProblem, MxError } from './errors.js';
 import { listQueue, formatQueueListing } from './queue/spool.js';
-import { queueSettingsFromConfig } from './queue/queue-manager.js';
+import { queueSettingsFromConfig } from './queue/queue-settings.js';
 import { runQueueControl, type ControlCommand } from './queue/queue-control.js';
 import { formatQueueMessage, showQueuedMessage } from './queue/queue-show.js';
 import { Sink } from './sink/sink.js';

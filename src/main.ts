@@ -27,7 +27,8 @@ import { LruVerdictCache } from './screen/verdict-cache.js';
 import { Smtpd } from './policy/smtpd.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-settings.js';
 import { Spool } from './queue/spool.js';
-import { QueueManager, queueSettingsFromConfig, type QueueSettings } from './queue/queue-manager.js';
+import { QueueManager } from './queue/queue-manager.js';
+import { queueSettingsFromConfig, type QueueSettings } from './queue/queue-settings.js';
 
 export interface MxscreenOptions {
   /** Path of main.cf. */

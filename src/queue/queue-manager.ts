@@ -22,26 +22,24 @@
  * (mx-lookup.ts), the SMTP dialogue (smtp-delivery.ts), the DSN text (bounce.ts).
  * Bugs: one QueueManager per queue directory (control/pid tells the CLI, nothing more).
  */
-import { hostname } from 'node:os';
 import { watch, type FSWatcher } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config, MatchList } from '../config/value.js';
 import type { Clock, Timer } from '../clock.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { LookupTable } from '../tables/lookup-table.js';
 import { matchDomain } from '../tables/match-list.js';
-import { ConfigError, MxError, type SmtpReply } from '../errors.js';
+import { MxError, type SmtpReply } from '../errors.js';
 import { CONTROL_DIRECTORY, type QueueName, type Spool } from './spool.js';
 import type { QueueFileHead } from './queue-file.js';
+import type { QueueSettings } from './queue-settings.js';
 import { backoffDelay } from './backoff.js';
 import { initialDeliveryState, isFinished, isUndelivered, type DeliveryState, type RecipientState } from './delivery-state.js';
 import { applyControl, matchesSite, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
 import { formatNexthop, resolveNexthop, type Nexthop } from '../delivery/transport.js';
 import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
-import { deliverMessage, SmtpSession, TLS_LEVELS, type RecipientResult, type TlsLevel } from '../delivery/smtp-delivery.js';
+import { deliverMessage, SmtpSession, type RecipientResult } from '../delivery/smtp-delivery.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DeadNexthops } from './dead-nexthop.js';
 import { ControlRequests } from './control-requests.js';
@@ -50,99 +48,12 @@ import { logDelivery } from './delivery-log.js';
 import { delayNoticeRecipients, queueSenderNotice } from './sender-notice.js';
 import { wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
 
-export interface QueueSettings {
-  /** Absolute queue directory (queue_directory resolved against the config directory). */
-  readonly directory: string;
-  readonly transportMaps: readonly LookupTable[];
-  /** relayhost; empty for none. */
-  readonly relayhost: string;
-  /** EHLO name (myhostname, or the machine host name when empty). */
-  readonly myhostname: string;
-  /** ms */
-  readonly minimalBackoffTime: number;
-  /** ms */
-  readonly maximalBackoffTime: number;
-  /** ms between queue runs. */
-  readonly queueRunDelay: number;
-  /** ms after arrival at which undelivered recipients bounce. */
-  readonly maximalQueueLifetime: number;
-  /** The same for mail from the null sender (bounces), ms; they are dropped, never bounced. */
-  readonly bounceQueueLifetime?: number;
-  /** ms after arrival at which the sender gets one delay notice; 0 = never. */
-  readonly delayWarningTime?: number;
-  /** Largest message returned whole in a bounce, bytes. */
-  readonly bounceSizeLimit?: number;
-  /** Transports whose mail waits in deferred/ until flush or ETRN (defer_transports). */
-  readonly deferTransports?: readonly string[];
-  /** Domains ETRN may flush (fast_flush_domains) and whether parents match subdomains. */
-  readonly fastFlushDomains?: MatchList;
-  readonly fastFlushParentMatches?: boolean;
-  /** Connections per nexthop (default_destination_concurrency_limit). */
-  readonly destinationConcurrencyLimit?: number;
-  /** Idle connection reuse time, ms (smtp_connection_cache_time_limit); 0 = no reuse. */
-  readonly connectionCacheTime?: number;
-  /** smtp_tls_security_level. */
-  readonly tlsLevel?: TlsLevel;
-  /** Free-space floor of the queue file system, bytes (max(queue_minfree, 1.5 × message_size_limit)). */
-  readonly minimumFree?: number;
-  /** smtp_connect_timeout, ms. */
-  readonly connectTimeout: number;
-  /** Greeting and command reply limit, ms (Postfix smtp_helo_timeout, 300s). */
-  readonly commandTimeout: number;
-  /** Messages delivered at once. */
-  readonly concurrency: number;
-  /** Messages held in active/ at once (Postfix qmgr_message_active_limit). */
-  readonly activeLimit: number;
-  /** On stop(), how long in-flight deliveries may finish before they are abandoned, ms. */
-  readonly stopGrace: number;
-}
-
 export interface QueueManagerDeps {
   readonly spool: Spool;
   readonly resolver: DnsResolver;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: Metrics;
-}
-
-/**
- * Queue settings from main.cf (postconf(5) names). Relative queue_directory: the config
- * directory. Throws ConfigError (file:line) for an smtp_tls_security_level mxscreen does
- * not implement (dane, verify, secure…).
- */
-export function queueSettingsFromConfig(config: Config): QueueSettings {
-  const level = config.get('smtp_tls_security_level').trim().toLowerCase() || 'none';
-  if (!(TLS_LEVELS as readonly string[]).includes(level)) {
-    const where = /^(.*):(\d+)$/.exec(config.where('smtp_tls_security_level'));
-    const message = `smtp_tls_security_level: "${level}" is not implemented; use none, may or encrypt`;
-    throw new ConfigError([{ file: where?.[1] ?? config.file, line: where ? Number(where[2]) : 0, message }]);
-  }
-  const parents = config.get('parent_domain_matches_subdomains').map((name) => name.toLowerCase());
-  return {
-    directory: config.resolvePath(config.get('queue_directory')),
-    transportMaps: config.get('transport_maps'),
-    relayhost: config.get('relayhost'),
-    myhostname: config.get('myhostname') || hostname(),
-    minimalBackoffTime: config.get('minimal_backoff_time'),
-    maximalBackoffTime: config.get('maximal_backoff_time'),
-    queueRunDelay: config.get('queue_run_delay'),
-    maximalQueueLifetime: config.get('maximal_queue_lifetime'),
-    bounceQueueLifetime: config.get('bounce_queue_lifetime'),
-    delayWarningTime: config.get('delay_warning_time'),
-    bounceSizeLimit: config.get('bounce_size_limit'),
-    deferTransports: config.get('defer_transports').map((name) => name.toLowerCase()),
-    fastFlushDomains: config.get('fast_flush_domains'),
-    fastFlushParentMatches: parents.includes('fast_flush_domains'),
-    destinationConcurrencyLimit: config.get('default_destination_concurrency_limit'),
-    connectionCacheTime: config.get('smtp_connection_cache_time_limit'),
-    tlsLevel: level as TlsLevel,
-    minimumFree: Math.max(config.get('queue_minfree'), Math.floor(1.5 * config.get('message_size_limit'))),
-    connectTimeout: config.get('smtp_connect_timeout'),
-    commandTimeout: 300_000,
-    concurrency: 100,
-    activeLimit: 1000,
-    stopGrace: 10_000,
-  };
 }
 
 type ManagerState = 'new' | 'running' | 'stopping' | 'stopped';

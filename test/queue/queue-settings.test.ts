@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configFromText } from '../../src/config/config.js';
-import { queueSettingsFromConfig } from '../../src/queue/queue-manager.js';
+import { queueSettingsFromConfig } from '../../src/queue/queue-settings.js';
 
 test('queue settings: Postfix parameters in ms, queue_directory relative to the config', () => {
   const config = configFromText(
