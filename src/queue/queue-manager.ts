@@ -2,24 +2,15 @@
  * queue-manager — schedules delivery of queued mail (Postfix qmgr(8)).
  *
  * Decides: incoming → active → (removed | deferred | hold) moves; at start, active/
- * leftovers go back to incoming/ (crash recovery) and an in-memory schedule (id → next
- * attempt, undelivered domains) is built from the small state files of deferred/, never
- * from queue files or bodies; a queue run every queue_run_delay picks up incoming mail
- * and deferred mail that is due, and a wake-up timer fires at the earliest next attempt.
- * At most `concurrency` messages are delivered at once, `activeLimit` sit in active/,
- * and default_destination_concurrency_limit connections go to one nexthop, each reused
- * for the next message (connection-cache.ts). A nexthop that could not be reached is
- * remembered as dead for minimal_backoff_time: its mail is deferred without a connection
- * (each message keeps its own backoff). defer_transports hold mail until flush/ETRN.
- * A message is removed only when every recipient is sent or bounced; otherwise its state
- * is written durably, then it moves to deferred/ with a doubling backoff. Recipients
- * older than maximal_queue_lifetime (bounce_queue_lifetime for mail from <>) bounce.
- * Notices to the sender (bounce.ts) are queued as new messages from <> before the state
- * that makes them due is written; mail from <> never gets one. Queue control requests
- * (queue-control.ts) are applied here while running. One log line per recipient,
- * event `status=sent|deferred|bounced`, Postfix's text.
- * Leaves to others: file format and moves (spool.ts), nexthop (transport.ts), targets
- * (mx-lookup.ts), the SMTP dialogue (smtp-delivery.ts), the DSN text (bounce.ts).
+ * leftovers go back to incoming/ (crash recovery); a queue run every queue_run_delay and
+ * a wake-up at the earliest next attempt take incoming mail and deferred mail that is due.
+ * At most `concurrency` messages are delivered at once, `activeLimit` sit in active/;
+ * recipients are grouped by nexthop; defer_transports hold mail until flush/ETRN. A message
+ * is removed when every recipient is sent or bounced; otherwise notices are queued, its
+ * state written durably, and it moves to deferred/ with its backoff. Recipients older than
+ * maximal_queue_lifetime (bounce_queue_lifetime from <>) bounce; control waits for attempts.
+ * Leaves to others: queue-settings, deferred-schedule, dead-nexthop, sender-notice,
+ * delivery-log, control-requests, queue-control, spool (.ts here); nexthop/SMTP (delivery/).
  * Bugs: one QueueManager per queue directory (control/pid tells the CLI, nothing more).
  */
 import { watch, type FSWatcher } from 'node:fs';
