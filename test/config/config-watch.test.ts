@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SourceWatcher } from '../../src/config/config-watch.js';
 import type { Clock } from '../../src/clock.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 
 /** A clock whose timers run only when the test says so. */
 function steppedClock(): Clock & { fire(): void } {
@@ -20,7 +20,7 @@ function steppedClock(): Clock & { fire(): void } {
 }
 
 test('SourceWatcher: an edit, a rename into place and a deletion are each one change; nothing else is', () => {
-  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-watch-'));
+  const directory = temporaryDirectory('mxscreen-watch-');
   try {
     const file = join(directory, 'access');
     writeFileSync(file, 'a OK\n');

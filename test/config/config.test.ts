@@ -2,15 +2,16 @@
 // bad values, table errors with the table's own file:line, check-config.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { checkConfig, configFromText, configSources, configuredTable, loadConfig } from '../../src/config/config.js';
 import type { ParameterName } from '../../src/config/catalogue.js';
 import { ConfigError, type ConfigProblem } from '../../src/errors.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 
 function tempDir(files: Record<string, string> = {}): string {
-  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-config-'));
+  const directory = temporaryDirectory('mxscreen-config-');
   for (const [name, text] of Object.entries(files)) writeFileSync(join(directory, name), text);
   return directory;
 }

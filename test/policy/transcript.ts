@@ -10,9 +10,8 @@
  * Leaves to others: what the transcripts say (the tests).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -25,6 +24,7 @@ import { Smtpd, type SmtpdDeps } from '../../src/policy/smtpd.js';
 import { smtpdSettingsFromConfig } from '../../src/policy/smtpd-settings.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import type { FakeDns } from '../fakes/dns-server.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 
 const WAIT = 2000;
 
@@ -56,7 +56,7 @@ let sessions = 0;
 
 /** Starts the policy stage on 127.0.0.1:0 as `options` configure it. */
 export async function startPolicy(options: PolicyOptions): Promise<PolicyUnderTest> {
-  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-transcript-'));
+  const directory = temporaryDirectory('mxscreen-transcript-');
   for (const [name, text] of Object.entries(options.files ?? {})) {
     mkdirSync(dirname(join(directory, name)), { recursive: true });
     writeFileSync(join(directory, name), text);

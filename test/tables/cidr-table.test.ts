@@ -1,14 +1,14 @@
 // cidr_table(5): first match wins, IPv4 and IPv6, negation, if/endif, problems at file:line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTable } from '../../src/tables/open-table.js';
 import { ConfigError } from '../../src/errors.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 
 function tableFile(text: string): { directory: string; file: string } {
-  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-cidr-'));
+  const directory = temporaryDirectory('mxscreen-cidr-');
   writeFileSync(join(directory, 'access.cidr'), text);
   return { directory, file: join(directory, 'access.cidr') };
 }

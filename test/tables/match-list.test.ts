@@ -2,15 +2,15 @@
 // and matchNetwork (mynetworks), with negation and tables.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { matchDomain, matchNetwork } from '../../src/tables/match-list.js';
 import { openTable } from '../../src/tables/open-table.js';
 import type { MatchList } from '../../src/config/value.js';
 import type { LookupTable } from '../../src/tables/lookup-table.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 
-const directory = mkdtempSync(join(tmpdir(), 'mxscreen-match-'));
+const directory = temporaryDirectory('mxscreen-match-');
 writeFileSync(join(directory, 'transport'), 'example.com smtp:[127.0.0.1]:2526\n.example.org smtp:[127.0.0.1]:2527\n');
 writeFileSync(join(directory, 'clients.cidr'), '10.0.0.0/8 OK\n2001:db8::/32 OK\n');
 const transport = openTable('hash:transport', directory);

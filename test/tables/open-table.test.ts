@@ -1,11 +1,11 @@
 // openTable: type dispatch, proxy:, relative names, errors with codes and locations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTable, tableSourceFile, tableTypeOf } from '../../src/tables/open-table.js';
 import { ConfigError } from '../../src/errors.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 
 const typeCases: { input: string; want: string | undefined }[] = [
   { input: 'cidr:/etc/postfix/client_access.cidr', want: 'cidr' },
@@ -26,7 +26,7 @@ for (const { input, want } of typeCases) {
 }
 
 test('proxy:type:name opens type:name and keeps the whole spec', () => {
-  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-open-'));
+  const directory = temporaryDirectory('mxscreen-open-');
   writeFileSync(join(directory, 'transport'), 'example.com relay:[127.0.0.1]:2526\n');
   const table = openTable('proxy:hash:transport', directory);
   assert.equal(table.spec, 'proxy:hash:transport');
@@ -50,7 +50,7 @@ const errorCases: { name: string; spec: string }[] = [
 
 for (const { name, spec } of errorCases) {
   test(`openTable error: ${name} is ERR_CONFIG at the origin`, () => {
-    const directory = mkdtempSync(join(tmpdir(), 'mxscreen-open-'));
+    const directory = temporaryDirectory('mxscreen-open-');
     assert.throws(() => openTable(spec, directory, { file: '/etc/mxscreen/main.cf', line: 12 }), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.equal(error.code, 'ERR_CONFIG');

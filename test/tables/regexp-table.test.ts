@@ -2,14 +2,14 @@
 // $n substitution, case-insensitive by default, problems at file:line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTable } from '../../src/tables/open-table.js';
 import { ConfigError } from '../../src/errors.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 
 function tableDir(text: string): string {
-  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-regexp-'));
+  const directory = temporaryDirectory('mxscreen-regexp-');
   writeFileSync(join(directory, 'checks'), text);
   return directory;
 }
