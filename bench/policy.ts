@@ -8,7 +8,6 @@
  * Leaves to others: the other stages' benches (bench/run.ts runs them all).
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -26,6 +25,7 @@ import { parseRegexpTable } from '../src/tables/regexp-table.js';
 import { startDnsServer } from '../test/fakes/dns-server.js';
 import { connectClient, type ScriptedClient } from '../test/fakes/scripted-client.js';
 import { percentile } from './percentile.js';
+import { startHandoverServer } from '../test/fakes/handover-server.js';
 
 const { values } = parseArgs({ options: { sessions: { type: 'string' }, rcpts: { type: 'string' }, mb: { type: 'string' } } });
 const SESSIONS = Math.min(2000, Number(values.sessions ?? 200));
@@ -68,18 +68,8 @@ async function sessionsBench(): Promise<Record<string, number>> {
     const metrics = new Metrics();
     const spool = await Spool.open(join(directory, 'queue'), { log, metrics, clock: systemClock });
     const smtpd = new Smtpd(smtpdSettingsFromConfig(config), { queue: spool, clock: systemClock, log, metrics, resolver: createNodeResolver({ servers: [dns.server], timeoutMs: 1000 }) });
-    let id = 0;
-    const server = createServer((socket: Socket) =>
-      smtpd.accept(socket, {
-        sessionId: `B${++id}`,
-        client: { address: socket.remoteAddress!, port: socket.remotePort! },
-        local: { address: socket.localAddress!, port: socket.localPort! },
-        outcome: 'pass-old',
-        connectedAt: Date.now(),
-      }),
-    );
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
+    const server = await startHandoverServer((socket, verdict) => smtpd.accept(socket, verdict), { idPrefix: 'B', verdict: { outcome: 'pass-old' } });
+    const port = server.port;
     const greet: number[] = [];
     const rcpt: number[] = [];
     const started = performance.now();
@@ -103,7 +93,7 @@ async function sessionsBench(): Promise<Record<string, number>> {
       await client.close();
     }
     const seconds = (performance.now() - started) / 1000;
-    server.close();
+    await server.close();
     await smtpd.close(500);
     greet.sort((a, b) => a - b);
     rcpt.sort((a, b) => a - b);

@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -21,6 +20,7 @@ import { Smtpd } from '../../src/policy/smtpd.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from '../../src/policy/smtpd-settings.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { matchList, memoryTable } from './policy-tables.js';
+import { startHandoverServer } from '../fakes/handover-server.js';
 
 const WAIT = 2000; // upper bound of any single wait; the tests themselves take milliseconds
 
@@ -58,7 +58,6 @@ interface Policy {
   close(): Promise<void>;
 }
 
-let sessions = 0;
 
 async function startPolicy(
   options: { settings?: Partial<SmtpdSettings>; verdict?: Partial<ScreenVerdict>; queue?: QueueWriter; logLevel?: string } = {},
@@ -76,19 +75,8 @@ async function startPolicy(
     metrics,
     onQueued: (id) => queued.push(id),
   });
-  const server: Server = createServer((socket: Socket) => {
-    smtpd.accept(socket, {
-      sessionId: `T${++sessions}`,
-      client: { address: socket.remoteAddress!, port: socket.remotePort! },
-      local: { address: socket.localAddress!, port: socket.localPort! },
-      outcome: 'pass-new',
-      connectedAt: Date.now(),
-      ...options.verdict,
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const server = await startHandoverServer((socket, verdict) => smtpd.accept(socket, verdict), { idPrefix: 'T', verdict: options.verdict });
+  const port = server.port;
   return {
     port,
     smtpd,
@@ -98,7 +86,7 @@ async function startPolicy(
     queued,
     directory,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await server.close();
       await smtpd.close(200);
       rmSync(directory, { recursive: true, force: true });
     },

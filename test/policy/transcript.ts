@@ -11,7 +11,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -25,6 +24,7 @@ import { smtpdSettingsFromConfig } from '../../src/policy/smtpd-settings.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import type { FakeDns } from '../fakes/dns-server.js';
 import { temporaryDirectory } from '../fakes/temporary-directory.js';
+import { startHandoverServer } from '../fakes/handover-server.js';
 
 const WAIT = 2000;
 
@@ -52,7 +52,6 @@ export interface PolicyOptions {
   readonly deps?: Partial<SmtpdDeps>;
 }
 
-let sessions = 0;
 
 /** Starts the policy stage on 127.0.0.1:0 as `options` configure it. */
 export async function startPolicy(options: PolicyOptions): Promise<PolicyUnderTest> {
@@ -80,20 +79,9 @@ export async function startPolicy(options: PolicyOptions): Promise<PolicyUnderTe
     verifyCacheDirectory: join(directory, 'queue'),
     ...options.deps,
   });
-  const server: Server = createServer((socket: Socket) => {
-    smtpd.accept(socket, {
-      sessionId: `X${++sessions}`,
-      client: { address: socket.remoteAddress!, port: socket.remotePort! },
-      local: { address: socket.localAddress!, port: socket.localPort! },
-      outcome: 'pass-new',
-      connectedAt: Date.now(),
-      ...options.verdict,
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
+  const server = await startHandoverServer((socket, verdict) => smtpd.accept(socket, verdict), { idPrefix: 'X', verdict: options.verdict });
   return {
-    port: typeof address === 'object' && address ? address.port : 0,
+    port: server.port,
     directory,
     smtpd,
     spool,
@@ -101,7 +89,7 @@ export async function startPolicy(options: PolicyOptions): Promise<PolicyUnderTe
     metrics,
     queued,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await server.close();
       await smtpd.close(200);
       rmSync(directory, { recursive: true, force: true });
     },
