@@ -14,8 +14,9 @@
  * Bugs: one process per queue directory should recycle (another's open may unlink
  * its pool; it then creates files again, nothing is lost).
  */
-import { link, open, readdir, rename, unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { QueueFileSystem } from './queue-file-system.js';
 
 /** Directory of emptied files waiting for a new message. */
 export const RECYCLE_DIRECTORY = 'recycle';
@@ -23,16 +24,18 @@ export const RECYCLE_DIRECTORY = 'recycle';
 export class FilePool {
   readonly #directory: string;
   readonly #limit: number;
+  readonly #fs: QueueFileSystem;
   /** Names of empty files in recycle/, ready to use. */
   readonly #ready: string[] = [];
   /** Files being emptied or linked: counted against the limit. */
   #busy = 0;
   #next = 0;
 
-  /** `directory`: absolute path of recycle/; `limit`: files kept at most. */
-  constructor(directory: string, limit: number) {
+  /** `directory`: absolute path of recycle/; `limit`: files kept at most; `fs`: the calls of take() and give(). */
+  constructor(directory: string, limit: number, fs: QueueFileSystem) {
     this.#directory = directory;
     this.#limit = limit;
+    this.#fs = fs;
   }
 
   /** Unlinks what an earlier process left in recycle/. Never throws. */
@@ -57,7 +60,7 @@ export class FilePool {
       const from = join(this.#directory, name);
       this.#busy += 1;
       try {
-        await link(from, path);
+        await this.#fs.link(from, path);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
         this.#ready.push(name);
@@ -65,7 +68,7 @@ export class FilePool {
       } finally {
         this.#busy -= 1;
       }
-      await unlink(from).catch(() => undefined);
+      await this.#fs.unlink(from).catch(() => undefined);
       return true;
     }
     return false;
@@ -77,17 +80,17 @@ export class FilePool {
    * once the file has left `path`, never rejects.
    */
   async give(path: string): Promise<void> {
-    if (this.#ready.length + this.#busy >= this.#limit) return unlink(path);
+    if (this.#ready.length + this.#busy >= this.#limit) return this.#fs.unlink(path);
     const name = `${process.pid}.${(this.#next += 1)}`;
     const kept = join(this.#directory, name);
-    await rename(path, kept);
+    await this.#fs.rename(path, kept);
     this.#busy += 1;
     try {
-      const file = await open(kept, 'w'); // O_TRUNC: empty from here on
+      const file = await this.#fs.open(kept, 'w'); // O_TRUNC: empty from here on
       await file.close();
       this.#ready.push(name);
     } catch {
-      await unlink(kept).catch(() => undefined);
+      await this.#fs.unlink(kept).catch(() => undefined);
     } finally {
       this.#busy -= 1;
     }

@@ -15,7 +15,7 @@
  * own delivery scheduling (the memory of fresh messages and recycled files is per process).
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { CommitOptions, Envelope, IncomingMessage, QueueWriter } from './envelope.js';
@@ -28,6 +28,7 @@ import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { DirectorySync } from './group-commit.js';
 import { FilePool, RECYCLE_DIRECTORY } from './file-pool.js';
+import { NODE_QUEUE_FILE_SYSTEM, type QueueFileHandle, type QueueFileSystem } from './queue-file-system.js';
 import { queueIdTime } from './queue-id.js';
 
 export { listQueue, formatQueueListing, type QueueListing } from './queue-listing.js';
@@ -55,11 +56,14 @@ export interface SpoolDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly clock: Clock;
+  /** The calls the commit path makes (queue-file-system.ts); default node:fs. Tests inject faults. */
+  readonly fileSystem?: QueueFileSystem;
 }
 
 export class Spool implements QueueWriter {
   readonly directory: string;
   readonly #deps: SpoolDeps;
+  readonly #fs: QueueFileSystem;
   readonly #incomingSync: DirectorySync;
   readonly #holdSync: DirectorySync;
   readonly #stateSync: DirectorySync;
@@ -83,10 +87,11 @@ export class Spool implements QueueWriter {
   private constructor(directory: string, deps: SpoolDeps) {
     this.directory = directory;
     this.#deps = deps;
-    this.#incomingSync = new DirectorySync(join(directory, 'incoming'));
-    this.#holdSync = new DirectorySync(join(directory, 'hold'));
+    this.#fs = deps.fileSystem ?? NODE_QUEUE_FILE_SYSTEM;
+    this.#incomingSync = this.#fs.directorySync(join(directory, 'incoming'));
+    this.#holdSync = this.#fs.directorySync(join(directory, 'hold'));
     this.#stateSync = new DirectorySync(join(directory, STATE_DIRECTORY));
-    this.#pool = new FilePool(join(directory, RECYCLE_DIRECTORY), RECYCLE_LIMIT);
+    this.#pool = new FilePool(join(directory, RECYCLE_DIRECTORY), RECYCLE_LIMIT, this.#fs);
   }
 
   /**
@@ -124,14 +129,17 @@ export class Spool implements QueueWriter {
     }
     const id = newQueueId(this.#deps.clock.now());
     const temporary = join(this.directory, 'incoming', id + TEMPORARY_SUFFIX);
-    let file: FileHandle;
+    let file: QueueFileHandle;
+    let recycled = false;
     try {
       // A recycled empty file when there is one (file-pool.ts), else a new one; both exclusive.
-      file = (await this.#pool.take(temporary)) ? await open(temporary, 'r+') : await open(temporary, 'wx', 0o600);
+      recycled = await this.#pool.take(temporary);
+      file = await this.#fs.open(temporary, recycled ? 'r+' : 'wx');
     } catch (error) {
+      if (recycled) await this.#fs.unlink(temporary).catch(() => undefined); // linked, not opened
       throw ioError(`cannot create ${temporary}`, error);
     }
-    return new SpoolMessage(this, id, envelope, temporary, file, this.#deps.metrics);
+    return new SpoolMessage(this, id, envelope, temporary, file, this.#deps, this.#fs);
   }
 
   /**
@@ -393,36 +401,48 @@ const WRITE_BATCH = 64 * 1024;
  * A message being written into incoming/ (envelope.ts IncomingMessage). Chunks are held
  * by reference until written, as stream.Writable does: a caller must not change a chunk
  * after write().
+ *
+ * Every byte goes through #append (which counts it) and #flush (which writes what was
+ * counted, retrying short writes, one flush at a time). commit() then checks what the
+ * file holds against what the message is — the file's size must be head + bodyLength +
+ * END record — before the rename; a mismatch is a bug, logged, and the message is not
+ * queued. Whatever fails, the temporary file is removed and commit() rejects: the client
+ * gets 452 4.3.1 (ENOSPC) or 451 4.3.0, never 250.
  */
 class SpoolMessage implements IncomingMessage {
   readonly id: string;
   #state: 'writing' | 'committed' | 'aborted' = 'writing';
   #bodyLength = 0;
-  /** Bytes not yet written (the head first, while nothing was written). */
-  readonly #pending: Buffer[];
-  #pendingBytes: number;
+  readonly #headLength: number;
+  /** Bytes counted but not yet written (the head first, while nothing was written). */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
   /** Bytes already in the file: the position of the next write. */
   #written = 0;
+  /** The flush now running: flushes never overlap (each writes at the end of the last). */
+  #flushing: Promise<void> = Promise.resolve();
+  /** The first write failure: the message can no longer be committed. */
+  #failure: unknown;
 
   constructor(
     private readonly spool: Spool,
     id: string,
     private readonly envelope: Envelope,
     private readonly temporary: string,
-    private readonly file: FileHandle,
-    private readonly metrics: Metrics,
+    private readonly file: QueueFileHandle,
+    private readonly deps: SpoolDeps,
+    private readonly fs: QueueFileSystem,
   ) {
     this.id = id;
     const head = encodeQueueFileHead(id, envelope, 0);
-    this.#pending = [head];
-    this.#pendingBytes = head.length;
+    this.#headLength = head.length;
+    this.#append(head);
   }
 
   async write(chunk: Buffer): Promise<void> {
     if (this.#state !== 'writing') throw new MxError('ERR_QUEUE_IO', `${this.id}: write after ${this.#state}`);
     if (chunk.length === 0) return;
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
+    this.#append(chunk);
     this.#bodyLength += chunk.length;
     if (this.#pendingBytes < WRITE_BATCH) return;
     try {
@@ -435,10 +455,15 @@ class SpoolMessage implements IncomingMessage {
   async commit(options?: CommitOptions): Promise<void> {
     if (this.#state !== 'writing') throw new MxError('ERR_QUEUE_IO', `${this.id}: commit after ${this.#state}`);
     const queue = options?.hold ? 'hold' : 'incoming';
+    const destination = this.spool.path(queue, this.id);
     let loaded: LoadedQueueFile | undefined;
+    let renamed = false;
     try {
+      await this.#flushing; // a write() not awaited by its caller ends first
+      if (this.#failure !== undefined) throw this.#failure;
       const patch = bodyLengthPatch(this.#bodyLength);
-      if (this.#written === 0) {
+      const patchInPlace = this.#written > 0;
+      if (!patchInPlace) {
         // Nothing written yet: the head in hand gets its length, and the file is one write.
         const head = this.#pending[0]!;
         patch.bytes.copy(head, patch.offset);
@@ -449,49 +474,106 @@ class SpoolMessage implements IncomingMessage {
           loaded = { head: { id: this.id, envelope, bodyLength: this.#bodyLength, bodyOffset: head.length }, body };
         }
       }
-      this.#pending.push(encodeEndRecord(this.id));
-      const patchInPlace = this.#written > 0;
+      const end = encodeEndRecord(this.id);
+      this.#append(end);
       await this.#flush();
-      if (patchInPlace) await this.file.write(patch.bytes, 0, patch.bytes.length, patch.offset);
+      if (patchInPlace) await this.#writeAll([patch.bytes], patch.offset);
       await this.file.sync();
+      const expected = this.#headLength + this.#bodyLength + end.length;
+      const { size } = await this.file.stat();
+      if (size !== expected || this.#written !== expected) {
+        this.deps.log.error(
+          { event: 'queue error', queueId: this.id, bug: true, size, written: this.#written, expected },
+          `${this.id}: bug: queue file is ${size} bytes (${this.#written} written), head + body + end record make ${expected}: not queued`,
+        );
+        throw Object.assign(new Error(`queue file size ${size} bytes, expected ${expected}`), { code: 'EIO' });
+      }
       await this.file.close();
-      await rename(this.temporary, this.spool.path(queue, this.id));
+      await this.fs.rename(this.temporary, destination);
+      renamed = true;
       await this.spool.syncQueueDirectory(queue);
     } catch (error) {
+      // After the rename the file is queued under its final name: take it back, so that
+      // what the client is told (4xx, it sends again) stays true. Gone already means the
+      // queue manager took it: it will be delivered, and the client's retry is a duplicate.
+      if (renamed) await this.fs.unlink(destination).catch(() => undefined);
       await this.abort();
       throw ioError(`cannot commit ${this.id}`, error);
     }
     this.#state = 'committed';
     this.spool.committed(this.id, loaded);
-    this.metrics.messagesQueued.inc();
-    this.metrics.messageBytes.inc(this.#bodyLength);
-    this.metrics.queueMessages.inc({ queue });
+    this.deps.metrics.messagesQueued.inc();
+    this.deps.metrics.messageBytes.inc(this.#bodyLength);
+    this.deps.metrics.queueMessages.inc({ queue });
   }
 
   async abort(): Promise<void> {
     if (this.#state === 'committed') return;
     this.#state = 'aborted';
-    this.#pending.length = 0;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    await this.#flushing;
     await this.file.close().catch(() => undefined);
-    await unlink(this.temporary).catch(() => undefined);
+    await this.fs.unlink(this.temporary).catch(() => undefined);
   }
 
-  /** Writes what is pending with one writev at the end of what is written. */
-  async #flush(): Promise<void> {
-    const buffers = this.#pending.splice(0);
-    const bytes = this.#pendingBytes;
-    this.#pendingBytes = 0;
-    if (bytes === 0) return;
-    // Bounded: writev returns short only on a full disk or a signal; each pass writes something.
-    let offset = 0;
-    while (offset < bytes) {
-      const rest = offset === 0 ? buffers : [Buffer.concat(buffers).subarray(offset)];
-      const { bytesWritten } = await this.file.writev(rest, this.#written);
-      if (bytesWritten <= 0) throw Object.assign(new Error('no progress writing the queue file'), { code: 'EIO' });
-      offset += bytesWritten;
-      this.#written += bytesWritten;
-    }
+  /** Counts `bytes` as part of the file, to be written by the next flush. */
+  #append(bytes: Buffer): void {
+    this.#pending.push(bytes);
+    this.#pendingBytes += bytes.length;
   }
+
+  /** Writes everything counted so far at the end of what is written, after any flush running. */
+  #flush(): Promise<void> {
+    const run = this.#flushing.then(() => {
+      if (this.#failure !== undefined) throw this.#failure;
+      const buffers = this.#pending;
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      return this.#writeAll(buffers, this.#written).then((bytes) => {
+        this.#written += bytes;
+      });
+    });
+    // The next flush waits for this one; a failure fails the message (#failure).
+    this.#flushing = run.then(undefined, (error: unknown) => {
+      this.#failure ??= error;
+    });
+    return run;
+  }
+
+  /**
+   * Writes all of `buffers` at `position` and resolves with their byte count. A short
+   * write is followed by a write of the rest (bounded: each pass writes at least one byte
+   * or fails); a pass that writes nothing is EIO.
+   */
+  async #writeAll(buffers: readonly Buffer[], position: number): Promise<number> {
+    let total = 0;
+    for (const buffer of buffers) total += buffer.length;
+    let done = 0;
+    let rest = buffers;
+    while (done < total) {
+      const { bytesWritten } = await this.file.writev(rest, position + done);
+      if (!(bytesWritten > 0)) throw Object.assign(new Error('no progress writing the queue file'), { code: 'EIO' });
+      done += bytesWritten;
+      rest = remainder(buffers, done);
+    }
+    return total;
+  }
+}
+
+/** What is left of `buffers` after their first `skip` bytes (views, not copies). */
+function remainder(buffers: readonly Buffer[], skip: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let offset = skip;
+  for (const buffer of buffers) {
+    if (offset >= buffer.length) {
+      offset -= buffer.length;
+      continue;
+    }
+    rest.push(offset > 0 ? buffer.subarray(offset) : buffer);
+    offset = 0;
+  }
+  return rest;
 }
 
 function ignoreMissing(error: unknown): void {
