@@ -23,13 +23,14 @@ const USAGE = `usage:
   mxscreen start --config FILE          run the filter in the foreground (JSON logs on stdout)
   mxscreen check-config --config FILE   print every configuration error as file:line: message
   mxscreen queue list --config FILE [--json]
-                                        one line per queued message
+                                        one line per queued message (corrupt/ files marked)
   mxscreen queue show ID --config FILE [--json]
                                         envelope, recipients' delivery history, headers
   mxscreen queue flush [DOMAIN] --config FILE
                                         deliver deferred mail now (all, or one domain)
   mxscreen queue delete|hold|release|requeue ID|ALL --config FILE
-                                        postsuper -d, -h, -H, -r (safe while mxscreen runs)
+                                        postsuper -d, -h, -H, -r (safe while mxscreen runs);
+                                        requeue ID also repairs a corrupt/ file whose body is complete
   mxscreen sink --listen HOST:PORT [--dir DIR]
                                         accept and count mail, like Postfix smtp-sink
   mxscreen spf-cidr DOMAIN... [--config FILE]

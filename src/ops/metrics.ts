@@ -50,6 +50,11 @@ export class Metrics {
   readonly queueMessages = new Gauge({ name: 'mxscreen_queue_messages', help: 'Messages in each queue directory.', labelNames: ['queue'] as const, registers: [this.registry] });
   /** Age of the oldest message in each queue (incoming, active, deferred, hold, corrupt), 0 when empty. */
   readonly queueOldest = new Gauge({ name: 'mxscreen_queue_oldest_seconds', help: 'Age of the oldest message in each queue directory.', labelNames: ['queue'] as const, registers: [this.registry] });
+  /**
+   * Queue files found damaged (short, no END record, unreadable head) and sent to corrupt/ (Spool.quarantine):
+   * queue = where each was found (incoming, active, deferred, hold). Any increase needs an administrator (README "Corrupt queue files").
+   */
+  readonly queueCorrupt = new Counter({ name: 'mxscreen_queue_corrupt_total', help: 'Damaged queue files moved to corrupt/, by the queue they were found in.', labelNames: ['queue'] as const, registers: [this.registry] });
   /** Recipients bounced (a DSN is queued unless the sender is <> or NOTIFY excludes FAILURE): reason = rejected (5xx), expired (maximal_queue_lifetime, bounce_queue_lifetime), transport (error:, null MX, unknown host), deleted. */
   readonly bounces = new Counter({ name: 'mxscreen_bounces_total', help: 'Bounced recipients by reason.', labelNames: ['reason'] as const, registers: [this.registry] });
   /** 1 while the nexthop answers, 0 while it is remembered as dead (its mail is deferred without a connection). */

@@ -11,6 +11,9 @@
  * delivery. With no live owner the command is applied directly. Each command on a
  * message outside active/ is one rename (or unlink), atomic; a file that moves meanwhile
  * is looked up again (bounded). What each command does to each queue: `applyControl`.
+ * corrupt/ is searched by id only, never by ALL (postsuper's default queues): delete
+ * removes a corrupt file; requeue puts it back only when its body is complete, its END
+ * record restored first (corrupt-repair.ts), and otherwise refuses and leaves it there.
  * Leaves to others: the queue manager's side (queue-manager.ts), the command line (cli.ts).
  * Bugs: a stale control/pid whose number a new unrelated process took reads as live (the
  * command then times out); mxscreen starting during a direct command can race with it;
@@ -25,6 +28,7 @@ import { systemClock } from '../clock.js';
 import { createLogger } from '../ops/log.js';
 import { Metrics } from '../ops/metrics.js';
 import { isQueueId } from './queue-id.js';
+import { describeCondition, isRepairable } from './corrupt-repair.js';
 
 export const CONTROL_COMMANDS = ['flush', 'delete', 'hold', 'release', 'requeue'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
@@ -57,8 +61,10 @@ export interface ControlOwner {
   flush(domain?: string): Promise<number>;
 }
 
-/** Where a command may find a message, in lookup order. */
-const SEARCHED: readonly QueueName[] = ['incoming', 'deferred', 'hold', 'active'];
+/** Where a command may find a message, in lookup order; corrupt/ only by its id (as postsuper: ALL leaves it alone). */
+const SEARCHED: readonly QueueName[] = ['incoming', 'deferred', 'hold', 'active', 'corrupt'];
+/** Where `ALL` looks (postsuper's default queues). */
+const ALL_QUEUES: readonly QueueName[] = ['incoming', 'deferred', 'hold', 'active'];
 /** Name of the owner's pid file in control/. */
 export const PID_FILE = 'pid';
 /** Lookups of a message that keeps moving before a command gives up. */
@@ -79,9 +85,9 @@ export async function applyControl(spool: Spool, request: ControlRequest, owner?
       lines.push(`${target}: not a queue id`);
       continue;
     }
-    const done = await applyToMessage(spool, command, id, owner);
-    if (done) count += 1;
-    lines.push(done ? `${id}: ${PAST_TENSE[command]}` : `${id}: ${command === 'release' ? 'not on hold' : 'no such message'}`);
+    const outcome = await applyToMessage(spool, command, id, owner);
+    if (outcome.done) count += 1;
+    lines.push(`${id}: ${outcome.done ? PAST_TENSE[command] + (outcome.note ? ` (${outcome.note})` : '') : outcome.why}`);
   }
   const text = target.toUpperCase() === 'ALL' ? `${PAST_TENSE[command]}: ${count} message${count === 1 ? '' : 's'}` : lines.join('\n');
   return { ok: count > 0 || target.toUpperCase() === 'ALL', count, text };
@@ -95,38 +101,55 @@ const PAST_TENSE: Readonly<Record<ControlCommand, string>> = {
   requeue: 'requeued',
 };
 
-async function applyToMessage(spool: Spool, command: Exclude<ControlCommand, 'flush'>, id: string, owner: ControlOwner | undefined): Promise<boolean> {
+/** What a command did to one message: done (with a remark for the operator), or why not. */
+type MessageOutcome = { readonly done: true; readonly note?: string } | { readonly done: false; readonly why: string };
+
+const NO_SUCH_MESSAGE: MessageOutcome = { done: false, why: 'no such message' };
+
+async function applyToMessage(spool: Spool, command: Exclude<ControlCommand, 'flush'>, id: string, owner: ControlOwner | undefined): Promise<MessageOutcome> {
   // Bounded: a file that moves between lookup and rename is looked up again a few times.
   for (let attempt = 0; attempt < LOCATE_ATTEMPTS; attempt += 1) {
     const from = await locate(spool, id);
-    if (!from) return false;
+    if (!from) return NO_SUCH_MESSAGE;
     if (from === 'active' && owner) {
       const claimed = await owner.claimActive(command, id);
       if (claimed === 'moved') continue;
-      return claimed;
+      return claimed ? { done: true } : notApplied(command);
     }
     const to = destination(command, from);
-    if (to === undefined) return false;
+    if (to === undefined) return from === 'corrupt' ? { done: false, why: 'corrupt queue file: only requeue or delete apply' } : notApplied(command);
+    let note: string | undefined;
     try {
       if (to === 'removed') await spool.remove(from, id);
-      else if (to !== from) await spool.move(id, from, to);
+      else if (from === 'corrupt') {
+        const condition = await spool.requeueCorrupt(id);
+        if (!isRepairable(condition)) return { done: false, why: `not requeued, left in corrupt/: ${describeCondition(condition)}` };
+        note = condition.kind === 'no-end-record' ? 'repaired: end record restored' : 'from corrupt/';
+      } else if (to !== from) await spool.move(id, from, to);
     } catch (error) {
       if (isMissing(error)) continue;
       throw error;
     }
     owner?.moved(id, to);
-    return true;
+    return { done: true, ...(note ? { note } : {}) };
   }
-  return false;
+  return NO_SUCH_MESSAGE;
 }
 
-/** Where `command` sends a message found in `from` (undefined: the command does not apply). */
+function notApplied(command: Exclude<ControlCommand, 'flush'>): MessageOutcome {
+  return command === 'release' ? { done: false, why: 'not on hold' } : NO_SUCH_MESSAGE;
+}
+
+/**
+ * Where `command` sends a message found in `from` (undefined: the command does not apply).
+ * A corrupt file may only be deleted or requeued (requeue repairs it first, or refuses).
+ */
 function destination(command: Exclude<ControlCommand, 'flush'>, from: QueueName): QueueName | 'removed' | undefined {
   switch (command) {
     case 'delete':
       return 'removed';
     case 'hold':
-      return 'hold';
+      return from === 'corrupt' ? undefined : 'hold';
     case 'release':
       return from === 'hold' ? 'deferred' : undefined;
     case 'requeue':
@@ -152,7 +175,7 @@ async function flushQueue(spool: Spool, domain: string, owner: ControlOwner | un
       const domains = schedule?.domains ?? (await spool.readHead('deferred', id).catch(() => undefined))?.envelope.recipients.map((r) => r.address.slice(r.address.lastIndexOf('@') + 1).toLowerCase());
       if (!domains?.some((d) => matchesSite(d, site))) continue;
     }
-    if (await applyToMessage(spool, 'requeue', id, undefined)) count += 1;
+    if ((await applyToMessage(spool, 'requeue', id, undefined)).done) count += 1;
   }
   return { ok: true, count, text: `flush${site ? ` ${site}` : ''}: ${count} message${count === 1 ? '' : 's'} requeued; mxscreen is not running, they go out when it starts` };
 }
@@ -180,7 +203,7 @@ async function locate(spool: Spool, id: string): Promise<QueueName | undefined> 
 
 async function allIds(spool: Spool): Promise<string[]> {
   const ids = new Set<string>();
-  for (const queue of SEARCHED) for (const id of await spool.list(queue)) ids.add(id);
+  for (const queue of ALL_QUEUES) for (const id of await spool.list(queue)) ids.add(id);
   return [...ids].sort();
 }
 

@@ -30,6 +30,7 @@ import { DirectorySync } from './group-commit.js';
 import { FilePool, RECYCLE_DIRECTORY } from './file-pool.js';
 import { NODE_QUEUE_FILE_SYSTEM, type QueueFileHandle, type QueueFileSystem } from './queue-file-system.js';
 import { queueIdTime } from './queue-id.js';
+import { isRepairable, restoreEndRecord, type CorruptCondition } from './corrupt-repair.js';
 
 export { listQueue, formatQueueListing, type QueueListing } from './queue-listing.js';
 
@@ -297,13 +298,17 @@ export class Spool implements QueueWriter {
   }
 
   /**
-   * Moves a damaged file to corrupt/ (Postfix: "corrupt queue file") with a log line,
-   * event `corrupt`. Never throws: a corrupt file must not stop the queue.
+   * Moves a damaged file to corrupt/ with an error-level log line, event `corrupt` (Postfix
+   * qmgr's words: `saving corrupt file "ID" from queue "active" to queue "corrupt"`, a
+   * warning there; here an error, since the message is not delivered until an
+   * administrator acts), and counts it in mxscreen_queue_corrupt_total{queue}. Its state
+   * file stays (requeueCorrupt). Never throws: a corrupt file must not stop the queue.
    */
   async quarantine(queue: QueueName, id: string, reason: string): Promise<void> {
     this.#withoutState.delete(id);
     this.#forget(id);
-    this.#deps.log.warn({ event: 'corrupt', queueId: id, queue, reason }, `${id}: corrupt queue file moved to corrupt/: ${reason}`);
+    this.#deps.metrics.queueCorrupt.inc({ queue });
+    this.#deps.log.error({ event: 'corrupt', queueId: id, queue, reason }, `${id}: saving corrupt file "${id}" from queue "${queue}" to queue "corrupt": ${reason}`);
     try {
       await this.move(id, queue, 'corrupt');
     } catch (error) {
@@ -387,6 +392,27 @@ export class Spool implements QueueWriter {
         // Gone already, or not ours to remove: the next open tries again.
       }
     }
+  }
+
+  /**
+   * `queue requeue` of corrupt/<id> (corrupt-repair.ts): when its body is complete, the
+   * missing END record is written and fsynced, the file renamed to incoming/ and incoming/
+   * fsynced (the durability of a commit); otherwise it stays in corrupt/. Resolves the
+   * condition found (isRepairable tells which happened). Throws MxError ERR_QUEUE_IO
+   * (cause ENOENT when there is no such file), ERR_QUEUE_CORRUPT when the file changed
+   * size during the repair.
+   */
+  async requeueCorrupt(id: string): Promise<CorruptCondition> {
+    let condition: CorruptCondition;
+    try {
+      condition = await restoreEndRecord(this.path('corrupt', id), id);
+      if (!isRepairable(condition)) return condition;
+      await this.move(id, 'corrupt', 'incoming');
+      await this.#incomingSync.sync();
+    } catch (error) {
+      throw error instanceof MxError ? error : ioError(`cannot requeue ${id} from corrupt/`, error);
+    }
+    return condition;
   }
 }
 
