@@ -4,13 +4,18 @@
  * Decides: the layout `incoming/ active/ deferred/ hold/ corrupt/` (Postfix's queue names)
  * plus `state/` (delivery-state.ts), `control/` (queue-control.ts), `recycle/` (file-pool.ts);
  * the durable write of a new message (`incoming/<id>.tmp` taken exclusively, written in
- * 64 KiB batches — a small message is one write at commit — END record, fsync, rename to
- * `incoming/<id>` or, held by a header check, `hold/<id>`, fsync of that directory shared
- * by concurrent commits (group-commit.ts): only then may the client get 250, DESIGN.md
- * "Durability contract"); the durable write of a state file; the free-space floor
- * (queue_minfree, 1.5 × message_size_limit): below it a new message is ENOSPC. Moves are
- * plain renames. Small messages just committed reach load() from memory. Leaves to
- * others: the file format (queue-file.ts), scheduling (queue-manager.ts).
+ * 64 KiB batches — a small message is one write at commit — END record, fsync, a check
+ * that the file's size is head + body + END record (anything else is a bug: logged, 451),
+ * rename to `incoming/<id>` or, held by a header check, `hold/<id>`, fsync of that
+ * directory shared by concurrent commits (group-commit.ts): only then may the client get
+ * 250, README "Queue and delivery"); any failure on that path (ENOSPC, EIO, a write that
+ * stays short) removes the file and rejects, so the client gets 452 4.3.1 or 451 4.3.0;
+ * the durable write of a state file; the free-space floor (queue_minfree, 1.5 ×
+ * message_size_limit): below it a new message is ENOSPC. Moves are plain renames. Small
+ * messages just committed reach load() from memory. The commit path's system calls go
+ * through queue-file-system.ts, so tests can fail any one of them.
+ * Leaves to others: the file format (queue-file.ts), scheduling (queue-manager.ts), what
+ * may be done with a file in corrupt/ (corrupt-repair.ts).
  * Bugs: temporary files are swept at open only when older than an hour; one process must
  * own delivery scheduling (the memory of fresh messages and recycled files is per process).
  */
