@@ -21,6 +21,7 @@ import { smtpdSettingsFromConfig, type SmtpdSettings } from '../../src/policy/sm
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { matchList, memoryTable } from './policy-tables.js';
 import { startHandoverServer } from '../fakes/handover-server.js';
+import { FaultyFileSystem } from '../fakes/faulty-file-system.js';
 
 const WAIT = 2000; // upper bound of any single wait; the tests themselves take milliseconds
 
@@ -385,6 +386,43 @@ for (const { name, input, want } of queueFailures) {
     }
   });
 }
+
+test('queue faults on the real spool: ENOSPC writing the END record → 452 4.3.1, EIO at the rename → 451 4.3.0, nothing queued; the session goes on and the next message is queued whole', async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-smtpd-faults-'));
+  const fs = new FaultyFileSystem();
+  const spool = await Spool.open(directory, { log: createLogger({ level: 'silent' }), metrics: new Metrics(), clock: systemClock, fileSystem: fs });
+  const policy = await startPolicy({ queue: spool, settings: { messageSizeLimit: 1_000_000 } });
+  // Larger than one 64 KiB write batch: the END record goes in the last write, at commit.
+  const body = `Subject: x\r\n\r\n${'y'.repeat(78)}\r\n`.repeat(1500);
+  const transaction = async (client: ScriptedClient, armed: () => void): Promise<string> => {
+    await command(client, 'MAIL FROM:<s@sender.example>');
+    await command(client, 'RCPT TO:<joe@example.com>');
+    armed();
+    await command(client, 'DATA');
+    client.send(`${body}.\r\n`);
+    const reply = (await client.readReply(WAIT)).lines[0]!;
+    fs.disarm();
+    return reply;
+  };
+  try {
+    const { client } = await session(policy);
+    assert.match(await transaction(client, () => fs.arm(0, 'ENOSPC')), /^250 2\.0\.0 Ok: queued as /);
+    const steps = [...fs.steps];
+    const endRecordWrite = steps.lastIndexOf('writev') + 1;
+    assert.ok(endRecordWrite > 1 && steps.indexOf('writev') + 1 < endRecordWrite, `batches, then the END record: ${steps.join(', ')}`);
+    assert.equal(await transaction(client, () => fs.arm(endRecordWrite, 'ENOSPC')), '452 4.3.1 Insufficient system storage');
+    assert.equal(await transaction(client, () => fs.arm(steps.indexOf('rename') + 1, 'EIO')), '451 4.3.0 Error: queue file write error');
+    assert.match(await transaction(client, () => undefined), /^250 2\.0\.0 Ok: queued as /);
+    assert.equal(policy.queued.length, 2);
+    assert.deepEqual(readdirSync(join(directory, 'incoming')).sort(), [...policy.queued].sort(), 'only the two 250s are queued, no temporary file is left');
+    for (const id of policy.queued) await spool.verify('incoming', id);
+    await client.close();
+  } finally {
+    await policy.close();
+    spool.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
 
 test('close(): an idle session gets 421 4.3.2 after the timeout; later handovers get 421 at once', async () => {
   const policy = await startPolicy();
