@@ -19,6 +19,11 @@ export type Fault = 'ENOSPC' | 'EIO' | 'short' | 'short+ENOSPC';
 export const FAULTS: readonly Fault[] = ['ENOSPC', 'EIO', 'short', 'short+ENOSPC'];
 
 export type Step = 'open' | 'writev' | 'sync' | 'stat' | 'close' | 'rename' | 'link' | 'unlink' | 'directory fsync';
+/** Picks the step a fault strikes by what it is (a writev's buffers are given). */
+export type StepMatch = (step: Step, buffers: readonly Buffer[]) => boolean;
+
+/** The writev that carries a queue file's END record. */
+export const END_RECORD_WRITE: StepMatch = (step, buffers) => step === 'writev' && buffers.at(-1)?.subarray(0, 4).toString('latin1') === 'END ';
 
 function errno(code: 'ENOSPC' | 'EIO', step: Step): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: injected at ${step}`), { code });
@@ -29,15 +34,18 @@ export class FaultyFileSystem implements QueueFileSystem {
   armed = false;
   /** Steps counted since the last arm(). */
   steps: Step[] = [];
-  #at = 0;
+  #at: number | StepMatch = 0;
   #fault: Fault = 'ENOSPC';
   /** The disk is full (after a `short+ENOSPC` fault): every later write fails. */
   #full = false;
   /** Whether the fault struck since arm(). */
   struck = false;
 
-  /** Starts counting from 1; the fault strikes at step `at` (0: never). */
-  arm(at: number, fault: Fault): void {
+  /**
+   * Starts counting from 1; the fault strikes at step `at` (0: never), or at the first
+   * step `at` matches (a writev is shown its buffers).
+   */
+  arm(at: number | StepMatch, fault: Fault): void {
     this.armed = true;
     this.steps = [];
     this.#at = at;
@@ -51,11 +59,15 @@ export class FaultyFileSystem implements QueueFileSystem {
     this.#full = false;
   }
 
-  /** The fault this step suffers, if any (and counts the step); `asked`: bytes of a writev. */
-  #step(step: Step, asked = 0): Fault | undefined {
-    if (!this.armed) return undefined;
+  /** The fault this step suffers, if any (and counts the step); `buffers`: what a writev writes. */
+  #step(step: Step, buffers: readonly Buffer[] = []): Fault | undefined {
+    if (!this.armed || this.struck) {
+      if (this.armed) this.steps.push(step);
+      return undefined;
+    }
     this.steps.push(step);
-    if (this.steps.length !== this.#at) return undefined;
+    const asked = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    if (typeof this.#at === 'number' ? this.steps.length !== this.#at : !this.#at(step, buffers)) return undefined;
     if (this.#fault.startsWith('short') && (step !== 'writev' || asked < 2)) return undefined;
     this.struck = true;
     return this.#fault;
@@ -99,9 +111,9 @@ export class FaultyFileSystem implements QueueFileSystem {
     });
   }
 
-  /** @internal FaultyHandle: the fault of one writev of `asked` bytes. */
-  writeFault(asked: number): Fault | 'full' | undefined {
-    const fault = this.#step('writev', asked);
+  /** @internal FaultyHandle: the fault of one writev of `buffers`. */
+  writeFault(buffers: readonly Buffer[]): Fault | 'full' | undefined {
+    const fault = this.#step('writev', buffers);
     if (fault === 'short+ENOSPC') this.#full = true;
     else if (this.#full) return 'full';
     return fault;
@@ -121,7 +133,7 @@ class FaultyHandle implements QueueFileHandle {
 
   async writev(buffers: readonly Buffer[], position: number): Promise<{ bytesWritten: number }> {
     const asked = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-    const fault = this.fs.writeFault(asked);
+    const fault = this.fs.writeFault(buffers);
     if (fault === 'ENOSPC' || fault === 'EIO') throw errno(fault, 'writev');
     if (fault === 'full') throw errno('ENOSPC', 'writev');
     if (fault === 'short' || fault === 'short+ENOSPC') {
