@@ -387,24 +387,89 @@ for (const { name, input, want } of queueFailures) {
   });
 }
 
-test('queue faults on the real spool: ENOSPC writing the END record → 452 4.3.1, EIO at the rename → 451 4.3.0, nothing queued; the session goes on and the next message is queued whole', async () => {
-  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-smtpd-faults-'));
+/** How long a test waits to see that a reply does not come (ms): absence, not a deadline. */
+const NO_REPLY_WAIT = 150;
+
+async function assertNoReply(client: ScriptedClient, what: string): Promise<void> {
+  await assert.rejects(client.readReply(NO_REPLY_WAIT), Error, `no reply while ${what}`);
+}
+
+/** Starts MAIL, RCPT, DATA and the message on `client`; the reply to the final dot is left unread. */
+async function sendMessage(client: ScriptedClient, body = 'Subject: x\r\n\r\nbody\r\n'): Promise<void> {
+  assert.match(await command(client, 'MAIL FROM:<s@sender.example>'), /^250/);
+  assert.match(await command(client, 'RCPT TO:<joe@example.com>'), /^250/);
+  assert.match(await command(client, 'DATA'), /^354/);
+  client.send(`${body}.\r\n`);
+}
+
+/** A policy stage over a real spool whose commit calls go through `fs`. */
+async function withFaultySpool(fn: (policy: Policy, spool: Spool, fs: FaultyFileSystem, directory: string) => Promise<void>): Promise<void> {
+  const directory = mkdtempSync(join(tmpdir(), 'mxscreen-smtpd-commit-'));
   const fs = new FaultyFileSystem();
   const spool = await Spool.open(directory, { log: createLogger({ level: 'silent' }), metrics: new Metrics(), clock: systemClock, fileSystem: fs });
   const policy = await startPolicy({ queue: spool, settings: { messageSizeLimit: 1_000_000 } });
-  // Larger than one 64 KiB write batch: the END record goes in the last write, at commit.
-  const body = `Subject: x\r\n\r\n${'y'.repeat(78)}\r\n`.repeat(1500);
-  const transaction = async (client: ScriptedClient, armed: () => void): Promise<string> => {
-    await command(client, 'MAIL FROM:<s@sender.example>');
-    await command(client, 'RCPT TO:<joe@example.com>');
-    armed();
-    await command(client, 'DATA');
-    client.send(`${body}.\r\n`);
-    const reply = (await client.readReply(WAIT)).lines[0]!;
-    fs.disarm();
-    return reply;
-  };
   try {
+    await fn(policy, spool, fs, directory);
+  } finally {
+    await policy.close();
+    spool.close();
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+test('durability contract: no 250 while the file fsync, the rename or the directory fsync is pending; it comes once that step completes', async () => {
+  await withFaultySpool(async (policy, _spool, fs, directory) => {
+    const { client } = await session(policy);
+    // One message per step, that step alone held: each must be awaited before the 250.
+    for (const name of ['sync', 'rename', 'directory fsync'] as const) {
+      const step = fs.hold((reached) => reached === name);
+      await sendMessage(client);
+      await step.reached();
+      await assertNoReply(client, `the ${name} step is pending`);
+      step.releaseAll();
+      assert.match((await client.readReply(WAIT)).lines[0]!, /^250 2\.0\.0 Ok: queued as /, name);
+    }
+    assert.deepEqual(readdirSync(join(directory, 'incoming')).sort(), [...policy.queued].sort());
+    await client.close();
+  });
+});
+
+test('durability contract, group commit: clients whose renames wait for the next directory fsync get 250 only after it, and share it', async () => {
+  await withFaultySpool(async (policy, _spool, fs, directory) => {
+    const fsync = fs.hold((step) => step === 'directory fsync');
+    const first = (await session(policy, '127.0.0.2')).client;
+    await sendMessage(first);
+    await fsync.reached(1); // the first commit's directory fsync runs (held)
+    const others = [(await session(policy, '127.0.0.3')).client, (await session(policy, '127.0.0.4')).client];
+    for (const client of others) await sendMessage(client);
+    // Bounded wait until both later files are renamed into incoming/: they wait for the next fsync.
+    for (let tries = 0; readdirSync(join(directory, 'incoming')).filter((name) => !name.endsWith('.tmp')).length < 3; tries += 1) {
+      assert.ok(tries < 200, 'the later commits reached their rename');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (const client of [first, ...others]) await assertNoReply(client, 'the first directory fsync is pending');
+    fsync.releaseOne();
+    assert.match((await first.readReply(WAIT)).lines[0]!, /^250 2\.0\.0 /);
+    await fsync.reached(2); // one fsync for both later commits
+    for (const client of others) await assertNoReply(client, 'the directory fsync covering their renames is pending');
+    fsync.releaseAll();
+    for (const client of others) assert.match((await client.readReply(WAIT)).lines[0]!, /^250 2\.0\.0 /);
+    assert.equal(fsync.arrived, 2, 'three commits, two directory fsyncs');
+    for (const client of [first, ...others]) await client.close();
+  });
+});
+
+test('queue faults on the real spool: ENOSPC writing the END record → 452 4.3.1, EIO at the rename → 451 4.3.0, nothing queued; the session goes on and the next message is queued whole', async () => {
+  await withFaultySpool(async (policy, spool, fs, directory) => {
+    // Larger than one 64 KiB write batch: the END record goes in the last write, at commit.
+    const body = `Subject: x\r\n\r\n${'y'.repeat(78)}\r\n`.repeat(1500);
+    const transaction = async (client: ScriptedClient, armed: () => void): Promise<string> => {
+      armed();
+      await sendMessage(client, body);
+      const reply = (await client.readReply(WAIT)).lines[0]!;
+      fs.disarm();
+      return reply;
+    };
     const { client } = await session(policy);
     assert.equal(await transaction(client, () => fs.arm(END_RECORD_WRITE, 'ENOSPC')), '452 4.3.1 Insufficient system storage');
     assert.ok(fs.struck && fs.steps.filter((step) => step === 'writev').length > 1, `batches, then the END record: ${fs.steps.join(', ')}`);
@@ -415,11 +480,7 @@ test('queue faults on the real spool: ENOSPC writing the END record → 452 4.3.
     assert.deepEqual(readdirSync(join(directory, 'incoming')), policy.queued, 'only the 250 is queued, no temporary file is left');
     for (const id of policy.queued) await spool.verify('incoming', id);
     await client.close();
-  } finally {
-    await policy.close();
-    spool.close();
-    rmSync(directory, { recursive: true, force: true });
-  }
+  });
 });
 
 test('close(): an idle session gets 421 4.3.2 after the timeout; later handovers get 421 at once', async () => {
