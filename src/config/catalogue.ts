@@ -143,6 +143,13 @@ export const CATALOGUE = [
   { name: 'nested_header_checks', kind: 'tables', default: '$header_checks', doc: 'Tables matched against the non-MIME headers of attached messages (message/rfc822).' },
   { name: 'mxscreen_blocked_attachment_types', kind: 'list', default: '', doc: 'MIME types (application/x-msdownload) or families (application/*) refused with 550 5.7.1, matched against the declared type and the filename extension.' },
 
+  // --- cleanup(8) safety limits (content-limits.ts), applied to every message ---
+  { name: 'header_size_limit', kind: 'size', default: '102400', doc: 'Longest logical header (its lines joined) in bytes; the excess is discarded and the message still accepted.' },
+  { name: 'mxscreen_header_count_limit', kind: 'integer', default: '1000', doc: 'Most header fields in one header section (the message, a MIME part, an attached message); more: 552 5.6.0.' },
+  { name: 'mime_nesting_limit', kind: 'integer', default: '100', doc: 'Most containers (multipart, message/rfc822) around a MIME part; deeper: 550 5.6.0 MIME nesting exceeds safety limit.' },
+  { name: 'mime_boundary_length_limit', kind: 'integer', default: '2048', doc: 'Bytes of a MIME boundary that are compared; longer boundaries are matched on these bytes only.' },
+  { name: 'mxscreen_mime_part_count_limit', kind: 'integer', default: '1000', doc: 'Most MIME body parts in one message, counted at every level; more: 552 5.6.0.' },
+
   // --- queue manager and delivery ---
   { name: 'transport_maps', kind: 'tables', default: '', doc: 'transport(5) tables: recipient or domain to transport:nexthop.' },
   { name: 'relayhost', kind: 'string', default: '', doc: 'Nexthop for mail that transport_maps does not route, [host]:port or host.' },

@@ -39,7 +39,7 @@ export class Metrics {
   readonly restrictionResults = new Counter({ name: 'mxscreen_smtpd_restrictions_total', help: 'Restriction list results by list and result.', labelNames: ['list', 'result'] as const, registers: [this.registry] });
   /** Address verification probes (reject_unverified_recipient): result = started | limited (mxscreen_verify_probe_limit reached, 450 at once). */
   readonly addressVerifyProbes = new Counter({ name: 'mxscreen_address_verify_probes_total', help: 'Address verification probes by nexthop and result.', labelNames: ['nexthop', 'result'] as const, registers: [this.registry] });
-  /** Messages the content checks stopped at end of DATA: action = reject | discard | hold; table = the header_checks table. */
+  /** Messages the content checks or safety limits stopped at end of DATA: action = reject | discard | hold | limit. */
   readonly contentRejects = new Counter({ name: 'mxscreen_content_checks_total', help: 'Messages stopped by header/MIME checks by action.', labelNames: ['action'] as const, registers: [this.registry] });
   readonly smtpReplies = new Counter({ name: 'mxscreen_smtp_replies_total', help: 'SMTP replies sent to clients by reply code.', labelNames: ['code'] as const, registers: [this.registry] });
   readonly messagesQueued = new Counter({ name: 'mxscreen_messages_queued_total', help: 'Messages accepted with 250 and written to the queue.', registers: [this.registry] });

@@ -5,18 +5,19 @@
  * "forward as attachment", base64/quoted-printable despite RFC 2046 §5.2.1) is decoded with
  * the part's decoder and fed, with backpressure, to its own Splitter, recursively; its nodes
  * go back to content-inspection.ts. Postfix parses such parts too but never decodes; we do,
- * as a mail reader may show them. Past mime_nesting_limit's default (100 containers around
- * a part, multipart and message) the message is rejected 5.6.0 like cleanup(8) with checks.
+ * as a mail reader may show them. Past mime_nesting_limit (containers around a part,
+ * multipart and message, counted across the splitters) the part is `too-deep`; the inner
+ * splitter has the bounds of content-limits.ts (splitterOptions).
  * Memory: one splitter per open level, bounded buffers, never a whole part.
- * Leaves to others: matching headers (content-inspection.ts); queued bytes are untouched.
- * Bugs: a part its own splitter cannot take (header > 1 MiB, > 1000 parts) is rejected 5.6.0.
+ * Leaves to others: matching headers and what a failure means (content-inspection.ts);
+ * queued bytes are untouched; the limits of the undecoded message (content-limits.ts).
+ * Bugs: the inner splitter counts the parts and header sections of its own message only,
+ * not together with the outer message's (mxscreen_mime_part_count_limit is per splitter here).
  */
 import { pipeline, Writable, type Transform } from 'node:stream';
 import { once } from 'node:events';
 import { Splitter } from '@zone-eu/mailsplit';
-
-/** Postfix's mime_nesting_limit default: containers (multipart, message) around a part. */
-export const MIME_NESTING_LIMIT = 100;
+import { splitterOptions, type ContentLimits } from './content-limits.js';
 
 /** The parts of a mailsplit MimeNode this decision reads. */
 export interface MessageNode {
@@ -42,16 +43,17 @@ export function nestingOf(node: MessageNode, base: number): number {
 
 /**
  * What to do with `node` of a splitter whose root sits at nesting `base`: `too-deep` when
- * it (or, for an unparsed message part, its root) lies past MIME_NESTING_LIMIT; `inspect`
- * a message/rfc822 or message/global part that mailsplit left unparsed (its root then sits
- * at `nesting`); else `none`. Source: RFC 2046 §5.2.1, postconf(5) mime_nesting_limit.
+ * it (or, for an unparsed message part, its root) lies past `nestingLimit`
+ * (mime_nesting_limit); `inspect` a message/rfc822 or message/global part that mailsplit
+ * left unparsed (its root then sits at `nesting`); else `none`. Source: RFC 2046 §5.2.1,
+ * postconf(5) mime_nesting_limit.
  */
-export function attachedMessageDecision(node: MessageNode, base: number): AttachedMessageDecision {
+export function attachedMessageDecision(node: MessageNode, base: number, nestingLimit: number): AttachedMessageDecision {
   const nesting = nestingOf(node, base);
-  if (nesting > MIME_NESTING_LIMIT) return { kind: 'too-deep', nesting };
+  if (nesting > nestingLimit) return { kind: 'too-deep', nesting };
   const message = node.contentType === 'message/rfc822' || node.contentType === 'message/global';
   if (!message || node.messageNode === true) return { kind: 'none' };
-  if (nesting + 1 > MIME_NESTING_LIMIT) return { kind: 'too-deep', nesting: nesting + 1 };
+  if (nesting + 1 > nestingLimit) return { kind: 'too-deep', nesting: nesting + 1 };
   return { kind: 'inspect', nesting: nesting + 1 };
 }
 
@@ -68,7 +70,7 @@ export interface AttachedMessageInspector {
   item(item: SplitItem): Promise<void>;
   /** After the last item. */
   end(): Promise<void>;
-  /** The nested split failed; called once, later writes are dropped. */
+  /** The nested split failed (a mailsplit EMAXLEN error when a limit was hit); called once, later writes are dropped. */
   failure(error: unknown): void;
 }
 
@@ -82,9 +84,9 @@ export class AttachedMessage {
   #failed = false;
   readonly #finished: Promise<void>;
 
-  constructor(node: MessageNode, inspector: AttachedMessageInspector) {
+  constructor(node: MessageNode, inspector: AttachedMessageInspector, limits: ContentLimits) {
     this.#decoder = node.getDecoder();
-    const splitter = new Splitter({ defaultInlineEmbedded: true });
+    const splitter = new Splitter(splitterOptions(limits));
     const sink = new Writable({
       objectMode: true,
       write(item: SplitItem, _encoding, done) {

@@ -7,18 +7,23 @@
  * and part headers → mime_header_checks, the message's → header_checks, an attached
  * message's → nested_header_checks. REJECT > DISCARD > HOLD, applied at the end of DATA;
  * nothing is inspected after a REJECT. Blocked types: declared or filename-implied type.
+ * A limit hit inside the inspection (mime_nesting_limit in a decoded attached message, a
+ * mailsplit bound: header section, node count) is a `limit` verdict, above REJECT: the
+ * splitter's error stops the splitting, never the stream, so DATA is still read to its end.
  * Leaves to others: actions (header-checks.ts), attached messages mailsplit does not parse
- * (attached-message.ts), queueing and the reply (cleanup.ts, smtpd.ts).
+ * (attached-message.ts), the limits and their replies (content-limits.ts), queueing and the
+ * reply (cleanup.ts, smtpd.ts).
  * Bugs: IGNORE drops every header of that name in a node, PREPEND adds at its top; neither
  * acts inside an attached message that attached-message.ts splits (queued as sent).
  */
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { Joiner, Splitter } from '@zone-eu/mailsplit';
 import mime from 'mime-types';
 import type { Logger } from '../ops/log.js';
 import type { SmtpReply } from '../errors.js';
 import { headerClass, matchHeader, type HeaderCheckTables } from './header-checks.js';
 import { AttachedMessage, attachedMessageDecision, type MessageNode, type SplitItem } from './attached-message.js';
+import { DEFAULT_CONTENT_LIMITS, limitRefusal, splitterOptions, splitterRefusal, type ContentLimits, type LimitRefusal } from './content-limits.js';
 
 export interface ContentSettings {
   readonly tables: HeaderCheckTables;
@@ -37,7 +42,9 @@ export type ContentVerdict =
   | { readonly kind: 'accept' }
   | { readonly kind: 'reject'; readonly reply: SmtpReply; readonly match: ContentMatch }
   | { readonly kind: 'discard'; readonly text: string; readonly match: ContentMatch }
-  | { readonly kind: 'hold'; readonly text: string; readonly match: ContentMatch };
+  | { readonly kind: 'hold'; readonly text: string; readonly match: ContentMatch }
+  /** A safety limit refused the message (content-limits.ts); wins over every other verdict. */
+  | { readonly kind: 'limit'; readonly refusal: LimitRefusal };
 
 export interface ContentInspection {
   /** The message bytes to queue (headers rewritten by IGNORE/PREPEND, the rest unchanged). */
@@ -60,12 +67,10 @@ interface SplitNode extends MessageNode {
   readonly libmime: { decodeWords(text: string): string };
 }
 
-const RANK = { accept: 0, hold: 1, discard: 2, reject: 3 } as const;
+const RANK = { accept: 0, hold: 1, discard: 2, reject: 3, limit: 4 } as const;
 
-/** cleanup(8) with content checks on: a part nested past mime_nesting_limit (mime_state.c's text). */
-const MIME_NESTING_EXCEEDED: SmtpReply = { code: 550, enhanced: '5.6.0', text: 'MIME nesting exceeds safety limit' };
-/** An attached message whose own split failed (mailsplit's header or part limits): not inspected, so not taken. */
-const ATTACHED_MESSAGE_FAILURE: SmtpReply = { code: 550, enhanced: '5.6.0', text: 'Attached message exceeds MIME safety limits' };
+/** An attached message whose own split failed for another reason than a limit: not inspected, so not taken. */
+const ATTACHED_MESSAGE_FAILURE: SmtpReply = { code: 550, enhanced: '5.6.0', text: 'Attached message cannot be inspected' };
 
 /** True when `type` is blocked by one of `blocked` (exact type, `family/*` or `family`). */
 export function typeBlocked(type: string, blocked: readonly string[]): boolean {
@@ -95,17 +100,60 @@ export function headerCandidates(node: Pick<SplitNode, 'filename' | 'libmime'>, 
 }
 
 /**
- * Starts inspecting `input` (the DATA stream). `output` must be read to its end; errors
- * of `input` (the client went away) reach `output`. `output` carries the input bytes (only
- * IGNORE/PREPEND change headers of nodes the top-level splitter parses); attached messages
- * are inspected beside it and `output` ends after them. Source: header_checks(5), cleanup(8).
+ * A mailsplit Splitter whose limit errors (EMAXLEN) are handed to `refused` instead of
+ * failing the stream: from then on it emits nothing more and swallows its input, so the
+ * pipeline ends normally when the input does. Other errors fail the stream as before.
  */
-export function inspectContent(input: Readable, settings: ContentSettings, log: Logger): ContentInspection {
+class LimitedSplitter extends Splitter {
+  readonly #refused: (error: unknown) => boolean;
+  #stopped = false;
+
+  /** `refused(error)` answers whether `error` is a limit (and then records it). */
+  constructor(limits: ContentLimits, refused: (error: unknown) => boolean) {
+    super(splitterOptions(limits));
+    this.#refused = refused;
+  }
+
+  #settle(callback: TransformCallback): TransformCallback {
+    return (error, data) => {
+      if (error && this.#refused(error)) {
+        this.#stopped = true;
+        callback();
+      } else callback(error, data);
+    };
+  }
+
+  override _transform(chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#stopped) return callback();
+    super._transform(chunk, encoding, this.#settle(callback));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#stopped) return callback();
+    super._flush(this.#settle(callback));
+  }
+}
+
+/**
+ * Starts inspecting `input` (the DATA stream, after content-limits.ts). `output` must be
+ * read to its end; errors of `input` (the client went away) reach `output`. `output`
+ * carries the input bytes (only IGNORE/PREPEND change headers of nodes the top-level
+ * splitter parses); attached messages are inspected beside it and `output` ends after them.
+ * `limits` bound the splitters and the nesting of decoded attached messages.
+ * Source: header_checks(5), cleanup(8).
+ */
+export function inspectContent(input: Readable, settings: ContentSettings, log: Logger, limits: ContentLimits = DEFAULT_CONTENT_LIMITS): ContentInspection {
   let verdict: ContentVerdict = { kind: 'accept' };
   const raise = (next: ContentVerdict): void => {
     if (RANK[next.kind] > RANK[verdict.kind]) verdict = next;
   };
-  const rejected = (): boolean => verdict.kind === 'reject';
+  const stopped = (): boolean => verdict.kind === 'reject' || verdict.kind === 'limit';
+  /** A mailsplit limit error becomes the `limit` verdict; true when `error` was one. */
+  const splitterLimit = (error: unknown): boolean => {
+    const refusal = splitterRefusal(error, limits);
+    if (refusal) raise({ kind: 'limit', refusal });
+    return refusal !== undefined;
+  };
 
   /** Matches one node's headers; `nested` for the nodes of an attached message's own splitter. */
   const inspectNode = (node: SplitNode, nested: boolean): void => {
@@ -184,23 +232,23 @@ export function inspectContent(input: Readable, settings: ContentSettings, log: 
     };
     const handle = async (item: SplitItem): Promise<void> => {
       if (open && item.type === 'body' && item.node === open.node) {
-        if (item.value && !rejected()) await open.message.write(item.value);
+        if (item.value && !stopped()) await open.message.write(item.value);
         return;
       }
       await close();
-      if (item.type !== 'node' || rejected()) return;
+      if (item.type !== 'node' || stopped()) return;
       const node = item as unknown as SplitNode;
       try {
         inspectNode(node, nested);
       } catch (err) {
         log.error({ event: 'smtp error', err }, 'content inspection failed on a MIME node');
       }
-      const decision = attachedMessageDecision(node, base);
+      const decision = attachedMessageDecision(node, base, limits.mimeNestingLimit);
       switch (decision.kind) {
         case 'none':
           break;
         case 'too-deep':
-          raise({ kind: 'reject', reply: MIME_NESTING_EXCEEDED, match: { source: 'mime_nesting_limit', line: 0, header: `Content-Type: ${node.contentType || 'text/plain'}` } });
+          raise({ kind: 'limit', refusal: limitRefusal('mime_nesting_limit', limits.mimeNestingLimit, `Content-Type: ${node.contentType || 'text/plain'} (nesting ${decision.nesting})`) });
           break;
         case 'inspect': {
           const inner = walk(decision.nesting, true);
@@ -208,10 +256,11 @@ export function inspectContent(input: Readable, settings: ContentSettings, log: 
             item: inner.handle,
             end: inner.close,
             failure: (err) => {
+              if (splitterLimit(err)) return;
               log.warn({ event: 'WARN', err }, `warning: attached message not inspected: ${err instanceof Error ? err.message : String(err)}`);
               raise({ kind: 'reject', reply: ATTACHED_MESSAGE_FAILURE, match: { source: 'attached message', line: 0, header: `Content-Type: ${node.contentType}` } });
             },
-          });
+          }, limits);
           open = { node, message };
           break;
         }
@@ -237,8 +286,8 @@ export function inspectContent(input: Readable, settings: ContentSettings, log: 
       top.close().then(() => done(), () => done());
     },
   });
-  // defaultInlineEmbedded: an attached message is parsed unless marked attachment.
-  const output = pipeline(input, new Splitter({ defaultInlineEmbedded: true }), inspector, new Joiner(), () => undefined) as unknown as Readable;
+  // defaultInlineEmbedded (splitterOptions): an attached message is parsed unless marked attachment.
+  const output = pipeline(input, new LimitedSplitter(limits, splitterLimit), inspector, new Joiner(), () => undefined) as unknown as Readable;
   return { output, verdict: () => verdict };
 }
 

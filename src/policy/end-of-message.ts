@@ -5,9 +5,11 @@
  * Decides: the envelope (virtual_alias_maps expansion of each recipient as cleanup(8) does,
  * duplicates dropped; addresses in ASCII unless SMTPUTF8; DSN ORCPT/NOTIFY/ENVID/RET kept),
  * the headers before the message (restriction PREPENDs and Received-SPF:, then Received:),
- * and per outcome the log line (`ID: client=…`, `ID: hold: header …`, `reject:
- * END-OF-MESSAGE …`, `NOQUEUE: reject: header …`, `ID: discard: header …`, `lost connection
- * after DATA`), the content_reject counter and the hand-off (onQueued, or hold for HOLD).
+ * and per outcome the log line (`ID: client=…`, `ID: warning: … header_size_limit …`, `ID:
+ * hold: header …`, `reject: END-OF-MESSAGE …` (size, and a safety limit naming itself),
+ * `NOQUEUE: reject: header …`, `ID: discard: header …`, `lost connection after DATA`), the
+ * content_reject counter (action reject, discard, hold, limit) and the hand-off (onQueued,
+ * or hold for HOLD).
  * Leaves to others: writing the message and the reply for each outcome (cleanup.ts), the
  * Received: header's wording (received-header.ts), sending the reply (smtpd.ts).
  * Bugs: the envelope's arrivalTime is the start of DATA, as in cleanup.ts.
@@ -18,6 +20,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { Envelope, QueueRecipient } from '../queue/envelope.js';
 import { cleanupReply, type CleanupOutcome } from './cleanup.js';
 import type { ContentSettings } from './content-inspection.js';
+import type { LimitNotice } from './content-limits.js';
 import { formatReceivedHeader, localUtcOffsetMinutes } from './received-header.js';
 import { asciiAddress } from './recipient-address.js';
 import { heloName, type SessionState } from './smtpd-session.js';
@@ -112,6 +115,9 @@ export function reportCleanupOutcome(state: SessionState, session: SMTPServerSes
         { event: 'queued', queueId: outcome.id, from, nrcpt: envelope.recipients.length, size: outcome.size },
         `${outcome.id}: client=${state.client}, from=<${from}>, nrcpt=${envelope.recipients.length}, size=${outcome.size}`,
       );
+      for (const notice of outcome.notices ?? []) {
+        state.log.warn({ event: 'WARN', queueId: outcome.id, limit: notice.limit, value: notice.value }, `${outcome.id}: warning: ${noticeText(notice)}`);
+      }
       if (outcome.hold) {
         const { match } = outcome.hold;
         deps.metrics.contentRejects.inc({ action: 'hold' });
@@ -142,6 +148,16 @@ export function reportCleanupOutcome(state: SessionState, session: SMTPServerSes
       );
       return;
     }
+    case 'limit-exceeded': {
+      const { refusal } = outcome;
+      deps.metrics.contentRejects.inc({ action: 'limit' });
+      state.log.info(
+        { event: 'reject', action: outcome.kind, code: refusal.reply.code, limit: refusal.limit, value: refusal.value, from },
+        `reject: END-OF-MESSAGE from ${state.client}: ${formatReply(refusal.reply)} (${refusal.limit} = ${refusal.value}, at ${refusal.where}); ` +
+          `from=<${from}> proto=${session.transmissionType} helo=<${heloName(state, session)}>`,
+      );
+      return;
+    }
     case 'queue-error':
       state.log.error(
         { event: 'queue error', err: outcome.error, noSpace: outcome.noSpace },
@@ -166,6 +182,20 @@ export function reportCleanupOutcome(state: SessionState, session: SMTPServerSes
     }
     default: {
       const never: never = outcome;
+      return never;
+    }
+  }
+}
+
+/** The text of a WARN line for a limit that changed a queued message (`where` is `header NAME` or `boundary "…"`). */
+function noticeText(notice: LimitNotice): string {
+  switch (notice.limit) {
+    case 'header_size_limit':
+      return `${notice.where} is longer than header_size_limit (${notice.value} bytes): the excess is discarded`;
+    case 'mime_boundary_length_limit':
+      return `MIME ${notice.where} is longer than mime_boundary_length_limit (${notice.value} bytes): only its first ${notice.value} bytes are compared`;
+    default: {
+      const never: never = notice.limit;
       return never;
     }
   }

@@ -24,6 +24,7 @@ import { parseRestrictions } from './restriction-list.js';
 import type { VerifySettings } from './address-verify.js';
 import type { ProtocolRules } from './smtpd-connection.js';
 import type { ContentSettings } from './content-inspection.js';
+import { contentLimitsFromConfig, type ContentLimits } from './content-limits.js';
 
 /** Everything the policy stage reads from main.cf, typed and loaded (TLS files read). */
 export interface SmtpdSettings {
@@ -68,6 +69,8 @@ export interface SmtpdSettings {
   readonly transport: TransportSettings;
   /** header_checks, mime_header_checks, nested_header_checks, mxscreen_blocked_attachment_types. */
   readonly content: ContentSettings;
+  /** cleanup(8) safety limits: header_size_limit, mime_nesting_limit, mime_boundary_length_limit, mxscreen_*_count_limit. */
+  readonly limits: ContentLimits;
 }
 
 function problemAt(config: Config, name: Parameters<Config['where']>[0], message: string): ConfigProblem {
@@ -191,5 +194,6 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       },
       blockedTypes: config.get('mxscreen_blocked_attachment_types').map((type) => type.toLowerCase()),
     },
+    limits: contentLimitsFromConfig(config),
   };
 }

@@ -444,6 +444,7 @@ export class Smtpd {
       queue: this.#deps.queue,
       envelope,
       sizeLimit: settings.messageSizeLimit,
+      limits: settings.limits,
       ...(hasContentChecks(settings.content) ? { content: { settings: settings.content, log: state.log } } : {}),
       receivedHeader: receivedHeaderFor(state, session, arrivalTime),
     })

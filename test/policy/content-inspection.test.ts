@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/ops/log.js';
 import { parseRegexpTable } from '../../src/tables/regexp-table.js';
 import { inspectContent, type ContentSettings } from '../../src/policy/content-inspection.js';
+import { DEFAULT_CONTENT_LIMITS, type ContentLimits } from '../../src/policy/content-limits.js';
 import { parseHeaderAction } from '../../src/policy/header-checks.js';
 import { repositoryRoot } from '../fakes/repository-root.js';
 import { runTranscript, startPolicy } from './transcript.js';
@@ -24,9 +25,9 @@ function table(spec: string, text: string) {
 const none: ContentSettings = { tables: { header_checks: [], mime_header_checks: [], nested_header_checks: [] }, blockedTypes: [] };
 const mimeSample: ContentSettings = { ...none, tables: { ...none.tables, mime_header_checks: [sample.table] } };
 
-async function inspect(message: string, settings: ContentSettings, logs: string[] = []) {
+async function inspect(message: string, settings: ContentSettings, logs: string[] = [], limits: ContentLimits = DEFAULT_CONTENT_LIMITS) {
   const log = createLogger({ destination: { write: (line: string) => void logs.push(line) } });
-  const inspection = inspectContent(Readable.from([Buffer.from(message.replace(/\n/g, '\r\n'))]), settings, log);
+  const inspection = inspectContent(Readable.from([Buffer.from(message.replace(/\n/g, '\r\n'))]), settings, log, limits);
   const chunks: Buffer[] = [];
   for await (const chunk of inspection.output) chunks.push(chunk as Buffer);
   return { verdict: inspection.verdict(), output: Buffer.concat(chunks).toString() };
@@ -235,24 +236,42 @@ test('attached message: a large part before the .exe streams through (backpressu
   assert.equal(output.length, forwarded(inner).replace(/\n/g, '\r\n').length);
 });
 
-test('attached message whose own split fails (a header over mailsplit\'s 1 MiB) is rejected 5.6.0, not passed uninspected', async () => {
+test('attached message whose own split hits a mailsplit bound (a header section over 1 MiB) is refused 552 5.6.0, not passed uninspected', async () => {
   const inner = `X-Padding: ${'a'.repeat(1_100_000)}\n${exeInside}`;
   const { verdict } = await inspect(forwarded(inner), mimeSample);
-  assert.equal(verdict.kind, 'reject');
-  assert.equal(verdict.kind === 'reject' ? verdict.reply.enhanced : '', '5.6.0');
+  assert.equal(verdict.kind, 'limit');
+  if (verdict.kind !== 'limit') return;
+  assert.deepEqual(verdict.refusal.reply, { code: 552, enhanced: '5.6.0', text: 'Message header section exceeds safety limit' });
+  assert.equal(verdict.refusal.limit, 'content inspection header section');
 });
 
-test('MIME nesting past mime_nesting_limit (100) is rejected 5.6.0, as cleanup(8) does with content checks', async () => {
+test('an attached message with more parts than its splitter may hold is refused by mxscreen_mime_part_count_limit', async () => {
+  const parts = Array.from({ length: 12 }, (_, index) => `--P\nContent-Type: text/plain\n\npart ${index}\n`).join('');
+  const inner = `From: x@y.example\nContent-Type: multipart/mixed; boundary="P"\n\n${parts}--P--\n`;
+  const limits = { ...DEFAULT_CONTENT_LIMITS, mimePartCountLimit: 5 }; // the splitter holds 2 × 5 + 2 nodes
+  const { verdict } = await inspect(forwarded(inner, { encoding: 'base64' }), mimeSample, [], limits);
+  assert.equal(verdict.kind === 'limit' ? verdict.refusal.limit : verdict.kind, 'mxscreen_mime_part_count_limit');
+  assert.equal((await inspect(forwarded(inner, { encoding: 'base64' }), mimeSample)).verdict.kind, 'accept');
+});
+
+test('MIME nesting past mime_nesting_limit (100) is refused 550 5.6.0 as cleanup(8) words it, also inside a decoded attached message', async () => {
   let message = exeInside.replace('invoice.exe', 'invoice.pdf');
   for (let level = 0; level < 51; level += 1) message = forwarded(message, { boundary: `B${level}` });
   const { verdict } = await inspect(message, mimeSample);
-  assert.equal(verdict.kind, 'reject');
-  if (verdict.kind !== 'reject') return;
-  assert.deepEqual(verdict.reply, { code: 550, enhanced: '5.6.0', text: 'MIME nesting exceeds safety limit' });
-  assert.equal(verdict.match.source, 'mime_nesting_limit');
+  assert.equal(verdict.kind, 'limit');
+  if (verdict.kind !== 'limit') return;
+  assert.deepEqual(verdict.refusal.reply, { code: 550, enhanced: '5.6.0', text: 'MIME nesting exceeds safety limit' });
+  assert.equal(verdict.refusal.limit, 'mime_nesting_limit');
   let shallow = exeInside.replace('invoice.exe', 'invoice.pdf');
   for (let level = 0; level < 48; level += 1) shallow = forwarded(shallow, { boundary: `B${level}` });
   assert.equal((await inspect(shallow, mimeSample)).verdict.kind, 'accept');
+  // The parameter, not a constant: 4 base64 levels (decoded here) put 9 containers around the
+  // innermost part (2 per level, 1 of the inner multipart): fine at 9, refused at 8.
+  let four = exeInside.replace('invoice.exe', 'invoice.pdf');
+  for (let level = 0; level < 4; level += 1) four = forwarded(four, { boundary: `B${level}`, encoding: 'base64' });
+  assert.equal((await inspect(four, mimeSample, [], { ...DEFAULT_CONTENT_LIMITS, mimeNestingLimit: 9 })).verdict.kind, 'accept');
+  const deep = await inspect(four, mimeSample, [], { ...DEFAULT_CONTENT_LIMITS, mimeNestingLimit: 8 });
+  assert.equal(deep.verdict.kind === 'limit' ? deep.verdict.refusal.limit : deep.verdict.kind, 'mime_nesting_limit');
 });
 
 const blocked: ContentSettings = { ...none, blockedTypes: ['application/x-msdownload', 'application/x-msdos-program'] };
