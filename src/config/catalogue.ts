@@ -98,7 +98,8 @@ export const CATALOGUE = [
   // --- smtpd(8) ---
   { name: 'smtpd_banner', kind: 'string', default: '$myhostname ESMTP $mail_name', doc: 'Text after 220 in the greeting; must begin with the host name followed by ESMTP.' },
   { name: 'smtpd_timeout', kind: 'time', default: '300s', unit: 's', doc: 'Time limit for a client to send a command or data.' },
-  { name: 'smtpd_recipient_limit', kind: 'integer', default: '1000', doc: 'Maximum number of recipients of one message.' },
+  { name: 'smtpd_recipient_limit', kind: 'integer', default: '1000', doc: 'Maximum number of recipients of one message; every accepted RCPT counts, a repeated one too (452 4.5.3 beyond it).' },
+  { name: 'smtpd_recipient_overshoot_limit', kind: 'integer', default: '1000', doc: 'RCPTs past smtpd_recipient_limit in one transaction that get 452 4.5.3 without counting as errors (smtpd_soft/hard_error_limit).' },
   { name: 'smtpd_tls_cert_file', kind: 'string', default: '', doc: 'PEM certificate for STARTTLS; STARTTLS is offered only when this and smtpd_tls_key_file are set.' },
   { name: 'smtpd_tls_key_file', kind: 'string', default: '$smtpd_tls_cert_file', doc: 'PEM private key for STARTTLS.' },
   { name: 'message_size_limit', kind: 'size', default: '10240000', doc: 'Maximum size of a message in bytes (SIZE in the EHLO reply, 552 5.3.4 beyond it).' },

@@ -37,7 +37,7 @@ export function noqueueRejectText(line: NoqueueReject): string {
 
 /**
  * Logs (info) that `command` got `reply` in this session because of `reason` (a
- * restriction name, `postscreen`, `recipient-limit`…); `to` is the RCPT address or undefined.
+ * restriction name, `postscreen`, `queue_minfree`…); `to` is the RCPT address or undefined.
  */
 export function logNoqueueReject(state: SessionState, session: SMTPServerSession, command: string, reply: SmtpReply, reason: string, to: string | undefined): void {
   const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';

@@ -2,12 +2,14 @@
  * rcpt-decision — whether smtpd accepts one RCPT TO, and with which reply it refuses.
  *
  * Decides: the RCPT order: the postscreen(8) enforce verdict (every RCPT gets the test's
- * reply), a failed deep protocol test, smtpd_recipient_limit (`452 4.5.3`, a repeated
- * recipient still passes), then smtpd_client/helo/sender/relay/recipient restrictions as
- * smtpd_delay_reject = yes (a permit ends its own list, a reject ends everything), then for
- * a local address virtual_alias_maps (`550 5.1.1 … User unknown in virtual alias table`) and
- * for an authorized destination smtpd_reject_unlisted_recipient (relay_recipient_maps).
- * The decision is a typed value with the reason the NOQUEUE log line names.
+ * reply), a failed deep protocol test, smtpd_recipient_limit (`452 4.5.3` once the
+ * transaction has that many accepted RCPTs, a repeated address counted each time as Postfix
+ * counts it; smtp-server keeps the envelope free of duplicates), then smtpd_client/helo/
+ * sender/relay/recipient restrictions as smtpd_delay_reject = yes (a permit ends its own
+ * list, a reject ends everything), then for a local address virtual_alias_maps (`550 5.1.1
+ * … User unknown in virtual alias table`) and for an authorized destination
+ * smtpd_reject_unlisted_recipient (relay_recipient_maps). The decision is a typed value
+ * with the reason the NOQUEUE log line names (the limit's 452 has none: not logged).
  * Leaves to others: each restriction (restriction-*.ts), logging and replying (smtpd.ts).
  * Bugs: smtpd_reject_unlisted_sender is not implemented.
  */
@@ -23,10 +25,14 @@ import { evaluateRestrictions, type ListOutcome } from './restriction-list.js';
 import { restrictionRequest, restrictionSession, type SessionState } from './smtpd-session.js';
 import { lookupVirtualAlias } from './virtual-alias.js';
 
-/** What becomes of one RCPT TO; `reason` names the restriction (or test) in the log line. */
+/**
+ * What becomes of one RCPT TO; `reason` names the restriction (or test) in the log line.
+ * `over-limit` is smtpd_recipient_limit's 452, which Postfix does not log.
+ */
 export type RcptDecision =
   | { readonly kind: 'accept' }
-  | { readonly kind: 'reject'; readonly reply: SmtpReply; readonly reason: string };
+  | { readonly kind: 'reject'; readonly reply: SmtpReply; readonly reason: string }
+  | { readonly kind: 'over-limit'; readonly reply: SmtpReply };
 
 /** What the RCPT decision uses besides the session: DNS for the restrictions, the restriction result counter. */
 export interface RcptDecisionDeps {
@@ -44,8 +50,8 @@ function unknownLocalRecipient(address: string): SmtpReply {
 }
 
 /**
- * Decides RCPT TO `address` in `session` (the recipients accepted so far are in its
- * envelope). Counts each restriction list's permit/defer/reject in
+ * Decides RCPT TO `address` in `session` (state.transaction.recipients: the RCPTs accepted
+ * so far in this transaction). Counts each restriction list's permit/defer/reject in
  * metrics.restrictionResults. Rejects (reason, not throws) for every refusal; throws only
  * what a restriction throws. Source: smtpd(8), smtpd_check.c, postscreen(8) "enforce".
  */
@@ -73,10 +79,8 @@ export async function decideRecipient(
   const deep = verdict.deepTests?.failure();
   if (deep) return { kind: 'reject', reply: deep.reply, reason: `postscreen ${deep.test}` };
   const settings = state.generation.settings;
-  const recipients = session.envelope.rcptTo;
-  const repeated = recipients.some((rcpt) => rcpt.address.toLowerCase() === address.address.toLowerCase());
-  if (settings.recipientLimit > 0 && recipients.length >= settings.recipientLimit && !repeated) {
-    return { kind: 'reject', reply: TOO_MANY_RECIPIENTS, reason: 'recipient-limit' };
+  if (settings.recipientLimit > 0 && state.transaction.recipients >= settings.recipientLimit) {
+    return { kind: 'over-limit', reply: TOO_MANY_RECIPIENTS };
   }
   const recipient = parseRecipient(address.address);
   const request = restrictionRequest(state, session, 'RCPT', { recipient });

@@ -10,8 +10,9 @@
  * Also counts the replies we decide in `metrics.smtpReplies` (see countReply).
  * Leaves to others: which reply to give (relay-control, recipient-check, smtpd).
  * Bugs: ENHANCEDSTATUSCODES is not advertised in EHLO (smtp-server ties the keyword to its
- * own code table), and replies smtp-server composes itself (250 Accepted, 503, 501, its 552
- * for MAIL FROM SIZE=) carry no enhanced code. Postfix advertises it and always sends one.
+ * own code table), and replies smtp-server composes itself (250 Accepted, 503, its 501 for
+ * a duplicate or valueless parameter; the MAIL/RCPT checks smtpd-connection.ts makes first
+ * carry ours) have no enhanced code. Postfix advertises it and always sends one.
  */
 import type { SmtpReply } from '../errors.js';
 import { SmtpError } from '../errors.js';

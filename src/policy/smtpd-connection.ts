@@ -2,15 +2,20 @@
  * smtpd-connection — an smtp-server session with smtpd(8)'s protocol rules.
  *
  * Decides: the 220 at once (the screener ran the pregreet test; smtp-server's init() waits
- * 100 ms); ETRN (RFC 1985) as a command, advertised in EHLO; smtpd_helo_required (503
- * 5.5.1), strict_rfc821_envelopes (501 5.1.7 / 5.1.3), disable_vrfy_command (502 5.5.1);
- * smtpd(8) error counting (4xx/5xx; past smtpd_soft_error_limit replies wait
+ * 100 ms); ETRN (RFC 1985) as a command, advertised in EHLO; the bytes of every command line
+ * checked first (command-line.ts); smtpd_helo_required (503 5.5.1), strict_rfc821_envelopes
+ * (501 5.1.7 / 5.1.3), a MAIL FROM / RCPT TO address smtp-server cannot parse (501 5.1.7 /
+ * 5.1.3 instead of its reply without an enhanced code), their parameters and the SMTPUTF8
+ * rule (esmtp-parameters.ts, with what this session's EHLO offers), disable_vrfy_command
+ * (502 5.5.1); smtpd(8) error counting (4xx/5xx, except a reply the policy stage excuses:
+ * a 452 within smtpd_recipient_overshoot_limit; past smtpd_soft_error_limit replies wait
  * smtpd_error_sleep_time in order; at smtpd_hard_error_limit `421 4.7.0 host Error: too
  * many errors`); the DATA checks before 354; commands sent ahead where pipelining is not
  * allowed (after HELO, or behind DATA) for reject_unauth_pipelining.
  * XXX: relies on smtp-server 3.21 internals: SMTPConnection's constructor, init(),
  * _setListeners(), connectionReady(), send(), _onCommand(), handler_* lookup by name,
- * _dataStream, and SMTPServer.connect()'s wiring; smtpd-connection.test.ts pins them.
+ * _parseAddressCommand(), _dataStream, _upgrading, its hide* options, and
+ * SMTPServer.connect()'s wiring; smtpd-connection.test.ts pins them.
  * Leaves to others: every policy decision (smtpd.ts and the restrictions).
  */
 import type net from 'node:net';
@@ -18,6 +23,8 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPServer } from 'smtp-server';
 import type { Clock } from '../clock.js';
 import type { SmtpReply } from '../errors.js';
+import { commandLineFault } from './command-line.js';
+import { mailFromFault, rcptToFault, splitAddressCommand, type EsmtpOffer } from './esmtp-parameters.js';
 
 /** smtpd(8) protocol rules from main.cf (see the file head). */
 export interface ProtocolRules {
@@ -32,7 +39,7 @@ export interface ProtocolRules {
 
 /** What a session needs from the policy stage. */
 export interface ConnectionRules extends ProtocolRules {
-  /** message_size_limit in bytes; 0 means no limit. A MAIL FROM SIZE= above it gets 552 5.3.4. */
+  /** message_size_limit in bytes; 0 means no limit. A MAIL FROM SIZE= above it gets 552 5.3.4 (esmtp-parameters.ts). */
   readonly messageSizeLimit: number;
   readonly clock: Clock;
   /** Decides an ETRN for `domain` (already syntax-checked); resolves the reply. */
@@ -54,7 +61,7 @@ interface SocketOptions {
 /** The internals of smtp-server this file uses, typed once. */
 interface ServerInternals {
   readonly connections: Set<unknown>;
-  readonly options: { readonly maxClients?: number };
+  readonly options: { readonly maxClients?: number; readonly hide8BITMIME?: boolean; readonly hideSMTPUTF8?: boolean; readonly hideDSN?: boolean };
   _onError(err: Error): void;
   _onClientConnect(data: unknown): void;
 }
@@ -87,6 +94,16 @@ export class PolicyConnection extends SMTPConnection {
   #held: HeldReply[] | undefined;
   #advertiseEtrn = false;
   #standInHelo = false;
+  #excused = false;
+
+  /**
+   * The next 4xx/5xx reply does not count as an smtpd(8) error: Postfix counts a `452 4.5.3
+   * Error: too many recipients` only past smtpd_recipient_overshoot_limit. Call it just
+   * before handing smtp-server that reply.
+   */
+  excuseNextError(): void {
+    this.#excused = true;
+  }
 
   /** The HELO/EHLO argument the client gave, '' when none. */
   heloName(): string {
@@ -120,9 +137,11 @@ export class PolicyConnection extends SMTPConnection {
     }
     this.rules.onReply?.(code);
     const isError = code >= 400 && code !== 421;
-    if (isError) this.errors++;
+    const counted = isError && !this.#excused;
+    if (isError) this.#excused = false;
+    if (counted) this.errors++;
     const items: HeldReply[] = [{ code, data, context }];
-    if (isError && this.rules.hardErrorLimit > 0 && this.errors === this.rules.hardErrorLimit) {
+    if (counted && this.rules.hardErrorLimit > 0 && this.errors === this.rules.hardErrorLimit) {
       this.rules.onReply?.(421);
       items.push({ code: 421, data: `4.7.0 ${this.name} Error: too many errors`, context: false });
     }
@@ -152,6 +171,12 @@ export class PolicyConnection extends SMTPConnection {
       this.improperPipelining = true;
     }
     const done = callback ?? (() => false);
+    const fault = this._ready && !this._upgrading ? commandLineFault(command) : undefined;
+    if (fault) {
+      wire(this, fault);
+      setImmediate(done);
+      return;
+    }
     if (this._ready && !this.hostNameAppearsAs && (COMMANDS_NEEDING_HELO as readonly string[]).includes(name)) {
       if (this.rules.heloRequired || name === 'ETRN') {
         wire(this, reply(503, '5.5.1', 'Error: send HELO/EHLO first'));
@@ -197,31 +222,55 @@ export class PolicyConnection extends SMTPConnection {
   }
 
   override handler_MAIL(command: Buffer, callback: () => void): void {
-    const line = command.toString('latin1');
+    const line = command.toString('utf8'); // valid UTF-8: _onCommand checked the bytes
     if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(line)) {
       wire(this, reply(501, '5.1.7', 'Bad sender address syntax'));
       callback();
       return;
     }
-    // RFC 1870 §6.1: a declared SIZE above the fixed limit is refused with 552 (Postfix
-    // smtpd: 5.3.4 "Message size exceeds fixed limit"); smtp-server's own refusal has no
-    // enhanced code, so it is answered here first.
-    const declared = /\sSIZE=(\d{1,20})(\s|$)/i.exec(line);
-    if (declared && this.rules.messageSizeLimit > 0 && Number(declared[1]) > this.rules.messageSizeLimit && this._ready && this.hostNameAppearsAs && !this.session.envelope?.mailFrom) {
-      wire(this, reply(552, '5.3.4', 'Message size exceeds fixed limit'));
-      callback();
-      return;
+    // Outside a transaction (smtp-server answers a nested MAIL with 503), in Postfix's order:
+    // the address, then the parameters, SIZE against message_size_limit (smtp-server's own
+    // 552 has no enhanced code), the SMTPUTF8 rule.
+    if (!this.session.envelope?.mailFrom) {
+      const refusal = this._parseAddressCommand('mail from', command)
+        ? mailFromFault(splitAddressCommand(line), this.#offer(), this.rules.messageSizeLimit)
+        : reply(501, '5.1.7', 'Bad sender address syntax');
+      if (refusal) {
+        wire(this, refusal);
+        callback();
+        return;
+      }
     }
     super.handler_MAIL(command, callback);
   }
 
   override handler_RCPT(command: Buffer, callback: () => void): void {
-    if (this.rules.strictEnvelopes && !/^RCPT TO:\s?<[^<>]*>(\s|$)/i.test(command.toString('latin1'))) {
+    const line = command.toString('utf8');
+    if (this.rules.strictEnvelopes && !/^RCPT TO:\s?<[^<>]*>(\s|$)/i.test(line)) {
       wire(this, reply(501, '5.1.3', 'Bad recipient address syntax'));
       callback();
       return;
     }
+    // In a transaction (smtp-server answers RCPT before MAIL with 503): the address, the
+    // parameters, the SMTPUTF8 rule of this transaction.
+    if (this.session.envelope?.mailFrom) {
+      const parsed = this._parseAddressCommand('rcpt to', command);
+      const refusal = parsed && parsed.address
+        ? rcptToFault(splitAddressCommand(line), this.#offer(), this.session.envelope.smtpUtf8 === true)
+        : reply(501, '5.1.3', 'Bad recipient address syntax');
+      if (refusal) {
+        wire(this, refusal);
+        callback();
+        return;
+      }
+    }
     super.handler_RCPT(command, callback);
+  }
+
+  /** What this session's EHLO reply offers (smtp-server's hide* options; DSN is hidden by smtpd.ts). */
+  #offer(): EsmtpOffer {
+    const options = (this._server as unknown as ServerInternals).options;
+    return { eightBitMime: !options.hide8BITMIME, smtputf8: !options.hideSMTPUTF8, dsn: !options.hideDSN };
   }
 
   override handler_VRFY(command: Buffer, callback: () => void): void {

@@ -3,8 +3,9 @@
  *
  * Decides: the per-session record (the postscreen verdict it was handed over with, its
  * settings generation, the counts of the `disconnect from …` line, the client names looked
- * up once, the per-transaction prepended headers and SPF outcome), the HELO name a session
- * reports, and the restriction request and session built from it for each command.
+ * up once, the per-transaction prepended headers, SPF outcome and RCPT counts), the HELO
+ * name a session reports, and the restriction request and session built from it for each
+ * command.
  * Leaves to others: the registry of open sessions and their lifecycle (smtpd.ts), the
  * restrictions themselves (restriction-list.ts), the SMTP conversation (smtpd-connection.ts).
  * Bugs: the `disconnect from …` counts cover MAIL, RCPT and DATA only (Postfix also counts
@@ -47,8 +48,12 @@ export interface SessionState {
   connection: PolicyConnection | undefined;
   /** The client names, looked up once (first restriction that needs them). */
   names: Promise<ClientNames> | undefined;
-  /** Per transaction (reset at MAIL FROM): headers to prepend, the SPF outcome. */
-  transaction: { prepends: string[]; spf: Promise<SpfOutcome> | undefined };
+  /**
+   * Per transaction (reset at MAIL FROM): headers to prepend, the SPF outcome, the RCPTs
+   * accepted (each one, a repeated address too: smtpd_recipient_limit) and the 452s past
+   * that limit so far (smtpd_recipient_overshoot_limit).
+   */
+  transaction: { prepends: string[]; spf: Promise<SpfOutcome> | undefined; recipients: number; overshoot: number };
 }
 
 /**

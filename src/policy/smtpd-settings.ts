@@ -38,8 +38,10 @@ export interface SmtpdSettings {
   readonly mailName: string;
   /** message_size_limit in bytes; 0 means no limit. */
   readonly messageSizeLimit: number;
-  /** smtpd_recipient_limit; 0 means no limit. */
+  /** smtpd_recipient_limit: accepted RCPTs per transaction (repeated ones too); 0 means no limit. */
   readonly recipientLimit: number;
+  /** smtpd_recipient_overshoot_limit: 452s past recipientLimit per transaction that are not counted as errors. */
+  readonly recipientOvershootLimit: number;
   /** smtpd_timeout in ms. */
   readonly timeoutMs: number;
   /** smtpd_tls_cert_file/smtpd_tls_key_file contents; undefined hides STARTTLS. */
@@ -84,6 +86,7 @@ function problemAt(config: Config, name: Parameters<Config['where']>[0], message
 /**
  * Reads the smtpd(8) parameters from `config`: smtpd_banner (`host ESMTP text`),
  * myhostname, mail_name, message_size_limit (bytes), smtpd_recipient_limit,
+ * smtpd_recipient_overshoot_limit,
  * smtpd_timeout (ms), smtpd_tls_cert_file/smtpd_tls_key_file (read now, relative to the
  * config directory), mynetworks, relay_domains, parent_domain_matches_subdomains,
  * relay_recipient_maps. Throws ConfigError (file:line of the setting) for a banner not of
@@ -144,6 +147,7 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
     mailName: config.get('mail_name'),
     messageSizeLimit: config.get('message_size_limit'),
     recipientLimit: config.get('smtpd_recipient_limit'),
+    recipientOvershootLimit: config.get('smtpd_recipient_overshoot_limit'),
     timeoutMs: config.get('smtpd_timeout'),
     tls: tlsFiles,
     relay: {

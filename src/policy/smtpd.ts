@@ -2,11 +2,14 @@
  * smtpd — the policy stage: smtp-server sessions for sockets the screener hands over.
  *
  * Decides: how smtp-server is run (no AUTH, no reverse lookup, banner and SIZE, STARTTLS
- * only with our certificate, smtpd_timeout), one server per settings generation (a reload
- * serves new sessions, open ones keep theirs), the registry of open sessions (the verdict's
- * sessionId is the connection id, so handlers find the session), MAIL FROM (deep tests,
- * queue_minfree), DATA restrictions before 354, ETRN (smtpd_etrn_restrictions, then
- * fast_flush_domains), the `disconnect from …` line and graceful stop (421 4.3.2).
+ * only with our certificate, no DSN and no REQUIRETLS offered, smtpd_timeout), one server
+ * per settings generation (a reload serves new sessions, open ones keep theirs), the
+ * registry of open sessions (the verdict's sessionId is the connection id, so handlers find
+ * the session), MAIL FROM (deep tests, queue_minfree), the per-transaction RCPT counts
+ * (every accepted RCPT, a repeated one too; the 452s past smtpd_recipient_limit, of which
+ * only those past smtpd_recipient_overshoot_limit count as errors), DATA restrictions
+ * before 354, ETRN (smtpd_etrn_restrictions, then fast_flush_domains), the `disconnect
+ * from …` line and graceful stop (421 4.3.2).
  * Leaves to others: settings (smtpd-settings.ts), session state (smtpd-session.ts), the RCPT
  * decision (rcpt-decision.ts), NOQUEUE lines (noqueue-reject.ts), the DATA envelope and
  * outcome (end-of-message.ts), writing the message (cleanup.ts), screening, the queue.
@@ -114,7 +117,7 @@ export class Smtpd {
       counts: { mail: 0, rcpt: 0, rcptAccepted: 0, data: 0, queued: 0 },
       connection: undefined,
       names: undefined,
-      transaction: { prepends: [], spf: undefined },
+      transaction: { prepends: [], spf: undefined, recipients: 0, overshoot: 0 },
     };
     this.#sessions.set(key, state);
     generation.sessions++;
@@ -228,8 +231,10 @@ export class Smtpd {
       disableReverseLookup: true,
       size: settings.messageSizeLimit > 0 ? settings.messageSizeLimit : undefined,
       // XXX: DSN is not advertised until delivery honours NOTIFY/RET; envelopeOf() keeps
-      // the parameters as soon as it is.
+      // the parameters as soon as it is. Until then RET/ENVID/NOTIFY/ORCPT get 555 5.5.4
+      // (esmtp-parameters.ts), as does REQUIRETLS (RFC 8689), which delivery does not honour.
       hideDSN: true,
+      hideREQUIRETLS: true,
       socketTimeout: settings.timeoutMs,
       logger: log.isLevelEnabled('debug') ? bridge : false,
       onConnect: (session, callback) => this.#onConnect(session, callback),
@@ -321,7 +326,7 @@ export class Smtpd {
       return;
     }
     const accept = () => {
-      state.transaction = { prepends: [], spf: undefined };
+      state.transaction = { prepends: [], spf: undefined, recipients: 0, overshoot: 0 };
       countReply(this.#deps.metrics, 250);
       callback();
     };
@@ -374,8 +379,15 @@ export class Smtpd {
         switch (decision.kind) {
           case 'accept':
             state.counts.rcptAccepted++;
+            state.transaction.recipients++;
             countReply(this.#deps.metrics, 250);
             callback();
+            return;
+          case 'over-limit':
+            // smtpd(8): no log line; an error only past smtpd_recipient_overshoot_limit.
+            if (state.transaction.overshoot++ < state.generation.settings.recipientOvershootLimit) state.connection?.excuseNextError();
+            countReply(this.#deps.metrics, decision.reply.code);
+            callback(toSmtpServerError(decision.reply));
             return;
           case 'reject':
             logNoqueueReject(state, session, 'RCPT', decision.reply, decision.reason, address.address);

@@ -3,7 +3,8 @@
  *
  * Decides: how a test plays an Internet host: connect from a chosen 127.x.y.z source
  * address (Linux routes all of 127.0.0.0/8 to lo), read reply lines, wait for a reply
- * code, send any bytes at any time (before the greeting too: a pregreet talker), close.
+ * code, send any text or bytes at any time (before the greeting too: a pregreet talker;
+ * invalid UTF-8 too), close.
  * Every wait is bounded by its timeoutMs. Waits reject with an Error whose `code` is
  * `ETIMEDOUT` (nothing within the time) or `ERR_EOF` (the server closed first).
  * Leaves to others: what to send and what to expect (the tests).
@@ -32,8 +33,8 @@ export interface ScriptedClient {
   readReply(timeoutMs: number): Promise<SmtpReplyLines>;
   /** Reads replies until one whose code is `code`, within `timeoutMs` overall. */
   waitForCode(code: number, timeoutMs: number): Promise<SmtpReplyLines>;
-  /** Writes `text` as is (add "\r\n" yourself). */
-  send(text: string): void;
+  /** Writes `data` as is: text as UTF-8, bytes unchanged (add "\r\n" yourself). */
+  send(data: string | Uint8Array): void;
   /** Everything received so far, as text. */
   received(): string;
   /** Resolves when the socket is fully closed (by either side). */

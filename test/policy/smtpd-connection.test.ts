@@ -11,9 +11,13 @@ import { lastLine, runTranscript, startPolicy } from './transcript.js';
 
 test('smtp-server internals that smtpd-connection.ts relies on are still there', () => {
   const proto = SMTPConnection.prototype as unknown as Record<string, unknown>;
-  for (const name of ['init', '_setListeners', 'connectionReady', 'send', '_onCommand', 'handler_MAIL', 'handler_RCPT', 'handler_DATA', 'handler_VRFY', '_getHandler', 'close']) {
+  for (const name of ['init', '_setListeners', 'connectionReady', 'send', '_onCommand', 'handler_MAIL', 'handler_RCPT', 'handler_DATA', 'handler_VRFY', '_getHandler', '_parseAddressCommand', 'close']) {
     assert.equal(typeof proto[name], 'function', name);
   }
+  // _onCommand skips lines read during the TLS handshake; EHLO offers what the hide* options leave.
+  assert.match(String(proto._onCommand), /this\._upgrading/);
+  assert.match(String(proto.handler_EHLO), /\['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN'\]\.filter\(feature => !this\._server\.options\['hide' \+ feature\]\)/);
+  assert.match(String(proto.handler_EHLO), /hideREQUIRETLS/);
   // Commands are found by name: handler_ETRN on a subclass becomes a command.
   assert.match(String(proto._getHandler), /handler_/);
   // init() still holds the greeting back for early talkers (what we skip).
