@@ -36,8 +36,12 @@ export interface SinkOptions {
   /** Keep up to this many most recent messages in `received` (default 0: none). */
   readonly keep?: number;
   readonly log?: Logger | undefined;
-  /** Called with each accepted message (its body only when `keep` or `directory` is set). */
-  readonly onMessage?: (message: ReceivedMessage) => void;
+  /**
+   * Called with each accepted message (its body only when `keep` or `directory` is set).
+   * The reply to the final dot waits for the promise it returns, if any (a rejection is
+   * ignored): a hand-off that must finish first, or a test holding the 250.
+   */
+  readonly onMessage?: (message: ReceivedMessage) => void | Promise<void>;
 }
 
 const RCPT_REPLIES = {
@@ -155,10 +159,10 @@ export class Sink {
         this.received.push(message);
         if (this.received.length > keep) this.received.splice(0, this.received.length - keep);
       }
-      this.#options.onMessage?.(message);
       this.#options.log?.debug({ sender: message.sender, recipients: message.recipients, size: body.length, n }, 'sink: message received');
-      if (!this.#options.directory) return callback(null, `Ok: queued as SINK${n}`);
-      writeFile(join(this.#options.directory, `${n}.eml`), body).then(
+      const handedOff = Promise.resolve(this.#options.onMessage?.(message)).catch(() => undefined);
+      const stored = this.#options.directory ? handedOff.then(() => writeFile(join(this.#options.directory!, `${n}.eml`), body)) : handedOff;
+      stored.then(
         () => callback(null, `Ok: queued as SINK${n}`),
         (error: Error) => callback(Object.assign(new Error('4.3.0 Error: cannot store message'), { responseCode: 451, cause: error })),
       );

@@ -1,6 +1,7 @@
 /*
  * mailbox-server — the mailbox server tests deliver to: a Sink on a loopback port that
- * records what it receives, can answer 4xx/5xx at RCPT, and can be down and come back.
+ * records what it receives, can answer 4xx/5xx at RCPT, can hold its 250 to the final dot
+ * (holdReplies), and can be down and come back.
  *
  * Decides: one fixed port for the fake's whole life (first start on port 0, restarts on
  * the same port), so a transport entry `smtp:[127.0.0.1]:PORT` stays valid while the
@@ -20,6 +21,8 @@ export class MailboxServer {
   /** Connections taken by sinks that were stopped (down) before the current one. */
   #earlierConnections = 0;
   readonly #recipientModes = new Map<string, SinkMode>();
+  /** While set, the reply to each final dot waits for it (holdReplies). */
+  #held: { promise: Promise<void>; release: () => void; arrived: number; waiters: (() => void)[] } | undefined;
 
   private constructor(sink: Sink, received: ReceivedMessage[]) {
     this.#sink = sink;
@@ -30,8 +33,10 @@ export class MailboxServer {
   /** Starts on 127.0.0.1, an ephemeral port. */
   static async start(): Promise<MailboxServer> {
     const received: ReceivedMessage[] = [];
-    const sink = await Sink.start({ listen: '127.0.0.1:0', keep: 1, onMessage: (message) => received.push(message) });
-    return new MailboxServer(sink, received);
+    let server: MailboxServer | undefined;
+    const sink = await Sink.start({ listen: '127.0.0.1:0', keep: 1, onMessage: (message) => server!.#onMessage(message) });
+    server = new MailboxServer(sink, received);
+    return server;
   }
 
   /** `smtp:[127.0.0.1]:PORT`, for a transport table. */
@@ -66,13 +71,44 @@ export class MailboxServer {
   /** Listens again on the same port, with the same modes. */
   async restart(): Promise<void> {
     if (this.#sink) return;
-    const received = this.received;
-    this.#sink = await Sink.start({ listen: `127.0.0.1:${this.port}`, keep: 1, onMessage: (message) => received.push(message) });
+    this.#sink = await Sink.start({ listen: `127.0.0.1:${this.port}`, keep: 1, onMessage: (message) => this.#onMessage(message) });
     this.#sink.setMode(this.#mode);
     for (const [address, mode] of this.#recipientModes) this.#sink.setMode(mode, address);
   }
 
   async close(): Promise<void> {
+    this.#held?.release();
     await this.down();
+  }
+
+  /**
+   * From now on the 250 to each final dot waits (the message is in `received` already)
+   * until `release()`; `reached()` resolves once a message waits. Bounded: reached()
+   * rejects after `timeoutMs`.
+   */
+  holdReplies(timeoutMs = 5000): { reached(): Promise<void>; release(): void } {
+    let release!: () => void;
+    const promise = new Promise<void>((resolve) => (release = resolve));
+    const held = { promise, release: () => ((this.#held = undefined), release()), arrived: 0, waiters: [] as (() => void)[] };
+    this.#held = held;
+    return {
+      reached: () =>
+        held.arrived > 0
+          ? Promise.resolve()
+          : new Promise((resolve, reject) => {
+              const timer = setTimeout(() => reject(new Error(`no message reached the mailbox within ${timeoutMs} ms`)), timeoutMs);
+              held.waiters.push(() => (clearTimeout(timer), resolve()));
+            }),
+      release: held.release,
+    };
+  }
+
+  #onMessage(message: ReceivedMessage): Promise<void> | undefined {
+    this.received.push(message);
+    const held = this.#held;
+    if (!held) return undefined;
+    held.arrived += 1;
+    for (const waiter of held.waiters.splice(0)) waiter();
+    return held.promise;
   }
 }
