@@ -7,7 +7,7 @@
  * what a reload may change (settings and tables of every stage; not the listen
  * addresses or the queue directory, which need a restart and are logged as such).
  * Leaves to others: everything the stages decide (screen/, policy/, queue/, delivery/).
- * Bugs: one process runs all stages; DESIGN.md "More than one core" is a later step.
+ * Bugs: one process runs all stages; README "Design", More than one core, is a later step.
  */
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';

@@ -7,7 +7,7 @@
  * parameter table is checked against this list by a test.
  * Leaves to others: reading main.cf (main-cf.ts), turning text into typed values
  * (config.ts) and what each stage does with them.
- * Bugs: a parameter not listed here is a configuration error, by design (DESIGN.md).
+ * Bugs: a parameter not listed here is a configuration error, by design (README "Design", Configuration).
  */
 
 /** How a parameter's text is read. See config.ts `ParameterValue` for the resulting types. */

@@ -2,7 +2,7 @@
  * metrics — every Prometheus metric mxscreen exports, declared in one place.
  *
  * Decides: metric names (prefix mxscreen_, _total for counters, _seconds for durations,
- * DESIGN.md), their labels and buckets. Each `Metrics` owns its own registry so that
+ * README "Design"), their labels and buckets. Each `Metrics` owns its own registry so that
  * several instances (tests) never clash.
  * Leaves to others: when to count (each stage) and serving /metrics (http.ts).
  */

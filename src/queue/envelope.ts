@@ -4,7 +4,7 @@
  * Decides: the envelope recorded in a queue file (RFC 5321 §2.3.1: reverse-path and
  * forward-paths, plus the client facts a Received: header and a DSN need) and the
  * `QueueWriter` seam through which the policy stage streams a message in. The
- * durability contract (DESIGN.md) belongs to `IncomingMessage.commit()`: when it
+ * durability contract (README "Design") belongs to `IncomingMessage.commit()`: when it
  * resolves, the message and its envelope are fsynced and renamed into incoming/.
  * Leaves to others: the file format (queue-file.ts), the spool directories (spool.ts).
  */

@@ -11,7 +11,7 @@
  * limit, off at 70%; greet wait and command time limit then take the fixed values of
  * Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
  * Leaves to others: sending the reply and logging the refusal (screener.ts).
- * Bugs: counts are per process (DESIGN.md "More than one core").
+ * Bugs: counts are per process (README "Design", More than one core).
  */
 import type { Clock } from '../clock.js';
 import type { SmtpReply } from '../errors.js';

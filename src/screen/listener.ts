@@ -4,7 +4,7 @@
  * Decides: one net.Server per `mxscreen_listen` address (`host:port`, `[ipv6]:port`,
  * `:port`; port 0 binds an ephemeral port, for tests), every accepted socket going to
  * one callback (the screener), and that close() only stops accepting: connections
- * already accepted live on (DESIGN.md: "one listener owns the sockets", master.cf's
+ * already accepted live on (one listener owns the sockets, as master.cf's
  * `smtp inet` line in Postfix).
  * Leaves to others: what happens to a connection (screener.ts).
  * Bugs: no PROXY protocol and no connection-rate limits yet.

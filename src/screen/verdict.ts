@@ -1,7 +1,7 @@
 /*
  * verdict — what the screen stage tells the policy stage about a client.
  *
- * Decides: the typed `ScreenVerdict` handed over with the socket (DESIGN.md: the
+ * Decides: the typed `ScreenVerdict` handed over with the socket (README "Design": the
  * screen → policy seam is a socket plus a verdict). An `enforce` verdict means a
  * postscreen test failed with action enforce: the policy stage lets the session go on
  * and answers every RCPT TO with `reply`, logging helo/sender/recipient (postscreen(8),
