@@ -25,6 +25,7 @@ import { DnsblHealth } from './screen/dnsbl-health.js';
 import { SmtpListener } from './screen/listener.js';
 import { LruVerdictCache } from './screen/verdict-cache.js';
 import { Smtpd } from './policy/smtpd.js';
+import { SmtpdClientLimits, smtpdClientLimitSettingsFromConfig, type SmtpdClientLimitSettings } from './policy/smtpd-client-limits.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-settings.js';
 import { Spool } from './queue/spool.js';
 import { QueueManager } from './queue/queue-manager.js';
@@ -76,6 +77,8 @@ export interface Mxscreen {
 export interface StageSettings {
   readonly screen: ScreenSettings;
   readonly smtpd: SmtpdSettings;
+  /** smtpd's anvil(8) limits, applied at the handover before the session starts. */
+  readonly smtpdClientLimits: SmtpdClientLimitSettings;
   readonly queue: QueueSettings;
 }
 
@@ -98,7 +101,7 @@ export function stageSettingsFromConfig(config: Config): StageSettings {
   const smtpd = attempt(() => smtpdSettingsFromConfig(config));
   const queue = attempt(() => queueSettingsFromConfig(config));
   if (!screen || !smtpd || !queue) throw new ConfigError(problems);
-  return { screen, smtpd, queue };
+  return { screen, smtpd, smtpdClientLimits: smtpdClientLimitSettingsFromConfig(config), queue };
 }
 
 /**
@@ -148,6 +151,7 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     resolver,
     verifyCacheDirectory: queueSettings.directory,
   });
+  const clientLimits = new SmtpdClientLimits(settings.smtpdClientLimits, { clock, log, metrics });
   const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock, retentionMs: config.get('postscreen_cache_retention_time') });
   let screenSettings = settings.screen;
   const health = new DnsblHealth({
@@ -180,7 +184,8 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     metrics,
     cache,
     health,
-    handoff: (socket, verdict) => smtpd.accept(socket, verdict),
+    // smtpd(8): the anvil limits first (421 instead of the 220), then the session.
+    handoff: (socket, verdict) => clientLimits.gate(socket, verdict, () => smtpd.accept(socket, verdict)),
   });
   const listener = new SmtpListener(config.get('mxscreen_listen'), (socket) => screener.screen(socket));
 
@@ -231,6 +236,7 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
       screenSettings = nextSettings.screen;
       health.setSites(nextSettings.screen.dnsblSites);
       smtpd.setSettings(nextSettings.smtpd);
+      clientLimits.setSettings(nextSettings.smtpdClientLimits);
       queue.setSettings(nextSettings.queue);
       config = next;
       watcher?.setFiles(configSources(next));

@@ -13,6 +13,7 @@ export const LOG_EVENTS = [
   'START', 'STOP', 'RELOAD', 'RELOAD FAILED', 'LISTEN',
   'CONNECT', 'ALLOWLISTED', 'DENYLISTED', 'PASS NEW', 'PASS OLD', 'PREGREET', 'DNSBL rank',
   'DNSBL error', 'HANGUP', 'DISCONNECT', 'NOQUEUE: reject', 'reject',
+  'Connection concurrency limit exceeded', 'Connection rate limit exceeded',
   'WARN', 'hold', 'ETRN', 'address verify',
   'ALLOWLIST VETO', 'COMMAND PIPELINING', 'NON-SMTP COMMAND', 'BARE NEWLINE', 'COMMAND COUNT LIMIT',
   'COMMAND TIME LIMIT', 'COMMAND LENGTH LIMIT', 'STRESS', 'DNSBL health', 'PROXY',

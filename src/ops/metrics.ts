@@ -11,7 +11,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
 
-  /** Connections by screen verdict: allowlisted, pass-new, pass-old, enforce, drop, ignored-failure, hangup (client left during the screen), limit (a connection limit refused it with 421). */
+  /** Connections by screen verdict: allowlisted, pass-new, pass-old, enforce, drop, ignored-failure, hangup (client left during the screen), limit (a connection limit refused it with 421), noforward (ALLOWLIST VETO: kept in postscreen's own engine). */
   readonly connections = new Counter({ name: 'mxscreen_connections_total', help: 'SMTP connections by screen verdict.', labelNames: ['verdict'] as const, registers: [this.registry] });
   /**
    * Results of each postscreen test: test = access|pregreet|dnsbl|pipelining|non_smtp_command|bare_newline,

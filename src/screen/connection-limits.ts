@@ -1,19 +1,21 @@
 /*
- * connection-limits — who may take a connection slot: postscreen's queue limits, the
- * per-client count limit, the anvil(8) rate limit, and stress mode.
+ * connection-limits — who may take a connection slot in the screen stage: postscreen's
+ * queue limits, its per-client count limit, and stress mode.
  *
- * Decides (postscreen(8), postconf(5)): refuse a new connection with 421 4.3.2 when
- * postscreen_pre_queue_limit connections are being screened, 421 4.7.0 beyond
- * postscreen_client_connection_count_limit open connections of the client (screen and
- * smtpd) or smtpd_client_connection_rate_limit per anvil_rate_time_unit (anvil(8) fixed
- * windows; mynetworks exempt); refuse a handover with 421 4.3.2 at
- * postscreen_post_queue_limit open sessions. Stress mode: on at 90% of the pre-queue
- * limit, off at 70%; greet wait and command time limit then take the fixed values of
- * Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
- * Leaves to others: sending the reply and logging the refusal (screener.ts).
- * Bugs: counts are per process (README "Design", More than one core).
+ * Decides (postscreen(8), postscreen.c, postconf(5)): refuse a new connection with 421 4.3.2
+ * when postscreen_pre_queue_limit connections are being screened; with `421 4.7.0 Error: too
+ * many connections` when the client already has postscreen_client_connection_count_limit
+ * connections in the screen stage (postscreen.c `client_info->concurrency`: a connection
+ * handed to smtpd no longer counts; mynetworks is not exempt, as in postscreen); refuse a
+ * handover with 421 4.3.2 at postscreen_post_queue_limit open sessions. Stress mode: on at
+ * 90% of the pre-queue limit, off at 70%; greet wait and command time limit then take the
+ * fixed values of Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
+ * Leaves to others: sending the reply and logging the refusal (screener.ts); the smtpd
+ * stage's own count and rate limits (policy/smtpd-client-limits.ts).
+ * Bugs: counts are per process (README "Design", More than one core); the pre-queue limit is
+ * checked at connect, before the access list and the cache (postscreen checks it after
+ * them, so an allowlisted or PASS OLD client passes a full screen stage).
  */
-import type { Clock } from '../clock.js';
 import type { SmtpReply } from '../errors.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -24,27 +26,26 @@ export const STRESS_GREET_WAIT_MS = 2_000;
 export const STRESS_COMMAND_TIME_LIMIT_MS = 10_000;
 
 export interface LimitSettings {
-  /** postscreen_client_connection_count_limit; 0 = none. */
+  /** postscreen_client_connection_count_limit: connections of one client in the screen stage; 0 = none. */
   readonly clientConnectionCountLimit: number;
   /** postscreen_pre_queue_limit; 0 = none. */
   readonly preQueueLimit: number;
   /** postscreen_post_queue_limit; 0 = none. */
   readonly postQueueLimit: number;
-  /** smtpd_client_connection_rate_limit; 0 = none. */
-  readonly connectionRateLimit: number;
-  /** anvil_rate_time_unit, ms. */
-  readonly rateTimeUnitMs: number;
 }
 
 /** Why a connection is refused: the NOQUEUE log reason and the 421 reply. */
 export interface LimitRefusal {
-  readonly reason: 'all screening ports busy' | 'too many connections' | 'connection rate limit exceeded' | 'all server ports busy';
+  readonly reason: 'all screening ports busy' | 'too many connections' | 'all server ports busy';
   readonly reply: SmtpReply;
 }
 
 /** A connection holding a slot. */
 export interface ConnectionSlot {
-  /** Moves the connection from the screen to smtpd; a refusal when the post-queue is full. */
+  /**
+   * Moves the connection from the screen to smtpd (it stops counting against the client's
+   * postscreen_client_connection_count_limit); a refusal when the post-queue is full.
+   */
   handover(): LimitRefusal | undefined;
   /** Frees the slot (idempotent). */
   release(): void;
@@ -52,22 +53,19 @@ export interface ConnectionSlot {
 
 const SCREENING_BUSY: SmtpReply = { code: 421, enhanced: '4.3.2', text: 'All screening ports are busy' };
 const SERVER_BUSY: SmtpReply = { code: 421, enhanced: '4.3.2', text: 'All server ports are busy' };
-
-function tooMany(address: string): SmtpReply {
-  return { code: 421, enhanced: '4.7.0', text: `Error: too many connections from ${address}` };
-}
+/** postscreen.c: `421 4.7.0 Error: too many connections` (no address, unlike smtpd's). */
+const TOO_MANY: SmtpReply = { code: 421, enhanced: '4.7.0', text: 'Error: too many connections' };
 
 export class ConnectionLimits {
   #settings: LimitSettings;
-  readonly #deps: { readonly clock: Clock; readonly log: Logger; readonly metrics: Metrics };
+  readonly #deps: { readonly log: Logger; readonly metrics: Metrics };
+  /** Connections of each client in the screen stage. */
   readonly #perClient = new Map<string, number>();
-  readonly #rate = new Map<string, { start: number; count: number }>();
-  #lastRateSweep = 0;
   #screening = 0;
   #smtpd = 0;
   #stress = false;
 
-  constructor(settings: LimitSettings, deps: { readonly clock: Clock; readonly log: Logger; readonly metrics: Metrics }) {
+  constructor(settings: LimitSettings, deps: { readonly log: Logger; readonly metrics: Metrics }) {
     this.#settings = settings;
     this.#deps = deps;
     deps.metrics.stressMode.set(0);
@@ -88,21 +86,18 @@ export class ConnectionLimits {
   }
 
   /**
-   * Admits a new connection of `address` or refuses it. `rateExempt`: the client is in
-   * mynetworks (smtpd_client_event_limit_exceptions). Order as postscreen(8): screening
-   * ports, then the client's count, then its rate.
+   * Admits a new connection of `address` or refuses it: the screening ports, then the
+   * client's connections in the screen stage (postscreen.c: `concurrency > limit` with this
+   * one counted).
    */
-  admit(address: string, rateExempt: boolean): ConnectionSlot | LimitRefusal {
+  admit(address: string): ConnectionSlot | LimitRefusal {
     const settings = this.#settings;
     if (settings.preQueueLimit > 0 && this.#screening >= settings.preQueueLimit) {
       return { reason: 'all screening ports busy', reply: SCREENING_BUSY };
     }
     const open = this.#perClient.get(address) ?? 0;
     if (settings.clientConnectionCountLimit > 0 && open >= settings.clientConnectionCountLimit) {
-      return { reason: 'too many connections', reply: tooMany(address) };
-    }
-    if (settings.connectionRateLimit > 0 && !rateExempt && !this.#rateAllows(address)) {
-      return { reason: 'connection rate limit exceeded', reply: tooMany(address) };
+      return { reason: 'too many connections', reply: TOO_MANY };
     }
     this.#perClient.set(address, open + 1);
     this.#screening++;
@@ -117,38 +112,29 @@ export class ConnectionLimits {
         stage = 'smtpd';
         this.#screening--;
         this.#smtpd++;
+        this.#leaveScreen(address);
         this.#checkStress();
         return undefined;
       },
       release: () => {
         if (stage === 'gone') return;
-        if (stage === 'screen') this.#screening--;
-        else this.#smtpd--;
+        if (stage === 'screen') {
+          this.#screening--;
+          this.#leaveScreen(address);
+        } else {
+          this.#smtpd--;
+        }
         stage = 'gone';
-        const left = (this.#perClient.get(address) ?? 1) - 1;
-        if (left > 0) this.#perClient.set(address, left);
-        else this.#perClient.delete(address);
         this.#checkStress();
       },
     };
   }
 
-  /** anvil(8): counts this connection in the client's window; false when over the limit. */
-  #rateAllows(address: string): boolean {
-    const now = this.#deps.clock.now();
-    const unit = this.#settings.rateTimeUnitMs;
-    if (now - this.#lastRateSweep >= unit) {
-      // Bounded memory: windows that ended are forgotten once per time unit.
-      this.#lastRateSweep = now;
-      for (const [key, window] of this.#rate) if (now - window.start >= unit) this.#rate.delete(key);
-    }
-    let window = this.#rate.get(address);
-    if (window === undefined || now - window.start >= unit) {
-      window = { start: now, count: 0 };
-      this.#rate.set(address, window);
-    }
-    window.count++;
-    return window.count <= this.#settings.connectionRateLimit;
+  /** One connection of `address` left the screen stage (handed over or closed). */
+  #leaveScreen(address: string): void {
+    const left = (this.#perClient.get(address) ?? 1) - 1;
+    if (left > 0) this.#perClient.set(address, left);
+    else this.#perClient.delete(address);
   }
 
   /** Stress mode: on at ≥ 90% of the pre-queue limit, off at ≤ 70%. */

@@ -8,9 +8,11 @@
  * header-like words); bare newline (a command line ended by LF alone). Tests pass at RCPT
  * TO and can still fail until the first message ends. drop: 521 and close from here;
  * enforce: failure() makes the policy stage refuse MAIL/RCPT/DATA; ignore: logged, passed
- * for the shortest TTL. Before RCPT the command count/time/length limits apply (421).
- * Mechanism: a 'data' listener attached before smtp-server's pipe sees each chunk first
- * (nothing consumed or reordered); a wrapped socket.write shows each reply written.
+ * for the shortest TTL. Before RCPT the command count/time/length limits apply (421); in
+ * postscreen's own engine (builtin-smtpd.ts, `wholeSession`) they apply to the end.
+ * Mechanism: a 'data' listener attached before smtp-server's pipe (or the engine's reader)
+ * sees each chunk first (nothing consumed or reordered); a wrapped socket.write shows each
+ * reply written.
  * Bugs: nothing is observed after STARTTLS (no pass, no fail); leaves the replies to smtpd.
  */
 import type { Socket } from 'node:net';
@@ -56,6 +58,13 @@ export interface DeepTestSettings {
   readonly lineLengthLimit: number;
   /** myhostname, in the 421 replies. */
   readonly hostname: string;
+  /**
+   * The session is postscreen's own engine (a vetoed client, builtin-smtpd.ts): the command
+   * count, time and length limits hold to the end, not only until RCPT. Default false.
+   */
+  readonly wholeSession?: boolean;
+  /** False: no 220 greeting will be written (postscreen sends none to a pregreet talker). Default true. */
+  readonly greeting?: boolean;
 }
 
 export interface DeepTestDeps {
@@ -79,7 +88,7 @@ export class DeepTestSession implements DeepTestMonitor {
   readonly #deps: DeepTestDeps;
   #phase: Phase = 'testing';
   /** Commands (upper-case words; 'greeting' first) whose reply has not been written yet. */
-  readonly #outstanding: string[] = ['greeting'];
+  readonly #outstanding: string[];
   #pipeliningOffered = false;
   #replyOffersPipelining = false;
   #replyPartial = '';
@@ -107,6 +116,7 @@ export class DeepTestSession implements DeepTestMonitor {
     this.#socket = socket;
     this.#settings = settings;
     this.#deps = deps;
+    this.#outstanding = settings.greeting === false ? [] : ['greeting'];
     this.#onData = (chunk) => this.#input(chunk);
     this.#onClose = () => this.#stop();
     socket.on('data', this.#onData);
@@ -129,6 +139,16 @@ export class DeepTestSession implements DeepTestMonitor {
   /** True while the socket is still watched. */
   get watching(): boolean {
     return this.#phase !== 'done';
+  }
+
+  /** True once this monitor has closed the connection (a drop or a command limit). */
+  get closing(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** The command count, time and length limits apply now: before RCPT, or all along in postscreen's engine. */
+  #limitsApply(): boolean {
+    return this.#phase === 'testing' || (this.#phase === 'passed' && this.#settings.wholeSession === true);
   }
 
   #stop(): void {
@@ -211,7 +231,7 @@ export class DeepTestSession implements DeepTestMonitor {
         continue;
       }
       if (this.#line.length < 512) this.#line.push(byte);
-      if (this.#phase === 'testing' && this.#lineBytes > this.#settings.lineLengthLimit) {
+      if (this.#limitsApply() && this.#lineBytes > this.#settings.lineLengthLimit) {
         this.#limit('COMMAND LENGTH LIMIT', this.#genericReply());
         return;
       }
@@ -259,11 +279,12 @@ export class DeepTestSession implements DeepTestMonitor {
       if (!this.watching) return;
     }
     this.#outstanding.push(word);
-    if (this.#phase === 'testing') {
+    if (this.#limitsApply()) {
       this.#commands++;
-      if (word === 'RCPT') {
-        this.#pass();
-      } else if (this.#commands > this.#settings.commandCountLimit && word !== 'QUIT') {
+      const passing = word === 'RCPT' && this.#phase === 'testing';
+      if (passing) this.#pass();
+      // postscreen counts every command; on the live session the first RCPT ends the limits.
+      if ((!passing || this.#settings.wholeSession === true) && this.#commands > this.#settings.commandCountLimit && word !== 'QUIT') {
         this.#limit('COMMAND COUNT LIMIT', this.#genericReply());
         return;
       }
@@ -321,7 +342,7 @@ export class DeepTestSession implements DeepTestMonitor {
 
   /** COMMAND TIME LIMIT: armed when every reply is out, until the next command line. */
   #armTimeLimit(): void {
-    if (this.#phase !== 'testing') return;
+    if (!this.#limitsApply()) return;
     this.#timer?.cancel();
     this.#timer = this.#deps.clock.setTimer(this.#settings.commandTimeLimitMs, () => {
       this.#timer = undefined;

@@ -4,14 +4,20 @@
  * Decides the flow: PROXY header (postscreen_upstream_proxy_protocol); connection limits
  * (connection-limits.ts, `NOQUEUE: reject: CONNECT`); CONNECT; postscreen_access_list
  * (ALLOWLISTED / DENYLISTED + postscreen_denylist_action); verdict cache (every early test
- * valid → PASS OLD, no teaser; ALLOWLIST VETO off postscreen_allowlist_interfaces); else
- * pregreet ∥ DNSBL in the greet wait (a DNSWL rank at or below
+ * valid → PASS OLD, no teaser, on any local address); else, off
+ * postscreen_allowlist_interfaces, ALLOWLIST VETO (postscreen.c: the client is never handed
+ * to smtpd and nothing is cached, so a bot that only tries the backup MX never gets in);
+ * then pregreet ∥ DNSBL in the greet wait (a DNSWL rank at or below
  * postscreen_dnsbl_allowlist_threshold ends it and passes every test). Then PASS NEW
  * (cached), or the failed test's action (drop: 521 and close; enforce: handover with the
- * 550; ignore: handover). At handover the deep tests still due run on the live session
- * (deep-tests.ts). Every deadline sits in one TimerQueue. Hangup → HANGUP + DISCONNECT.
+ * 550; ignore: handover); a vetoed client instead stays in postscreen's own engine
+ * (builtin-smtpd.ts, every deep test on, RCPT refused). At handover the deep tests still due
+ * run on the live session (deep-tests.ts). Every deadline sits in one TimerQueue. Hangup →
+ * HANGUP + DISCONNECT.
  * Leaves to others: SMTP after the handover (policy/), the tests, the cache store.
- * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants.
+ * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants; on a
+ * vetoed address PASS OLD needs every enabled test valid, elsewhere only the early ones
+ * (the deep tests run on the live session, which postscreen cannot do).
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -30,7 +36,8 @@ import { evaluateAccessList, parseAccessList, type AccessList } from './access-l
 import { startDnsblQuery, type DnsblHealthView, type DnsblQuery } from './dnsbl.js';
 import { parseDnsblSite, type DnsblSite } from './dnsbl-site.js';
 import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, STRESS_GREET_WAIT_MS, type ConnectionSlot, type LimitRefusal, type LimitSettings } from './connection-limits.js';
-import { DEEP_TESTS, DeepTestSession, type DeepTest } from './deep-tests.js';
+import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY, type BuiltinSmtpdProfile } from './builtin-smtpd.js';
+import { DEEP_TESTS, DeepTestSession, type DeepTest, type DeepTestSettings } from './deep-tests.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import { TimerQueue } from './timer-queue.js';
 import { formatPregreet, formatSeconds, watchPregreet, type PregreetEvent, type PregreetWatch } from './pregreet.js';
@@ -63,15 +70,17 @@ export interface ScreenSettings {
   readonly denylistAction: Action;
   /** postscreen_access_list, parsed with its tables open. */
   readonly accessList: AccessList;
-  /** mynetworks, for permit_mynetworks and the rate limit exemption. */
+  /** mynetworks, for permit_mynetworks. */
   readonly mynetworks: MatchList;
   /** postscreen_dnsbl_allowlist_threshold: a rank ≤ this (< 0) passes every test; 0 = off. */
   readonly dnsblAllowlistThreshold: number;
   /** postscreen_dnsbl_reply_map: domain → the name shown in replies and INFO logs. */
   readonly dnsblReplyMap: readonly LookupTable[];
-  /** postscreen_allowlist_interfaces: local addresses where passes may be cached. */
+  /** postscreen_allowlist_interfaces: local addresses where a new client may pass (elsewhere: ALLOWLIST VETO). */
   readonly allowlistInterfaces: MatchList;
-  /** Connection count, queue and rate limits. */
+  /** What postscreen's own SMTP engine announces, for vetoed clients. */
+  readonly engine: BuiltinSmtpdProfile;
+  /** Per-client connection count and queue limits. */
   readonly limits: LimitSettings;
   /** postscreen_upstream_proxy_protocol = haproxy. */
   readonly proxyProtocol: boolean;
@@ -175,12 +184,17 @@ export function screenSettingsFromConfig(config: Config): ScreenSettings {
     dnsblAllowlistThreshold: config.get('postscreen_dnsbl_allowlist_threshold'),
     dnsblReplyMap: config.get('postscreen_dnsbl_reply_map'),
     allowlistInterfaces: config.get('postscreen_allowlist_interfaces'),
+    engine: {
+      banner: config.get('smtpd_banner'),
+      hostname: config.get('myhostname'),
+      messageSizeLimit: config.get('message_size_limit'),
+      disableVrfy: config.get('disable_vrfy_command'),
+      heloRequired: config.get('smtpd_helo_required'),
+    },
     limits: {
       clientConnectionCountLimit: config.get('postscreen_client_connection_count_limit'),
       preQueueLimit: config.get('postscreen_pre_queue_limit'),
       postQueueLimit: config.get('postscreen_post_queue_limit'),
-      connectionRateLimit: config.get('smtpd_client_connection_rate_limit'),
-      rateTimeUnitMs: config.get('anvil_rate_time_unit'),
     },
     proxyProtocol: proxy === 'haproxy',
     proxyTimeoutMs: config.get('postscreen_upstream_proxy_timeout'),
@@ -232,7 +246,10 @@ interface Session {
   readonly stress: boolean;
   /** The client is in mynetworks (matched once, at connect). */
   readonly inMynetworks: boolean;
-  /** postscreen_allowlist_interfaces does not list the local address: nothing is cached. */
+  /**
+   * postscreen_allowlist_interfaces does not list the local address: a client that is not
+   * PASS OLD is never handed over and nothing is cached (postscreen's NOFORWARD).
+   */
   readonly veto: boolean;
   /** The cache record found at connect, if any. */
   record: CacheRecord | undefined;
@@ -284,7 +301,7 @@ export class Screener {
     this.settings = settings;
     this.deps = deps;
     this.timers = new TimerQueue(deps.clock);
-    this.limits = new ConnectionLimits(settings.limits, { clock: deps.clock, log: deps.log, metrics: deps.metrics });
+    this.limits = new ConnectionLimits(settings.limits, { log: deps.log, metrics: deps.metrics });
   }
 
   /** Reload: new connections use `settings`; connections being screened keep theirs. */
@@ -332,7 +349,7 @@ export class Screener {
     const log = this.deps.log.child({ session: id, client: clientText });
     log.info({ event: 'CONNECT', local: formatClient(local.address, local.port) }, `CONNECT from ${clientText} to ${formatClient(local.address, local.port)}`);
     const inMynetworks = matchNetwork(settings.mynetworks, client.address);
-    const admitted = this.limits.admit(client.address, inMynetworks);
+    const admitted = this.limits.admit(client.address);
     if ('reason' in admitted) {
       this.refuse(socket, log, clientText, admitted);
       return;
@@ -372,7 +389,7 @@ export class Screener {
     this.checkAccess(session);
   }
 
-  /** True when a pass on `localAddress` may not be cached (postscreen_allowlist_interfaces). */
+  /** True when postscreen_allowlist_interfaces does not list `localAddress` (a backup MX: ALLOWLIST VETO). */
   private vetoOn(settings: ScreenSettings, localAddress: string): boolean {
     if (settings !== this.settings) return !matchNetwork(settings.allowlistInterfaces, localAddress);
     let veto = this.vetoByLocal.get(localAddress);
@@ -430,6 +447,10 @@ export class Screener {
     this.checkCache(session);
   }
 
+  /**
+   * The cache first (postscreen.c): PASS OLD on any local address; then the backup-MX veto
+   * (`ALLOWLIST VETO`); then the early tests, or for a vetoed client with none due, the engine.
+   */
   private checkCache(session: Session): void {
     const { settings } = session;
     const needed: CachedTest[] = settings.dnsblSites.length > 0 ? ['pregreet', 'dnsbl'] : ['pregreet'];
@@ -440,19 +461,24 @@ export class Screener {
       const now = this.deps.clock.now();
       session.record = this.deps.cache.get(session.client.address);
       const todo = needed.filter((test) => !testValid(session.record, test, now));
-      if (todo.length === 0 && session.veto) {
-        // The backup-MX veto: a passed client is screened again on this interface.
-        session.log.info({ event: 'ALLOWLIST VETO' }, `ALLOWLIST VETO ${session.clientText}`);
-        session.todo = new Set(needed);
-      } else if (todo.length === 0) {
+      // On a vetoed address the deep tests cannot run on a live session: they must be valid too.
+      const deepDue = session.veto && [...settings.deepTests].some((test) => !testValid(session.record, test, now));
+      if (todo.length === 0 && !deepDue) {
         this.deps.metrics.cacheLookups.inc({ result: 'hit' });
         session.log.info({ event: 'PASS OLD' }, `PASS OLD ${session.clientText}`);
         this.handover(session, 'pass-old');
         return;
-      } else {
-        session.todo = new Set(todo);
       }
+      session.todo = new Set(todo);
       this.deps.metrics.cacheLookups.inc({ result: 'miss' });
+    }
+    if (session.veto) {
+      // postscreen.c: "Don't allowlist clients that connect to backup MX addresses."
+      session.log.info({ event: 'ALLOWLIST VETO' }, `ALLOWLIST VETO ${session.clientText}`);
+      if (session.todo.size === 0) {
+        this.startEngine(session);
+        return;
+      }
     }
     this.startEarlyTests(session);
   }
@@ -481,7 +507,7 @@ export class Screener {
       session.dnsbl = query;
       void query.settled.then((score) => {
         session.dnsblDone = true;
-        if (settings.dnsblAllowlistThreshold < 0 && score.rank <= settings.dnsblAllowlistThreshold && !session.enforce && !session.pregreetFailed) {
+        if (settings.dnsblAllowlistThreshold < 0 && score.rank <= settings.dnsblAllowlistThreshold && !session.enforce && !session.pregreetFailed && !session.veto) {
           session.dnsblAllowlisted = true;
           this.conclude(session);
         } else if (this.earlyTestsDone(session)) {
@@ -589,6 +615,11 @@ export class Screener {
       }
     }
 
+    if (session.veto) {
+      // ALLOWLIST VETO is a failure too: no PASS line, nothing cached, never handed over.
+      this.startEngine(session);
+      return;
+    }
     // A failure (other than ignored ones) voids this session's passes (psc_conclude).
     if (!session.enforce && Object.keys(passed).length > 0) this.store(session, passed, []);
     if (session.enforce) {
@@ -603,9 +634,8 @@ export class Screener {
     }
   }
 
-  /** Merges passes into the client's cache record and removes failed tests, unless vetoed. */
+  /** Merges passes into the client's cache record and removes failed tests (never called for a vetoed client). */
   private store(session: Session, passes: Partial<Record<CachedTest, number>>, failed: readonly CachedTest[]): void {
-    if (session.veto) return;
     const current: { -readonly [T in CachedTest]?: number } = { ...this.deps.cache.get(session.client.address), ...passes };
     for (const test of failed) delete current[test];
     this.deps.cache.set(session.client.address, current);
@@ -613,12 +643,61 @@ export class Screener {
   }
 
   /** Stops timers and watches and removes every listener the screener added. */
-  private finish(session: Session): void {
+  private stopTests(session: Session): void {
     session.finished = true;
     session.timer?.cancel();
     session.watch?.stop();
     for (const cleanup of session.cleanups.splice(0)) cleanup();
+  }
+
+  /** stopTests, and the connection leaves the screen stage's gauge. */
+  private finish(session: Session): void {
+    this.stopTests(session);
     this.deps.metrics.activeConnections.dec({ stage: 'screen' });
+  }
+
+  /**
+   * A vetoed client goes on in postscreen's own engine (psc_smtpd_tests with NOFORWARD):
+   * every deep test on, the limits for the whole session, RCPT refused, nothing cached; the
+   * connection stays in the screen stage until it closes.
+   */
+  private startEngine(session: Session): void {
+    if (session.finished) return;
+    this.stopTests(session);
+    const { settings, socket } = session;
+    this.deps.metrics.connections.inc({ verdict: 'noforward' });
+    const startedAt = this.timers.now();
+    const noGreeting = session.pregreetFailed && settings.greetAction === 'enforce';
+    const monitor = new DeepTestSession(
+      socket,
+      {
+        ...this.deepTestSettings(session, new Set(DEEP_TESTS)),
+        wholeSession: true,
+        greeting: !noGreeting,
+      },
+      { clock: this.timers, log: session.log, metrics: this.deps.metrics, clientText: session.clientText, record: () => undefined },
+    );
+    new BuiltinSmtpdSession(
+      socket,
+      {
+        profile: settings.engine,
+        greeting: !noGreeting,
+        lineLengthLimit: settings.lineLengthLimit,
+        // The last enforce failure wins (PSC_ENFORCE_SESSION_STATE): a deep test, else an early test.
+        rcptReply: () => monitor.failure()?.reply ?? session.enforce?.reply ?? NOFORWARD_RCPT_REPLY,
+      },
+      {
+        log: session.log,
+        metrics: this.deps.metrics,
+        clientText: session.clientText,
+        closedByTests: () => monitor.closing,
+        onEnd: (how) => {
+          session.slot.release();
+          this.deps.metrics.activeConnections.dec({ stage: 'screen' });
+          if (how === 'hangup') this.logHangup(session, this.timers.now() - startedAt, 'tests after SMTP handshake');
+        },
+      },
+    );
   }
 
   /** The deep tests due in this session (enabled, not valid in the cache), as a monitor. */
@@ -626,31 +705,33 @@ export class Screener {
     const { settings } = session;
     if (settings.deepTests.size === 0 || outcome === 'allowlisted' || outcome === 'enforce' || session.dnsblAllowlisted) return undefined;
     const now = this.timers.now();
-    const record = session.veto ? undefined : this.deps.cache.get(session.client.address);
+    const record = this.deps.cache.get(session.client.address);
     const due = new Set(DEEP_TESTS.filter((test) => settings.deepTests.has(test) && !testValid(record, test, now)));
     if (due.size === 0) return undefined;
+    return new DeepTestSession(session.socket, this.deepTestSettings(session, due), {
+      clock: this.timers,
+      log: session.log,
+      metrics: this.deps.metrics,
+      clientText: session.clientText,
+      record: (passes, failed) => this.store(session, passes, failed),
+    });
+  }
+
+  /** The deep tests' settings for `tests` in this session (stress mode as at connect). */
+  private deepTestSettings(session: Session, tests: ReadonlySet<DeepTest>): DeepTestSettings {
+    const { settings } = session;
     const ttls = [settings.greetTtlMs, settings.dnsblMinTtlMs, ...[...settings.deepTests].map((test) => settings.deepTtlMs[test])];
-    return new DeepTestSession(
-      session.socket,
-      {
-        tests: due,
-        actions: settings.deepActions,
-        ttlMs: settings.deepTtlMs,
-        ignoreTtlMs: Math.min(...ttls),
-        forbiddenCommands: settings.forbiddenCommands,
-        commandCountLimit: settings.commandCountLimit,
-        commandTimeLimitMs: session.stress ? Math.min(STRESS_COMMAND_TIME_LIMIT_MS, settings.commandTimeLimitMs) : settings.commandTimeLimitMs,
-        lineLengthLimit: settings.lineLengthLimit,
-        hostname: settings.myhostname,
-      },
-      {
-        clock: this.timers,
-        log: session.log,
-        metrics: this.deps.metrics,
-        clientText: session.clientText,
-        record: (passes, failed) => this.store(session, passes, failed),
-      },
-    );
+    return {
+      tests,
+      actions: settings.deepActions,
+      ttlMs: settings.deepTtlMs,
+      ignoreTtlMs: Math.min(...ttls),
+      forbiddenCommands: settings.forbiddenCommands,
+      commandCountLimit: settings.commandCountLimit,
+      commandTimeLimitMs: session.stress ? Math.min(STRESS_COMMAND_TIME_LIMIT_MS, settings.commandTimeLimitMs) : settings.commandTimeLimitMs,
+      lineLengthLimit: settings.lineLengthLimit,
+      hostname: settings.myhostname,
+    };
   }
 
   private handover(session: Session, outcome: ScreenOutcome): void {
@@ -710,11 +791,13 @@ export class Screener {
     session.slot.release();
     session.socket.on('error', () => undefined);
     session.socket.destroy();
+    this.logHangup(session, afterMs, 'tests before SMTP handshake');
+  }
+
+  /** `HANGUP after s from [ip]:port in PHASE`, then DISCONNECT (psc_hangup_event, psc_conclude). */
+  private logHangup(session: Session, afterMs: number, phase: 'tests before SMTP handshake' | 'tests after SMTP handshake'): void {
     this.deps.metrics.connections.inc({ verdict: 'hangup' });
-    session.log.info(
-      { event: 'HANGUP', after: Number(formatSeconds(afterMs)) },
-      `HANGUP after ${formatSeconds(afterMs)} from ${session.clientText} in tests before SMTP handshake`,
-    );
+    session.log.info({ event: 'HANGUP', after: Number(formatSeconds(afterMs)) }, `HANGUP after ${formatSeconds(afterMs)} from ${session.clientText} in ${phase}`);
     session.log.info({ event: 'DISCONNECT' }, `DISCONNECT ${session.clientText}`);
   }
 }

@@ -21,6 +21,10 @@ import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js'
 const ZONE = 'zen.dnsbl.test';
 const BANNER = 'mx.screen.test ESMTP mxscreen';
 const GREETING = '220 mx.screen.test ESMTP policy';
+/** smtpd_banner as postscreen's own engine sends it (distinct from the policy stage's GREETING). */
+const ENGINE_BANNER = 'mx.screen.test ESMTP engine';
+/** postscreen_allowlist_interfaces that vetoes the test listener's address 127.0.0.1. */
+const VETO_LOOPBACK = { patterns: ['!127.0.0.1', '0.0.0.0/0'], tables: [] };
 
 let dns: FakeDns;
 let directory: string;
@@ -60,7 +64,8 @@ function settings(overrides: Partial<ScreenSettings> = {}): ScreenSettings {
     dnsblAllowlistThreshold: 0,
     dnsblReplyMap: [],
     allowlistInterfaces: { patterns: ['0.0.0.0/0', '::/0'], tables: [] },
-    limits: { clientConnectionCountLimit: 50, preQueueLimit: 100, postQueueLimit: 100, connectionRateLimit: 0, rateTimeUnitMs: 60_000 },
+    engine: { banner: ENGINE_BANNER, hostname: 'mx.screen.test', messageSizeLimit: 10_240_000, disableVrfy: false, heloRequired: false },
+    limits: { clientConnectionCountLimit: 50, preQueueLimit: 100, postQueueLimit: 100 },
     proxyProtocol: false,
     proxyTimeoutMs: 1000,
     deepTests: new Set(),
@@ -159,6 +164,22 @@ async function startScreen(initial: ScreenSettings) {
 async function connections(metrics: Metrics, verdict: string): Promise<number> {
   const { values } = await metrics.connections.get();
   return values.find((v) => v.labels.verdict === verdict)?.value ?? 0;
+}
+
+async function activeConnections(metrics: Metrics, stage: string): Promise<number> {
+  const { values } = await metrics.activeConnections.get();
+  return values.find((v) => v.labels.stage === stage)?.value ?? 0;
+}
+
+/** The first log line matching `match`, waiting (bounded) for it to be written. */
+async function waitForLog(screen: { logs: LogLine[] }, match: (line: LogLine) => boolean, timeoutMs = 2000): Promise<LogLine> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = screen.logs.find(match);
+    if (line) return line;
+    if (Date.now() > deadline) assert.fail('no such log line within the time limit');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 test('a clean client gets the teaser, waits the greet wait, and passes (PASS NEW)', async () => {
@@ -417,19 +438,119 @@ test('setSettings (reload) applies to the next connection: an empty banner sends
   }
 });
 
-test('ALLOWLIST VETO: off postscreen_allowlist_interfaces a passed client is screened again and not cached', async () => {
-  const screen = await startScreen(settings({ allowlistInterfaces: { patterns: ['192.0.2.25'], tables: [] } }));
+test('ALLOWLIST VETO: a client with a valid cache record is PASS OLD on a vetoed address too (postscreen.c: the cache comes first)', async () => {
+  const screen = await startScreen(settings({ allowlistInterfaces: VETO_LOOPBACK }));
   try {
     screen.cache.set('127.0.37.1', { pregreet: Date.now() + 60_000 });
     const client = await screen.connect('127.0.37.1');
-    assert.equal(await client.readLine(1000), `220-${BANNER}`, 'tests run again: teaser');
-    await screen.nextHandoff(1);
-    assert.deepEqual(screen.events(), ['CONNECT', 'ALLOWLIST VETO', 'PASS OLD']);
-    assert.match(String(screen.logs[1]?.msg), /^ALLOWLIST VETO \[127\.0\.37\.1\]:\d+$/);
-    const second = await screen.connect('127.0.37.2');
-    await second.readLine(1000);
-    await screen.nextHandoff(2);
-    assert.equal(screen.cache.get('127.0.37.2'), undefined, 'not cached on a vetoed interface');
+    assert.equal(await client.readLine(1000), GREETING, 'no teaser: handed over at once');
+    assert.equal((await screen.nextHandoff(1)).verdict.outcome, 'pass-old');
+    assert.deepEqual(screen.events(), ['CONNECT', 'PASS OLD']);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('ALLOWLIST VETO: with a deep test enabled and not valid, a client whose early tests are cached is not PASS OLD on a vetoed address: it goes straight to the engine', async () => {
+  const screen = await startScreen(settings({ allowlistInterfaces: VETO_LOOPBACK, deepTests: new Set(['bare_newline']) }));
+  try {
+    screen.cache.set('127.0.37.6', { pregreet: Date.now() + 60_000 });
+    const client = await screen.connect('127.0.37.6');
+    assert.equal(await client.readLine(1000), `220 ${ENGINE_BANNER}`, 'no early test due: no teaser, the engine greets');
+    client.send('HELO bot.example\r\n');
+    assert.equal(await client.readLine(1000), '250 mx.screen.test');
+    assert.deepEqual(screen.events(), ['CONNECT', 'ALLOWLIST VETO']);
+    assert.equal(screen.handoffs.length, 0);
+    assert.equal(screen.cache.get('127.0.37.6')?.bare_newline, undefined);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('ALLOWLIST VETO: a new client on a vetoed address is tested, kept in postscreen\'s own engine (RCPT 450 4.3.2), never handed over, not cached', async () => {
+  const screen = await startScreen(settings({ allowlistInterfaces: VETO_LOOPBACK }));
+  try {
+    const client = await screen.connect('127.0.37.2');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`, 'the tests run: teaser');
+    assert.equal(await client.readLine(1000), `220 ${ENGINE_BANNER}`, "postscreen's own greeting, not the policy stage's");
+    client.send('EHLO bot.example\r\n');
+    const ehlo = await client.readReply(1000);
+    assert.deepEqual(ehlo.lines, ['250-mx.screen.test', '250-SIZE 10240000', '250-VRFY', '250-ETRN', '250-ENHANCEDSTATUSCODES', '250-8BITMIME', '250 DSN']);
+    client.send('MAIL FROM:<bot@example.org>\r\n');
+    assert.equal(await client.readLine(1000), '250 2.1.0 Ok');
+    client.send('RCPT TO:<info@example.com>\r\n');
+    assert.equal(await client.readLine(1000), '450 4.3.2 Service currently unavailable');
+    client.send('DATA\r\n');
+    assert.equal(await client.readLine(1000), '554 5.5.1 Error: no valid recipients');
+    client.send('QUIT\r\n');
+    assert.equal(await client.readLine(1000), '221 2.0.0 Bye');
+    await client.waitForEnd(1000);
+    await client.closed;
+    assert.equal(screen.handoffs.length, 0, 'never handed to the policy stage');
+    assert.equal(screen.cache.get('127.0.37.2'), undefined, 'nothing cached');
+    assert.deepEqual(screen.events(), ['CONNECT', 'ALLOWLIST VETO', 'NOQUEUE: reject', 'DISCONNECT']);
+    assert.match(String(screen.logs[1]?.msg), /^ALLOWLIST VETO \[127\.0\.37\.2\]:\d+$/);
+    assert.equal(
+      screen.logs[2]?.msg,
+      `NOQUEUE: reject: RCPT from [127.0.37.2]:${client.localPort}: 450 4.3.2 Service currently unavailable; from=<bot@example.org>, to=<info@example.com>, proto=ESMTP, helo=<bot.example>`,
+    );
+    assert.equal(await connections(screen.metrics, 'noforward'), 1);
+    assert.equal(await activeConnections(screen.metrics, 'screen'), 0, 'the engine session left the screen stage when it closed');
+  } finally {
+    await screen.close();
+  }
+});
+
+test('ALLOWLIST VETO + a DNSBL listing under enforce: every RCPT gets the 550 5.7.1; the command limits hold after RCPT; the pipelining test is on', async () => {
+  dns.listDnsbl(ZONE, '127.0.37.3', ['127.0.0.2']);
+  const screen = await startScreen(settings({ allowlistInterfaces: VETO_LOOPBACK, dnsblSites: sites(ZONE), commandCountLimit: 4 }));
+  try {
+    const client = await screen.connect('127.0.37.3');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    assert.equal(await client.readLine(1000), `220 ${ENGINE_BANNER}`);
+    client.send('HELO bot.example\r\n');
+    assert.equal(await client.readLine(1000), '250 mx.screen.test');
+    client.send('MAIL FROM:<bot@example.org>\r\n');
+    assert.equal(await client.readLine(1000), '250 2.1.0 Ok');
+    client.send('RCPT TO:<info@example.com>\r\n');
+    assert.equal(await client.readLine(1000), `550 5.7.1 Service unavailable; client [127.0.37.3] blocked using ${ZONE}`);
+    client.send('RCPT TO:<joe@example.com>\r\n');
+    assert.equal(await client.readLine(1000), `550 5.7.1 Service unavailable; client [127.0.37.3] blocked using ${ZONE}`);
+    client.send('NOOP\r\n');
+    assert.equal(await client.readLine(1000), '421 mx.screen.test Service unavailable - try again later', 'the 5th command is over postscreen_command_count_limit');
+    await client.waitForEnd(1000);
+    assert.deepEqual(
+      screen.events().filter((event) => event !== 'NOQUEUE: reject'),
+      ['CONNECT', 'ALLOWLIST VETO', 'DNSBL rank', 'COMMAND COUNT LIMIT', 'DISCONNECT'],
+    );
+    assert.equal(screen.handoffs.length, 0);
+    assert.equal(screen.cache.get('127.0.37.3'), undefined);
+
+    // The pipelining test runs in the engine even though postscreen_pipelining_enable is off (postscreen_smtpd.c).
+    const bot = await screen.connect('127.0.37.4');
+    assert.equal(await bot.readLine(1000), `220-${BANNER}`);
+    assert.equal(await bot.readLine(1000), `220 ${ENGINE_BANNER}`);
+    bot.send('EHLO bot.example\r\nMAIL FROM:<bot@example.org>\r\n');
+    await bot.waitForCode(250, 1000);
+    const pipelining = await waitForLog(screen, (line) => line.event === 'COMMAND PIPELINING');
+    assert.match(String(pipelining.msg), /^COMMAND PIPELINING from \[127\.0\.37\.4\]:\d+ after EHLO: MAIL FROM:<bot@example\.org>\\r\\n$/);
+    assert.equal(screen.handoffs.length, 0);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('ALLOWLIST VETO: a client that hangs up in postscreen\'s own engine is logged HANGUP … in tests after SMTP handshake', async () => {
+  const screen = await startScreen(settings({ allowlistInterfaces: VETO_LOOPBACK }));
+  try {
+    const client = await screen.connect('127.0.37.5');
+    await client.readLine(1000);
+    assert.equal(await client.readLine(1000), `220 ${ENGINE_BANNER}`);
+    await client.close();
+    const hangup = await waitForLog(screen, (line) => line.event === 'HANGUP');
+    assert.match(String(hangup.msg), /^HANGUP after \d+\.\d\d from \[127\.0\.37\.5\]:\d+ in tests after SMTP handshake$/);
+    await waitForLog(screen, (line) => line.event === 'DISCONNECT');
+    assert.equal(await activeConnections(screen.metrics, 'screen'), 0);
   } finally {
     await screen.close();
   }
@@ -472,13 +593,13 @@ test('postscreen_dnsbl_reply_map: the secret zone name never appears in the repl
   }
 });
 
-test('postscreen_client_connection_count_limit through the screener: NOQUEUE: reject: CONNECT and 421 4.7.0', async () => {
-  const screen = await startScreen(settings({ greetWaitMs: 2000, limits: { clientConnectionCountLimit: 1, preQueueLimit: 100, postQueueLimit: 100, connectionRateLimit: 0, rateTimeUnitMs: 60_000 } }));
+test('postscreen_client_connection_count_limit through the screener: NOQUEUE: reject: CONNECT and 421 4.7.0 Error: too many connections', async () => {
+  const screen = await startScreen(settings({ greetWaitMs: 2000, limits: { clientConnectionCountLimit: 1, preQueueLimit: 100, postQueueLimit: 100 } }));
   try {
     const first = await screen.connect('127.0.39.1');
     assert.equal(await first.readLine(1000), `220-${BANNER}`);
     const second = await screen.connect('127.0.39.1');
-    assert.equal(await second.readLine(1000), '421 4.7.0 Error: too many connections from 127.0.39.1');
+    assert.equal(await second.readLine(1000), '421 4.7.0 Error: too many connections');
     await second.waitForEnd(1000);
     const line = screen.logs.find((entry) => entry.event === 'NOQUEUE: reject');
     assert.match(String(line?.msg), /^NOQUEUE: reject: CONNECT from \[127\.0\.39\.1\]:\d+: too many connections$/);
