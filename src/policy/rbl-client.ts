@@ -1,10 +1,12 @@
 /*
  * rbl-client — reject_rbl_client domain[=filter] and permit_dnswl_client domain[=filter].
  *
- * Decides (postconf(5)): the client address is looked up as `reversed.domain` A records;
- * an answer in 127.255.255.0/24 or 127.0.0.1 is an error code, never a listing (RFC
- * 5782 §5); with a filter (the postscreen_dnsbl_sites syntax, `127.0.0.[2..11]`) only
- * matching answers count; a DNS failure counts as not listed. A listed client gets
+ * Decides (postconf(5)): the client address is looked up as `reversed.domain` A records,
+ * read by the one DNSBL answer rule (dnsbl/dnsbl-answer.ts: error codes are never
+ * listings, 127.0.0.255 is one from a DNSWL, so for permit_dnswl_client; a filter in the
+ * postscreen_dnsbl_sites syntax, `127.0.0.[2..11]`, counts only matching answers); a DNS
+ * failure counts as not listed. The `domain[=filter]` was parsed when the list was
+ * loaded (restriction-list.ts). A listed client gets
  * default_rbl_reply: `554 5.7.1 Service unavailable; Client host [a.d.d.r] blocked using
  * domain`, or the template rbl_reply_maps has for `domain=filter` or `domain` ($rbl_code,
  * $rbl_class, $rbl_what, $rbl_domain, $rbl_reason, ${name?text}, ${name:text}).
@@ -14,7 +16,8 @@
  * Bugs: several TXT records are joined with ` / `; a failed TXT lookup leaves it empty.
  */
 import { reverseName } from '../dns/reverse-name.js';
-import { filterMatches, parseDnsblSite } from '../screen/dnsbl-site.js';
+import type { AddressAnswer } from '../dns/resolver.js';
+import { readDnsblAnswer } from '../dnsbl/dnsbl-answer.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import type { SmtpReply } from '../errors.js';
 import { DUNNO, type RestrictionResult } from './restriction.js';
@@ -22,24 +25,23 @@ import type { RestrictionCall } from './restriction-catalogue.js';
 
 const DEFAULT_RBL_REPLY = '$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}';
 
-function isErrorCode(address: string): boolean {
-  return address === '127.0.0.1' || address.startsWith('127.255.255.');
-}
-
-/** The listing when `domain[=filter]` lists the call's client (with the name asked). Never throws. */
-async function listed(call: RestrictionCall): Promise<{ domain: string; query: string; answers: string[] } | undefined> {
-  const site = parseDnsblSite(call.restriction.argument ?? '');
-  if ('error' in site) return undefined;
+/**
+ * The listing when the restriction's `domain[=filter]` lists the call's client (with the
+ * name asked); `allowlist` for permit_dnswl_client. Throws only on a bug (no parsed site).
+ */
+async function listed(call: RestrictionCall, allowlist: boolean): Promise<{ domain: string; query: string; answers: string[] } | undefined> {
+  const site = call.restriction.site;
+  if (!site) throw new Error(`bug: ${call.restriction.written} without a parsed DNSBL site`);
   const address = unmapIpv4(call.request.client.address);
   const query = reverseName(address, site.domain);
-  let answers: string[];
+  let answers: readonly AddressAnswer[];
   try {
-    answers = (await call.env.resolver.resolve4(query)).map((answer) => answer.address);
+    answers = await call.env.resolver.resolve4(query);
   } catch {
     return undefined;
   }
-  const valid = answers.filter((answer) => !isErrorCode(answer) && (site.filter === undefined || filterMatches(site.filter, answer)));
-  return valid.length > 0 ? { domain: site.domain, query, answers: valid } : undefined;
+  const { listing } = readDnsblAnswer(answers, allowlist, site.filter);
+  return listing.length > 0 ? { domain: site.domain, query, answers: listing.map((answer) => answer.address) } : undefined;
 }
 
 /** Longest $rbl_reason kept, characters: the reply must stay within one 512-byte line. */
@@ -80,7 +82,7 @@ export function replyFromTemplate(text: string): SmtpReply {
 }
 
 export async function rejectRblClient(call: RestrictionCall): Promise<RestrictionResult> {
-  const hit = await listed(call);
+  const hit = await listed(call, false);
   if (hit === undefined) return DUNNO;
   const written = call.restriction.argument ?? hit.domain;
   const template =
@@ -103,5 +105,5 @@ export async function rejectRblClient(call: RestrictionCall): Promise<Restrictio
 }
 
 export async function permitDnswlClient(call: RestrictionCall): Promise<RestrictionResult> {
-  return (await listed(call)) === undefined ? DUNNO : { kind: 'permit', by: `${call.restriction.written} ${call.restriction.argument ?? ''}` };
+  return (await listed(call, true)) === undefined ? DUNNO : { kind: 'permit', by: `${call.restriction.written} ${call.restriction.argument ?? ''}` };
 }

@@ -13,7 +13,7 @@
 import type { Logger } from '../ops/log.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import type { LookupTable } from '../tables/lookup-table.js';
-import { parseDnsblSite } from '../screen/dnsbl-site.js';
+import type { DnsblSite } from '../dnsbl/dnsbl-site.js';
 import { matchNetwork } from '../tables/match-list.js';
 import { DUNNO, rejectReply, type RestrictionRequest, type RestrictionResult, type RestrictionSession, type RestrictionStage } from './restriction.js';
 import { checkAccess, type AccessTarget } from './access-restriction.js';
@@ -61,6 +61,8 @@ export interface ParsedRestriction {
   readonly argument?: string;
   /** The opened table of check_*_access. */
   readonly table?: LookupTable;
+  /** The `domain[=filter]` of reject_rbl_client / permit_dnswl_client, parsed at load. */
+  readonly site?: DnsblSite;
 }
 
 export interface RestrictionCall {
@@ -72,7 +74,8 @@ export interface RestrictionCall {
 }
 
 interface RestrictionSpec {
-  readonly argument: 'none' | 'table' | 'word';
+  /** `dnsbl`: a `domain[=filter]` (postscreen_dnsbl_sites syntax without a weight), parsed at load. */
+  readonly argument: 'none' | 'table' | 'word' | 'dnsbl';
   /** For `word` arguments: a problem message, or undefined when the argument is good. */
   readonly check?: (argument: string) => string | undefined;
   run(call: RestrictionCall): Promise<RestrictionResult> | RestrictionResult;
@@ -159,14 +162,6 @@ export function subjectOf(call: Pick<RestrictionCall, 'stage' | 'request'>): { w
   }
 }
 
-const rblClient: RestrictionSpec = {
-  argument: 'word',
-  check: (argument) => {
-    const site = parseDnsblSite(argument);
-    return 'error' in site ? site.error : argument.includes('*') ? 'a weight is for postscreen_dnsbl_sites only' : undefined;
-  },
-  run: rejectRblClient,
-};
 
 /**
  * The catalogue. Keys are the lower-case names as written in main.cf (Postfix compares
@@ -196,8 +191,8 @@ export const RESTRICTIONS = {
   reject_unknown_reverse_client_hostname: { argument: 'none', run: unknownReverseClientHostname },
   reject_unknown_client_hostname: { argument: 'none', run: unknownClientHostname },
   reject_unknown_client: { argument: 'none', run: unknownClientHostname },
-  reject_rbl_client: rblClient,
-  permit_dnswl_client: { ...rblClient, run: permitDnswlClient },
+  reject_rbl_client: { argument: 'dnsbl', run: rejectRblClient },
+  permit_dnswl_client: { argument: 'dnsbl', run: permitDnswlClient },
   check_client_access: access('client'),
   check_helo_access: access('helo'),
   check_sender_access: access('sender'),

@@ -14,6 +14,7 @@
 import type { ConfigProblem } from '../errors.js';
 import type { LookupTable } from '../tables/lookup-table.js';
 import { tableTypeOf } from '../tables/open-table.js';
+import { parseDnsblSite } from '../dnsbl/dnsbl-site.js';
 import { DUNNO, type RestrictionRequest, type RestrictionResult, type RestrictionSession, type RestrictionStage } from './restriction.js';
 import { RESTRICTIONS, type RestrictionEnvironment, type RestrictionName, type ParsedRestriction } from './restriction-catalogue.js';
 
@@ -70,7 +71,7 @@ export function parseRestrictions(
     }
     const argument = words[index + 1];
     if (argument === undefined) {
-      problem(`restriction "${written}" needs ${spec.argument === 'table' ? 'a lookup table (type:name)' : 'an argument'}`);
+      problem(`restriction "${written}" needs ${spec.argument === 'table' ? 'a lookup table (type:name)' : spec.argument === 'dnsbl' ? 'a DNSBL domain' : 'an argument'}`);
       continue;
     }
     index++;
@@ -85,6 +86,13 @@ export function parseRestrictions(
         continue;
       }
       restrictions.push({ name, written, argument, table });
+      continue;
+    }
+    if (spec.argument === 'dnsbl') {
+      const site = parseDnsblSite(argument);
+      if ('error' in site) problem(`${written} ${argument}: ${site.error}`);
+      else if (site.weight !== 1 || argument.includes('*')) problem(`${written} ${argument}: a weight is for postscreen_dnsbl_sites only`);
+      else restrictions.push({ name, written, argument, site });
       continue;
     }
     const checked = spec.check?.(argument);

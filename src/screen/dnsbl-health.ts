@@ -17,8 +17,9 @@ import type { Clock, Timer } from '../clock.js';
 import { DnsError, type DnsResolver } from '../dns/resolver.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { isDnsblErrorCode, type DnsblHealthView } from './dnsbl.js';
-import type { DnsblSite } from './dnsbl-site.js';
+import type { DnsblHealthView } from '../dnsbl/dnsbl-query.js';
+import { readDnsblAnswer, readDnsblFailure } from '../dnsbl/dnsbl-answer.js';
+import type { DnsblSite } from '../dnsbl/dnsbl-site.js';
 
 /** Time between two periodic self-tests of every site, ms. */
 export const SELF_TEST_INTERVAL_MS = 300_000;
@@ -71,20 +72,19 @@ export async function selfTestSite(zone: string, allowlist: boolean, deps: Pick<
   const ask = (name: string) => withDeadline(deps.clock, deps.timeoutMs, name, deps.resolver.resolve4(name));
   try {
     const listed = await ask(`2.0.0.127.${zone}`);
-    const codes = listed.map((answer) => answer.address);
-    if (codes.length === 0) return { healthy: false, reason: '127.0.0.2 is not listed' };
-    const errors = codes.filter((code) => isDnsblErrorCode(code, allowlist));
-    if (errors.length > 0) return { healthy: false, reason: `127.0.0.2 answered error code ${errors.join(' ')}` };
+    if (listed.length === 0) return { healthy: false, reason: '127.0.0.2 is not listed' };
+    const { codes } = readDnsblAnswer(listed, allowlist);
+    if (codes.length > 0) return { healthy: false, reason: `127.0.0.2 answered error code ${codes.map((answer) => answer.address).join(' ')}` };
   } catch (error) {
-    const kind = error instanceof DnsError ? error.kind : 'other';
-    return { healthy: false, reason: kind === 'nxdomain' || kind === 'nodata' ? '127.0.0.2 is not listed' : `127.0.0.2 lookup failed: ${kind}` };
+    const failure = readDnsblFailure(error);
+    return { healthy: false, reason: failure.result === 'not_listed' ? '127.0.0.2 is not listed' : `127.0.0.2 lookup failed: ${failure.kind}` };
   }
   try {
     const listed = await ask(`1.0.0.127.${zone}`);
     if (listed.length > 0) return { healthy: false, reason: `127.0.0.1 is listed (${listed.map((a) => a.address).join(' ')})` };
   } catch (error) {
-    const kind = error instanceof DnsError ? error.kind : 'other';
-    if (kind !== 'nxdomain' && kind !== 'nodata') return { healthy: false, reason: `127.0.0.1 lookup failed: ${kind}` };
+    const failure = readDnsblFailure(error);
+    if (failure.result !== 'not_listed') return { healthy: false, reason: `127.0.0.1 lookup failed: ${failure.kind}` };
   }
   return { healthy: true };
 }

@@ -33,8 +33,9 @@ import { unmapIpv4 } from '../tables/ip-network.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { evaluateAccessList, parseAccessList, type AccessList } from './access-list.js';
-import { startDnsblQuery, type DnsblHealthView, type DnsblQuery } from './dnsbl.js';
-import { parseDnsblSite, type DnsblSite } from './dnsbl-site.js';
+import { startDnsblQuery, type DnsblHealthView, type DnsblQuery } from '../dnsbl/dnsbl-query.js';
+import { parseDnsblSite, type DnsblSite } from '../dnsbl/dnsbl-site.js';
+import { dnsblDisplayName } from '../dnsbl/dnsbl-reply-map.js';
 import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, STRESS_GREET_WAIT_MS, type ConnectionSlot, type LimitRefusal, type LimitSettings } from './connection-limits.js';
 import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY, type BuiltinSmtpdProfile } from './builtin-smtpd.js';
 import { DEEP_TESTS, DeepTestSession, type DeepTest, type DeepTestSettings } from './deep-tests.js';
@@ -126,15 +127,6 @@ export const SCREEN_REPLIES = {
   pregreetDrop: { code: 521, enhanced: '5.5.1', text: 'Protocol error' },
   pregreetEnforce: { code: 550, enhanced: '5.5.1', text: 'Protocol error' },
 } as const satisfies Record<string, SmtpReply>;
-
-/** The name shown for DNSBL `domain`: its postscreen_dnsbl_reply_map value, else the domain. */
-export function dnsblDisplayName(replyMap: readonly LookupTable[], domain: string): string {
-  for (const table of replyMap) {
-    const shown = table.lookup(domain)?.trim();
-    if (shown) return shown;
-  }
-  return domain;
-}
 
 /** The DNSBL reply: `521|550 5.7.1 Service unavailable; client [ip] blocked using site`. */
 export function dnsblReply(code: 521 | 550, address: string, site: string): SmtpReply {

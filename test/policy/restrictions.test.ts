@@ -137,6 +137,22 @@ test('permit_dnswl_client skips the rest of the list; rbl_reply_maps words the r
   });
 });
 
+test('permit_dnswl_client: 127.0.0.255 from a DNSWL is an error code (dnsbl-answer.ts, as postscreen reads it), never a permit', async () => {
+  await withDns(async (dns) => {
+    dns.listDnsbl('list.dnswl.test', '127.0.0.4', ['127.0.0.255']);
+    dns.listDnsbl('zen.dnsbl.test', '127.0.0.4', ['127.0.0.2']);
+    dns.listDnsbl('list.dnswl.test', '127.0.0.5', ['127.0.10.1']);
+    dns.listDnsbl('zen.dnsbl.test', '127.0.0.5', ['127.0.0.2']);
+    const policy = await startPolicy({ mainCf: `${BASE}smtpd_client_restrictions = permit_dnswl_client list.dnswl.test, reject_rbl_client zen.dnsbl.test`, dns });
+    try {
+      await runTranscript(policy, `${SESSION}C: RCPT TO:<joe@example.com>\nS~ ^554 5\\.7\\.1 Service unavailable; Client host \\[127\\.0\\.0\\.4\\] blocked using zen\\.dnsbl\\.test$`, '127.0.0.4');
+      await runTranscript(policy, `${SESSION}C: RCPT TO:<joe@example.com>\nS: 250`, '127.0.0.5');
+    } finally {
+      await policy.close();
+    }
+  });
+});
+
 test('reject_rbl_client: default_rbl_reply carries the DNSBL TXT record as $rbl_reason; none, no "; reason"', async () => {
   await withDns(async (dns) => {
     const listed = dns.listDnsbl('zen.dnsbl.test', '127.0.0.2', ['127.0.0.2']);

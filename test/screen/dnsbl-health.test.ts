@@ -5,8 +5,8 @@ import { createNodeResolver } from '../../src/dns/node-resolver.js';
 import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { DnsblHealth, EARLY_TEST_SPACING_MS, selfTestSite } from '../../src/screen/dnsbl-health.js';
-import { queryDnsbl } from '../../src/screen/dnsbl.js';
-import { parseDnsblSite, type DnsblSite } from '../../src/screen/dnsbl-site.js';
+import { queryDnsbl } from '../../src/dnsbl/dnsbl-query.js';
+import { parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
 import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
 import { ManualClock } from '../queue/manual-clock.js';
 

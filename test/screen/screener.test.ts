@@ -9,7 +9,7 @@ import { createNodeResolver } from '../../src/dns/node-resolver.js';
 import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { parseAccessList } from '../../src/screen/access-list.js';
-import { parseDnsblSite, type DnsblSite } from '../../src/screen/dnsbl-site.js';
+import { parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
 import { SmtpListener } from '../../src/screen/listener.js';
 import { Screener, type ScreenSettings } from '../../src/screen/screener.js';
 import { LruVerdictCache } from '../../src/screen/verdict-cache.js';

@@ -4,8 +4,8 @@ import { systemClock } from '../../src/clock.js';
 import { createNodeResolver } from '../../src/dns/node-resolver.js';
 import type { DnsResolver } from '../../src/dns/resolver.js';
 import { Metrics } from '../../src/ops/metrics.js';
-import { parseDnsblSite, type DnsblSite } from '../../src/screen/dnsbl-site.js';
-import { queryDnsbl, startDnsblQuery, type DnsblDeps } from '../../src/screen/dnsbl.js';
+import { parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
+import { queryDnsbl, startDnsblQuery, type DnsblDeps } from '../../src/dnsbl/dnsbl-query.js';
 import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
 
 let dns: FakeDns;

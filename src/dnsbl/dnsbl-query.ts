@@ -1,24 +1,25 @@
 /*
- * dnsbl — the DNSBL/DNSWL test: query every site for a client and add up the rank.
+ * dnsbl-query — the DNSBL/DNSWL test: query every site for a client and add up the rank.
  *
  * Decides (postscreen(8), postconf(5) postscreen_dnsbl_sites): each distinct domain is
  * asked once, all in one burst; each entry whose filter matches one of the domain's A
- * records adds its weight once; rank = the sum. Error codes are never listings:
- * 127.255.255.0/24 and 127.0.0.1 from any site, 127.0.0.255 from a DNSWL (a domain with
- * a negative weight): the query's result is `refused_code`, for this query only (the
- * answer asks dnsbl-health.ts for an early self-test). A DNS failure (`error`) or timeout
- * counts as not listed; an unhealthy site is not asked (`skipped`). The reply names the
- * matching site with the largest weight. Cache TTL as Postfix: rank > 0 → the smallest TTL
- * of positive-weight answers, else of negative-weight ones.
+ * records adds its weight once; rank = the sum. What an answer means is dnsbl-answer.ts's
+ * rule (a DNSWL is a domain with a negative weight); an answer of error codes only is
+ * `refused_code`, for this query only (it asks dnsbl-health.ts for an early self-test). A
+ * DNS failure (`error`) or timeout counts as not listed; an unhealthy site is not asked
+ * (`skipped`). The reply names the matching site with the largest weight. Cache TTL as
+ * Postfix: rank > 0 → the smallest TTL of positive-weight answers, else of negative-weight
+ * ones.
  * Leaves to others: threshold, action, shown names (screener.ts), TTL clamping.
  * Bugs: node:dns hides NXDOMAIN TTLs, so a clean client's pass lasts the min TTL.
  */
 import type { Clock } from '../clock.js';
-import { DnsError, type AddressAnswer, type DnsResolver } from '../dns/resolver.js';
+import type { AddressAnswer, DnsResolver } from '../dns/resolver.js';
 import { reverseName } from '../dns/reverse-name.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { filterMatches, type DnsblSite } from './dnsbl-site.js';
+import { readDnsblAnswer, readDnsblFailure } from './dnsbl-answer.js';
 
 /**
  * What one domain said about the client: the metric results (listed, not_listed, error,
@@ -75,15 +76,6 @@ export interface DnsblQuery {
   readonly settled: Promise<DnsblScore>;
   /** The score from the answers that arrived so far (postscreen's partial score). */
   score(): DnsblScore;
-}
-
-/**
- * True for answers that are error codes, never listings: 127.255.255.0/24 and 127.0.0.1
- * (RFC 5782 §5, Spamhaus "query refused" codes), and 127.0.0.255 from a DNSWL
- * (`allowlist`: dnswl.org's "limit exceeded").
- */
-export function isDnsblErrorCode(address: string, allowlist: boolean): boolean {
-  return address === '127.0.0.1' || address.startsWith('127.255.255.') || (allowlist && address === '127.0.0.255');
 }
 
 interface DomainState {
@@ -168,8 +160,7 @@ export function startDnsblQuery(sites: readonly DnsblSite[], address: string, ti
         deps.resolver.resolve4(name).then(
           (answers) => {
             timer.cancel();
-            const codes = answers.filter((a) => isDnsblErrorCode(a.address, allowlist));
-            const valid = answers.filter((a) => !isDnsblErrorCode(a.address, allowlist));
+            const { listing: valid, codes } = readDnsblAnswer(answers, allowlist);
             if (codes.length > 0) {
               // An error code is never a listing; it is an error for this query only.
               deps.log?.warn(
@@ -178,18 +169,14 @@ export function startDnsblQuery(sites: readonly DnsblSite[], address: string, ti
               );
               deps.health?.suspect(domain);
             }
-            finish(valid.length > 0 ? 'listed' : codes.length > 0 ? 'refused_code' : 'not_listed', valid);
+            finish(valid.length > 0 ? 'listed' : codes.length > 0 ? 'refused_code' : 'not_listed', [...valid]);
             resolve();
           },
           (error: unknown) => {
             timer.cancel();
-            const kind = error instanceof DnsError ? error.kind : 'other';
-            if (kind === 'nxdomain' || kind === 'nodata') {
-              finish('not_listed', []);
-            } else {
-              finish(kind === 'timeout' ? 'timeout' : 'error', []);
-              deps.log?.warn({ event: 'DNSBL error', site: shown(domain), kind }, `DNSBL lookup error for ${shown(domain)}: ${kind}`);
-            }
+            const failure = readDnsblFailure(error);
+            finish(failure.result, []);
+            if (failure.result !== 'not_listed') deps.log?.warn({ event: 'DNSBL error', site: shown(domain), kind: failure.kind }, `DNSBL lookup error for ${shown(domain)}: ${failure.kind}`);
             resolve();
           },
         );

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { filterMatches, parseDnsblSite, type DnsblSite } from '../../src/screen/dnsbl-site.js';
+import { filterMatches, parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
 
 /** Shape of a parsed entry: domain, filter text, weight. */
 function shape(site: DnsblSite | { error: string }): { domain: string; filter: string | undefined; weight: number } | 'error' {
