@@ -1,6 +1,7 @@
 /*
  * mailbox-server — the mailbox server tests deliver to: a Sink on a loopback port that
- * records what it receives, can answer 4xx/5xx at RCPT, and can be down and come back.
+ * records what it receives (with the MAIL/RCPT parameters), can answer 4xx/5xx at RCPT,
+ * can offer DSN or not, and can be down and come back.
  *
  * Decides: one fixed port for the fake's whole life (first start on port 0, restarts on
  * the same port), so a transport entry `smtp:[127.0.0.1]:PORT` stays valid while the
@@ -20,6 +21,7 @@ export class MailboxServer {
   /** Connections taken by sinks that were stopped (down) before the current one. */
   #earlierConnections = 0;
   readonly #recipientModes = new Map<string, SinkMode>();
+  #offerDsn = false;
 
   private constructor(sink: Sink, received: ReceivedMessage[]) {
     this.#sink = sink;
@@ -55,6 +57,12 @@ export class MailboxServer {
     this.#sink?.setMode(mode, address);
   }
 
+  /** Whether EHLO offers DSN (RFC 3461) from the next session on; off at start. */
+  setOfferDsn(offer: boolean): void {
+    this.#offerDsn = offer;
+    this.#sink?.setOfferDsn(offer);
+  }
+
   /** Stops listening: connections are refused until up() again. */
   async down(): Promise<void> {
     const sink = this.#sink;
@@ -63,12 +71,13 @@ export class MailboxServer {
     await sink?.close();
   }
 
-  /** Listens again on the same port, with the same modes. */
+  /** Listens again on the same port, with the same modes and DSN offer. */
   async restart(): Promise<void> {
     if (this.#sink) return;
     const received = this.received;
     this.#sink = await Sink.start({ listen: `127.0.0.1:${this.port}`, keep: 1, onMessage: (message) => received.push(message) });
     this.#sink.setMode(this.#mode);
+    this.#sink.setOfferDsn(this.#offerDsn);
     for (const [address, mode] of this.#recipientModes) this.#sink.setMode(mode, address);
   }
 
