@@ -20,7 +20,7 @@ export type DsnAction = (typeof DSN_ACTIONS)[number];
 
 export interface DsnRecipient {
   readonly address: string;
-  /** RFC 3461 ORCPT as the client gave it (`rfc822;joe@example.com`). */
+  /** RFC 3461 ORCPT as the queue keeps it (`rfc822;joe@example.com`, decoded): the Original-Recipient field. */
   readonly orcpt?: string | undefined;
   /** RFC 3463 status, e.g. `5.1.1`. */
   readonly status: string;

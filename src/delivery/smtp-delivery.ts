@@ -9,9 +9,17 @@
  * messages (RSET first only when the last one was not sent; a stale cached connection is
  * replaced by a new one) and connections per nexthop are bounded. TLS
  * (smtp_tls_security_level): none; may = STARTTLS when offered, unverified, clear text
- * when it fails; encrypt = defer (4.7.4) unless STARTTLS succeeds. Per-recipient
- * NOTIFY/ORCPT go to a DSN-capable server, one transaction per pair. Postfix texts.
- * Leaves to others: nexthop and targets (transport.ts, mx-lookup.ts), retries (queue/).
+ * when it fails; encrypt = defer (4.7.4) unless STARTTLS succeeds. DSN (RFC 3461 §5.2.1):
+ * to a server that offers it, MAIL FROM carries the client's RET and ENVID, and each RCPT TO
+ * its own recipient's NOTIFY and ORCPT (xtext.ts), all recipients in one transaction; to a
+ * server that does not, none of them, and `dsnSupported` tells the queue that success
+ * notices are ours to send. Postfix texts.
+ * Leaves to others: nexthop and targets (transport.ts, mx-lookup.ts), retries and notices
+ * (queue/).
+ * XXX: nodemailer takes one NOTIFY/ORCPT per message; DsnConnection relies on nodemailer
+ * 10 internals to give each RCPT TO its own: _sendRcpt() sends the recipients in envelope
+ * order, each with the text of _getDsnRcptToArgs(), and _supportedExtensions lists the
+ * EHLO keywords; dsn-delivery.test.ts pins them.
  * Bugs: no certificate verification (Postfix "encrypt", not "verify"); no pipelining
  * of several messages on one connection.
  */
@@ -20,6 +28,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Envelope, QueueRecipient } from '../queue/envelope.js';
 import type { DeliveryTarget } from './mx-lookup.js';
 import type { CachedConnection, ConnectionCache } from './connection-cache.js';
+import { encodeXtext } from './xtext.js';
 
 /** Postfix smtp_tls_security_level values mxscreen implements (empty means none). */
 export const TLS_LEVELS = ['none', 'may', 'encrypt'] as const;
@@ -131,30 +140,10 @@ export async function deliverMessage(request: DeliveryRequest): Promise<Delivery
   }
 }
 
-/** Recipients sharing NOTIFY and ORCPT go in one transaction (nodemailer takes them per message). */
+/** One transaction for all `recipients`, each with its own DSN parameters. */
 async function transact(session: SmtpSession, recipients: readonly QueueRecipient[], request: DeliveryRequest): Promise<{ stale: boolean; result: DeliveryResult }> {
-  const groups = new Map<string, number[]>();
-  recipients.forEach((recipient, index) => {
-    const key = session.dsnSupported ? `${recipient.notify?.join(',') ?? ''}|${recipient.orcpt ?? ''}` : '';
-    groups.set(key, [...(groups.get(key) ?? []), index]);
-  });
-  const results: RecipientResult[] = new Array(recipients.length);
-  let first = true;
-  // Bounded by the number of recipients.
-  for (const indexes of groups.values()) {
-    const group = indexes.map((index) => recipients[index]!);
-    const outcome = await session.send(group, request);
-    if (first && outcome.stale) return { stale: true, result: { relay: session.relay, dsnSupported: false, recipients: [] } };
-    first = false;
-    outcome.results.forEach((result, i) => (results[indexes[i]!] = result));
-    if (!session.open) {
-      // Lost the connection: the groups not yet sent are deferred with the same reason.
-      const reason = outcome.results.find((r) => r.status === 'deferred') ?? { status: 'deferred' as const, dsn: '4.4.2', text: `lost connection with ${session.server}` };
-      recipients.forEach((r, index) => (results[index] ??= { address: r.address, status: 'deferred', dsn: reason.dsn, text: reason.text }));
-      break;
-    }
-  }
-  return { stale: false, result: { relay: session.relay, dsnSupported: session.dsnSupported, recipients: results } };
+  const outcome = await session.send(recipients, request);
+  return { stale: outcome.stale, result: { relay: session.relay, dsnSupported: session.dsnSupported, recipients: outcome.stale ? [] : outcome.results } };
 }
 
 function recipientOf(recipient: string | QueueRecipient): QueueRecipient {
@@ -171,11 +160,39 @@ type OpenResult =
 
 type SendOutcome = { error: SmtpClientError } | { info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string } };
 
+/** nodemailer's SMTP client with the RCPT TO parameters chosen per recipient (see the XXX in the file head). */
+class DsnConnection extends SMTPConnection {
+  /** The parameters (` NOTIFY=… ORCPT=…` or '') of each RCPT TO still to be sent in this transaction, in envelope order. */
+  rcptParameters: string[] = [];
+
+  /** @internal nodemailer: the parameters of the RCPT TO being sent. */
+  _getDsnRcptToArgs(): string {
+    return this.rcptParameters.shift() ?? '';
+  }
+
+  /** True when the server announced DSN (RFC 3461) in its EHLO reply. */
+  get dsnSupported(): boolean {
+    return (this as unknown as { _supportedExtensions?: string[] })._supportedExtensions?.includes('DSN') ?? false;
+  }
+}
+
+/**
+ * The RCPT TO parameters of `recipient` for a server that offers DSN: NOTIFY and ORCPT
+ * only when the client gave them (RFC 3461 §5.2.1), ORCPT's address as xtext (§4.2).
+ */
+function rcptParameters(recipient: QueueRecipient): string {
+  const notify = recipient.notify?.length ? ` NOTIFY=${recipient.notify.join(',')}` : '';
+  if (!recipient.orcpt) return notify;
+  const semicolon = recipient.orcpt.indexOf(';');
+  const [type, address] = semicolon > 0 ? [recipient.orcpt.slice(0, semicolon), recipient.orcpt.slice(semicolon + 1)] : ['rfc822', recipient.orcpt];
+  return `${notify} ORCPT=${type};${encodeXtext(address)}`;
+}
+
 /** One SMTP connection to one target, able to carry several transactions. */
 export class SmtpSession implements CachedConnection {
   readonly relay: string;
   readonly server: string;
-  readonly #connection: SMTPConnection;
+  readonly #connection: DsnConnection;
   #lastError: SmtpClientError | undefined;
   #closed = false;
   /** No transaction is open: the connection is new or its last message went through. */
@@ -183,7 +200,7 @@ export class SmtpSession implements CachedConnection {
   #onClose: (() => void) | undefined;
   readonly #endWaiters = new Set<() => void>();
 
-  private constructor(connection: SMTPConnection, target: DeliveryTarget) {
+  private constructor(connection: DsnConnection, target: DeliveryTarget) {
     this.#connection = connection;
     this.relay = relayName(target);
     this.server = `${target.hostname}[${target.address}]`;
@@ -208,7 +225,7 @@ export class SmtpSession implements CachedConnection {
    */
   static async open(target: DeliveryTarget, request: DeliveryRequest): Promise<OpenResult> {
     const level = request.tlsLevel ?? 'may';
-    const connection = new SMTPConnection({
+    const connection = new DsnConnection({
       host: target.address,
       port: target.port,
       name: request.helo,
@@ -243,7 +260,7 @@ export class SmtpSession implements CachedConnection {
 
   /** True when the server announced DSN (RFC 3461) in its EHLO reply. */
   get dsnSupported(): boolean {
-    return (this.#connection as unknown as { _supportedExtensions?: string[] })._supportedExtensions?.includes('DSN') ?? false;
+    return this.#connection.dsnSupported;
   }
 
   setOnClose(listener: () => void): void {
@@ -275,15 +292,17 @@ export class SmtpSession implements CachedConnection {
     );
   }
 
-  /** One transaction for `recipients`. `stale`: the connection was dead before MAIL FROM got a reply. */
+  /**
+   * One transaction for `recipients`, each RCPT TO with its own NOTIFY and ORCPT when the
+   * server offers DSN. `stale`: the connection was dead before MAIL FROM got a reply.
+   */
   async send(recipients: readonly QueueRecipient[], request: DeliveryRequest): Promise<{ stale: boolean; results: RecipientResult[] }> {
-    const first = recipients[0];
+    // RET and ENVID: nodemailer puts them on MAIL FROM (ENVID as xtext) when the server offers DSN.
     const dsn = {
       ...(request.dsn?.envid ? { envid: request.dsn.envid } : {}),
       ...(request.dsn?.ret ? { ret: request.dsn.ret } : {}),
-      ...(this.dsnSupported && first?.notify?.length ? { notify: first.notify.join(',') } : {}),
-      ...(this.dsnSupported && first?.orcpt ? { orcpt: first.orcpt } : {}),
     };
+    this.#connection.rcptParameters = this.dsnSupported ? recipients.map(rcptParameters) : [];
     // XXX: nodemailer records RCPT rejections on the envelope object it is given
     // (SMTPConnectionEnvelope.rejectedErrors); read them from there when the end of DATA
     // fails, since that error does not carry them.

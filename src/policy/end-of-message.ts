@@ -3,7 +3,9 @@
  * headers it prepends, and what each cleanup outcome logs and sets off.
  *
  * Decides: the envelope (virtual_alias_maps expansion of each recipient as cleanup(8) does,
- * duplicates dropped; addresses in ASCII unless SMTPUTF8; DSN ORCPT/NOTIFY/ENVID/RET kept),
+ * duplicates dropped; addresses in ASCII unless SMTPUTF8; RFC 3461 NOTIFY and ORCPT per
+ * recipient, an alias's targets inheriting those of its RCPT, and ENVID/RET, all as
+ * smtp-server decoded them after esmtp-parameters.ts checked them),
  * the headers before the message (restriction PREPENDs and Received-SPF:, then Received:),
  * and per outcome the log line (`ID: client=…`, `ID: warning: … header_size_limit …`, `ID:
  * hold: header …`, `reject: END-OF-MESSAGE …` (size, and a safety limit naming itself),
@@ -12,7 +14,9 @@
  * or hold for HOLD).
  * Leaves to others: writing the message and the reply for each outcome (cleanup.ts), the
  * Received: header's wording (received-header.ts), sending the reply (smtpd.ts).
- * Bugs: the envelope's arrivalTime is the start of DATA, as in cleanup.ts.
+ * Bugs: the envelope's arrivalTime is the start of DATA, as in cleanup.ts. A target two
+ * RCPTs lead to keeps the first one's NOTIFY/ORCPT (Postfix keeps a record per pair). No
+ * ORCPT is made up when the client gave none (Postfix records the RCPT address as one).
  */
 import type { SMTPServerSession } from 'smtp-server';
 import { formatReply } from '../errors.js';

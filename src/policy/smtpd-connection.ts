@@ -4,9 +4,10 @@
  * Decides: the 220 at once (the screener ran the pregreet test; smtp-server's init() waits
  * 100 ms); ETRN (RFC 1985) as a command, advertised in EHLO; the bytes of every command line
  * checked first (command-line.ts); smtpd_helo_required (503 5.5.1), strict_rfc821_envelopes
- * (501 5.1.7 / 5.1.3), a MAIL FROM / RCPT TO address smtp-server cannot parse (501 5.1.7 /
- * 5.1.3 instead of its reply without an enhanced code), their parameters and the SMTPUTF8
- * rule (esmtp-parameters.ts, with what this session's EHLO offers), disable_vrfy_command
+ * (501 5.1.7 / 5.1.3), a MAIL FROM / RCPT TO address smtp-server cannot parse (the address
+ * alone; 501 5.1.7 / 5.1.3 instead of its reply without an enhanced code), then their
+ * parameters (DSN's too) and the SMTPUTF8 rule (esmtp-parameters.ts, with what this
+ * session's EHLO offers), disable_vrfy_command
  * (502 5.5.1); smtpd(8) error counting (4xx/5xx, except a reply the policy stage excuses:
  * a 452 within smtpd_recipient_overshoot_limit; past smtpd_soft_error_limit replies wait
  * smtpd_error_sleep_time in order; at smtpd_hard_error_limit `421 4.7.0 host Error: too
@@ -232,7 +233,7 @@ export class PolicyConnection extends SMTPConnection {
     // the address, then the parameters, SIZE against message_size_limit (smtp-server's own
     // 552 has no enhanced code), the SMTPUTF8 rule.
     if (!this.session.envelope?.mailFrom) {
-      const refusal = this._parseAddressCommand('mail from', command)
+      const refusal = this.#parseAddress('mail from', line)
         ? mailFromFault(splitAddressCommand(line), this.#offer(), this.rules.messageSizeLimit)
         : reply(501, '5.1.7', 'Bad sender address syntax');
       if (refusal) {
@@ -254,7 +255,7 @@ export class PolicyConnection extends SMTPConnection {
     // In a transaction (smtp-server answers RCPT before MAIL with 503): the address, the
     // parameters, the SMTPUTF8 rule of this transaction.
     if (this.session.envelope?.mailFrom) {
-      const parsed = this._parseAddressCommand('rcpt to', command);
+      const parsed = this.#parseAddress('rcpt to', line);
       const refusal = parsed && parsed.address
         ? rcptToFault(splitAddressCommand(line), this.#offer(), this.session.envelope.smtpUtf8 === true)
         : reply(501, '5.1.3', 'Bad recipient address syntax');
@@ -267,7 +268,16 @@ export class PolicyConnection extends SMTPConnection {
     super.handler_RCPT(command, callback);
   }
 
-  /** What this session's EHLO reply offers (smtp-server's hide* options; DSN is hidden by smtpd.ts). */
+  /**
+   * smtp-server's parse of the address of the MAIL FROM / RCPT TO `line`, its parameters
+   * left out: a parameter it cannot take (a control character in a decoded xtext value) is
+   * esmtp-parameters.ts's to answer, after the address, as Postfix does.
+   */
+  #parseAddress(name: 'mail from' | 'rcpt to', line: string): ReturnType<SMTPConnection['_parseAddressCommand']> {
+    return this._parseAddressCommand(name, `${line.slice(0, line.indexOf(':') + 1)}${splitAddressCommand(line).path}`);
+  }
+
+  /** What this session's EHLO reply offers (smtp-server's hide* options, as smtpd.ts sets them). */
   #offer(): EsmtpOffer {
     const options = (this._server as unknown as ServerInternals).options;
     return { eightBitMime: !options.hide8BITMIME, smtputf8: !options.hideSMTPUTF8, dsn: !options.hideDSN };

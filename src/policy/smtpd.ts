@@ -2,7 +2,7 @@
  * smtpd — the policy stage: smtp-server sessions for sockets the screener hands over.
  *
  * Decides: how smtp-server is run (no AUTH, no reverse lookup, banner and SIZE, STARTTLS
- * only with our certificate, no DSN and no REQUIRETLS offered, smtpd_timeout), one server
+ * only with our certificate, DSN offered, no REQUIRETLS, smtpd_timeout), one server
  * per settings generation (a reload serves new sessions, open ones keep theirs), the
  * registry of open sessions (the verdict's sessionId is the connection id, so handlers find
  * the session), MAIL FROM (deep tests, queue_minfree), the per-transaction RCPT counts
@@ -230,10 +230,11 @@ export class Smtpd {
       disabledCommands: settings.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
       disableReverseLookup: true,
       size: settings.messageSizeLimit > 0 ? settings.messageSizeLimit : undefined,
-      // XXX: DSN is not advertised until delivery honours NOTIFY/RET; envelopeOf() keeps
-      // the parameters as soon as it is. Until then RET/ENVID/NOTIFY/ORCPT get 555 5.5.4
-      // (esmtp-parameters.ts), as does REQUIRETLS (RFC 8689), which delivery does not honour.
-      hideDSN: true,
+      // DSN (RFC 3461): esmtp-parameters.ts checks RET/ENVID/NOTIFY/ORCPT, queueEnvelope()
+      // (end-of-message.ts) keeps them, delivery passes them on and our notices honour them.
+      // smtp-server hides DSN unless told otherwise. REQUIRETLS (RFC 8689) is not offered,
+      // as delivery does not honour it: it gets 555 5.5.4 (esmtp-parameters.ts).
+      hideDSN: false,
       hideREQUIRETLS: true,
       socketTimeout: settings.timeoutMs,
       logger: log.isLevelEnabled('debug') ? bridge : false,

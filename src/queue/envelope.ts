@@ -12,9 +12,12 @@
 export interface QueueRecipient {
   /** RFC 5321 forward-path without angle brackets, e.g. `joe@example.com`. */
   readonly address: string;
-  /** RFC 3461 ORCPT, as given by the client (`rfc822;joe@example.com`). */
+  /**
+   * RFC 3461 ORCPT as the client gave it, its address decoded from xtext
+   * (`rfc822;joe+x@example.com` for `ORCPT=rfc822;joe+2Bx@example.com`); absent when it gave none.
+   */
   readonly orcpt?: string;
-  /** RFC 3461 NOTIFY values (`SUCCESS`, `FAILURE`, `DELAY`, `NEVER`). */
+  /** RFC 3461 NOTIFY values, upper case (`SUCCESS`, `FAILURE`, `DELAY`, or `NEVER` alone); absent when the client gave none. */
   readonly notify?: readonly string[];
 }
 
@@ -32,7 +35,7 @@ export interface Envelope {
   };
   /** Session id of the SMTP session that brought the message, for log correlation. */
   readonly sessionId: string;
-  /** RFC 3461 ENVID and RET, when the client gave them. */
+  /** RFC 3461 ENVID (decoded from xtext) and RET, when the client gave them. */
   readonly dsn?: { readonly envid?: string; readonly ret?: 'FULL' | 'HDRS' };
 }
 

@@ -5,7 +5,10 @@
  * STARTTLS, no reverse lookup), counts it, stores each message as `DIR/<n>.eml` when a
  * directory is given, and keeps the last `keep` messages in memory when asked. Its mode
  * answers RCPT: accept, tempfail (451 4.3.0) or reject (550 5.1.1), for every recipient
- * or for one address. Tests and the benchmark use it as the nexthop.
+ * or for one address. It offers DSN (RFC 3461) only when told to (`setOfferDsn`, for
+ * tests of what a DSN-capable nexthop gets) and records the MAIL FROM and RCPT TO
+ * parameters of each message as smtp-server decoded them. Tests and the benchmark use it
+ * as the nexthop.
  * Leaves to others: the command line (cli.ts), restarting a downed sink on the same port
  * (test/fakes/mailbox-server.ts).
  * Bugs: the body kept in memory and on disk is the DATA content after dot-unstuffing, as
@@ -26,6 +29,12 @@ export interface ReceivedMessage {
   readonly recipients: readonly string[];
   /** DATA content, dot-unstuffed, without the final `.` line. */
   readonly body: Buffer;
+  /**
+   * The parameters of MAIL FROM and of each RCPT TO (in `recipients` order) by upper case
+   * keyword, values xtext-decoded as smtp-server gives them: `{ RET: 'HDRS', ENVID: 'x' }`;
+   * a keyword without value is `true`.
+   */
+  readonly parameters: { readonly mail: Readonly<Record<string, string | boolean>>; readonly rcpt: readonly Readonly<Record<string, string | boolean>>[] };
 }
 
 export interface SinkOptions {
@@ -86,6 +95,7 @@ export class Sink {
       disabledCommands: ['AUTH', 'STARTTLS'],
       hideSTARTTLS: true,
       disableReverseLookup: true,
+      hideDSN: true, // smtp-server's default; setOfferDsn() changes it
       logger: false,
       closeTimeout: 100,
       onConnect: (_session, callback) => {
@@ -114,6 +124,11 @@ export class Sink {
   setMode(mode: SinkMode, address?: string): void {
     if (address === undefined) this.#mode = mode;
     else this.#recipientModes.set(address.toLowerCase(), mode);
+  }
+
+  /** Whether EHLO offers DSN (RFC 3461) from the next session on; off at start. */
+  setOfferDsn(offer: boolean): void {
+    this.#server.options.hideDSN = !offer;
   }
 
   /** Stops listening and closes open sessions (421) after at most 100 ms. */
@@ -154,6 +169,7 @@ export class Sink {
         sender: mailFrom ? mailFrom.address : '',
         recipients: session.envelope.rcptTo.map((rcpt) => rcpt.address),
         body,
+        parameters: { mail: (mailFrom && mailFrom.args) || {}, rcpt: session.envelope.rcptTo.map((rcpt) => rcpt.args || {}) },
       };
       if (keep > 0) {
         this.received.push(message);

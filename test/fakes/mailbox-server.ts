@@ -1,7 +1,8 @@
 /*
  * mailbox-server — the mailbox server tests deliver to: a Sink on a loopback port that
- * records what it receives, can answer 4xx/5xx at RCPT, can hold its 250 to the final dot
- * (holdReplies), and can be down and come back.
+ * records what it receives (with the MAIL/RCPT parameters), can answer 4xx/5xx at RCPT,
+ * can offer DSN or not, can hold its 250 to the final dot (holdReplies), and can be down
+ * and come back.
  *
  * Decides: one fixed port for the fake's whole life (first start on port 0, restarts on
  * the same port), so a transport entry `smtp:[127.0.0.1]:PORT` stays valid while the
@@ -23,6 +24,7 @@ export class MailboxServer {
   readonly #recipientModes = new Map<string, SinkMode>();
   /** While set, the reply to each final dot waits for it (holdReplies). */
   #held: { promise: Promise<void>; release: () => void; arrived: number; waiters: (() => void)[] } | undefined;
+  #offerDsn = false;
 
   private constructor(sink: Sink, received: ReceivedMessage[]) {
     this.#sink = sink;
@@ -60,6 +62,12 @@ export class MailboxServer {
     this.#sink?.setMode(mode, address);
   }
 
+  /** Whether EHLO offers DSN (RFC 3461) from the next session on; off at start. */
+  setOfferDsn(offer: boolean): void {
+    this.#offerDsn = offer;
+    this.#sink?.setOfferDsn(offer);
+  }
+
   /** Stops listening: connections are refused until up() again. */
   async down(): Promise<void> {
     const sink = this.#sink;
@@ -68,11 +76,12 @@ export class MailboxServer {
     await sink?.close();
   }
 
-  /** Listens again on the same port, with the same modes. */
+  /** Listens again on the same port, with the same modes and DSN offer. */
   async restart(): Promise<void> {
     if (this.#sink) return;
     this.#sink = await Sink.start({ listen: `127.0.0.1:${this.port}`, keep: 1, onMessage: (message) => this.#onMessage(message) });
     this.#sink.setMode(this.#mode);
+    this.#sink.setOfferDsn(this.#offerDsn);
     for (const [address, mode] of this.#recipientModes) this.#sink.setMode(mode, address);
   }
 

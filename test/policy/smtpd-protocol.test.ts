@@ -1,11 +1,13 @@
 // Protocol strictness of the policy stage's SMTP server, found by a hostile-input battery:
-// MAIL/RCPT parameters (555 5.5.4), bare CR (501 5.5.2), non-ASCII addresses without
+// MAIL/RCPT parameters (555 5.5.4; DSN's RET/ENVID/NOTIFY/ORCPT with Postfix's 501 5.5.4
+// syntax replies, and what the queue keeps of them), bare CR (501 5.5.2), non-ASCII addresses without
 // SMTPUTF8 (553 5.6.7), invalid UTF-8 (500 5.5.2), smtpd_recipient_limit counting every
 // accepted RCPT. Each case runs through a real session on loopback and checks that the
 // next valid command still works and that nothing is logged as NOQUEUE (Postfix logs none).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
+import { mailFromFault, rcptToFault, splitAddressCommand } from '../../src/policy/esmtp-parameters.js';
 import { lastLine, runTranscript, startPolicy, type PolicyUnderTest } from './transcript.js';
 
 const WAIT = 2000;
@@ -63,14 +65,14 @@ async function assertQueuedOnce(policy: PolicyUnderTest, envelope: { sender: str
   assert.deepEqual(noqueueLines(policy), []);
 }
 
-test('EHLO offers 8BITMIME, SMTPUTF8 and SIZE, not DSN (so neither RET/ENVID nor NOTIFY/ORCPT)', () =>
+test('EHLO offers 8BITMIME, SMTPUTF8, SIZE and DSN, not REQUIRETLS or AUTH', () =>
   withPolicy(MAIN_CF, async (policy) => {
     await withClient(policy, async (client) => {
       client.send('EHLO client.example\r\n');
       const ehlo = (await client.readReply(WAIT)).lines.map((line) => line.slice(4));
-      for (const keyword of ['8BITMIME', 'SMTPUTF8', 'PIPELINING']) assert.ok(ehlo.includes(keyword), ehlo.join('|'));
+      for (const keyword of ['8BITMIME', 'SMTPUTF8', 'PIPELINING', 'DSN']) assert.ok(ehlo.includes(keyword), ehlo.join('|'));
       assert.ok(ehlo.some((line) => /^SIZE \d+$/.test(line)), ehlo.join('|'));
-      assert.ok(!ehlo.some((line) => /^(DSN|REQUIRETLS|AUTH)/.test(line)), ehlo.join('|'));
+      assert.ok(!ehlo.some((line) => /^(REQUIRETLS|AUTH)/.test(line)), ehlo.join('|'));
     });
   }),
 );
@@ -86,9 +88,11 @@ test('MAIL and RCPT parameters: unknown or of an extension not offered → 555 5
       S: 555 5.5.4 Unsupported option: FOO=bar
       # the first bad parameter answers, as Postfix walks them in order
       C: MAIL FROM:<a@sender.example> SIZE=100 RET=FULL BAR
-      S: 555 5.5.4 Unsupported option: RET=FULL
-      C: MAIL FROM:<a@sender.example> ENVID=QQ314159
-      S: 555 5.5.4 Unsupported option: ENVID=QQ314159
+      S: 555 5.5.4 Unsupported option: BAR
+      C: MAIL FROM:<a@sender.example> ENVID=QQ314159 SIZE=1x
+      S: 501 5.5.4 Bad message size syntax
+      C: MAIL FROM:<a@sender.example> NOTIFY=NEVER
+      S: 555 5.5.4 Unsupported option: NOTIFY=NEVER
       C: MAIL FROM:<a@sender.example> AUTH=<>
       S: 555 5.5.4 Unsupported option: AUTH=<>
       C: MAIL FROM:<a@sender.example> REQUIRETLS
@@ -111,10 +115,10 @@ test('MAIL and RCPT parameters: unknown or of an extension not offered → 555 5
       S: 503
       C: RCPT TO:<joe@example.com> FOO=bar
       S: 555 5.5.4 Unsupported option: FOO=bar
-      C: RCPT TO:<joe@example.com> NOTIFY=SUCCESS,FAILURE
-      S: 555 5.5.4 Unsupported option: NOTIFY=SUCCESS,FAILURE
-      C: RCPT TO:<joe@example.com> ORCPT=rfc822;joe@example.com
-      S: 555 5.5.4 Unsupported option: ORCPT=rfc822;joe@example.com
+      C: RCPT TO:<joe@example.com> NOTIFY=SUCCESS,FAILURE RET=FULL
+      S: 555 5.5.4 Unsupported option: RET=FULL
+      C: RCPT TO:<joe@example.com> ENVID=x
+      S: 555 5.5.4 Unsupported option: ENVID=x
       C: RCPT TO:<>
       S: 501 5.1.3 Bad recipient address syntax
       C: RCPT TO:<joe@example.com>
@@ -124,6 +128,100 @@ test('MAIL and RCPT parameters: unknown or of an extension not offered → 555 5
     await assertQueuedOnce(policy, { sender: 'a@sender.example', recipients: ['joe@example.com'] });
   }),
 );
+
+test('DSN parameters: RET, ENVID, NOTIFY and ORCPT with Postfix smtpd\'s 501 5.5.4 replies for bad syntax, the session goes on', () =>
+  withPolicy(MAIN_CF, async (policy) => {
+    await runTranscript(
+      policy,
+      `
+      C: EHLO client.example
+      S: 250
+      C: MAIL FROM:<a@sender.example> RET=BOTH
+      S: 501 5.5.4 Bad RET parameter syntax
+      C: MAIL FROM:<a@sender.example> RET=
+      S: 501 5.5.4 Bad RET parameter syntax
+      C: MAIL FROM:<a@sender.example> RET=FULL RET=HDRS
+      S: 501 5.5.4 Bad RET parameter syntax
+      C: MAIL FROM:<a@sender.example> RET
+      S: 555 5.5.4 Unsupported option: RET
+      C: MAIL FROM:<a@sender.example> ENVID=
+      S: 501 5.5.4 Bad ENVID parameter syntax
+      # xtext (RFC 3461 §4): + and two upper case hex digits; no raw =; the value printable ASCII
+      C: MAIL FROM:<a@sender.example> ENVID=QQ+2
+      S: 501 5.5.4 Bad ENVID parameter syntax
+      C: MAIL FROM:<a@sender.example> ENVID=QQ+2b
+      S: 501 5.5.4 Bad ENVID parameter syntax
+      C: MAIL FROM:<a@sender.example> ENVID=QQ=1
+      S: 501 5.5.4 Bad ENVID parameter syntax
+      C: MAIL FROM:<a@sender.example> ENVID=QQ+0D+0AX-Injected:+20yes
+      S: 501 5.5.4 Bad ENVID parameter syntax
+      C: MAIL FROM:<a@sender.example> ENVID=caf+C3+A9
+      S: 501 5.5.4 Bad ENVID parameter syntax
+      C: MAIL FROM:<a@sender.example> ENVID=x ENVID=y
+      S: 501 5.5.4 Bad ENVID parameter syntax
+      # the address is judged first, as Postfix does
+      C: MAIL FROM:<bad ENVID=QQ+0D
+      S: 501 5.1.7 Bad sender address syntax
+      C: MAIL FROM:<a@sender.example> ret=hdrs envid=QQ+2B314159+20x
+      S: 250 Accepted
+      C: RCPT TO:<joe@example.com> NOTIFY=NEVER,SUCCESS
+      S: 501 5.5.4 Error: Bad NOTIFY parameter syntax
+      C: RCPT TO:<joe@example.com> NOTIFY=
+      S: 501 5.5.4 Error: Bad NOTIFY parameter syntax
+      C: RCPT TO:<joe@example.com> NOTIFY=SUCCESS,,DELAY
+      S: 501 5.5.4 Error: Bad NOTIFY parameter syntax
+      C: RCPT TO:<joe@example.com> NOTIFY=SUCC+45SS
+      S: 501 5.5.4 Error: Bad NOTIFY parameter syntax
+      C: RCPT TO:<joe@example.com> NOTIFY=SOMETIMES
+      S: 501 5.5.4 Error: Bad NOTIFY parameter syntax
+      C: RCPT TO:<joe@example.com> NOTIFY=SUCCESS NOTIFY=DELAY
+      S: 501 5.5.4 Error: Bad NOTIFY parameter syntax
+      C: RCPT TO:<joe@example.com> ORCPT=joe@example.com
+      S: 501 5.5.4 Error: Bad ORCPT parameter syntax
+      C: RCPT TO:<joe@example.com> ORCPT=;joe@example.com
+      S: 501 5.5.4 Error: Bad ORCPT parameter syntax
+      C: RCPT TO:<joe@example.com> ORCPT=rfc822;
+      S: 501 5.5.4 Error: Bad ORCPT parameter syntax
+      C: RCPT TO:<joe@example.com> ORCPT=rfc822;joe+0A@example.com
+      S: 501 5.5.4 Error: Bad ORCPT parameter syntax
+      C: RCPT TO:<joe@example.com> ORCPT=rfc822;joe+2@example.com
+      S: 501 5.5.4 Error: Bad ORCPT parameter syntax
+      C: RCPT TO:<joe@example.com> ORCPT=rfc+2B822;joe@example.com
+      S: 501 5.5.4 Error: Bad ORCPT parameter syntax
+      C: RCPT TO:<joe@example.com> ORCPT=rfc822;a@example.com ORCPT=rfc822;b@example.com
+      S: 501 5.5.4 Error: Bad ORCPT parameter syntax
+      C: RCPT TO:<> NOTIFY=SOMETIMES
+      S: 501 5.1.3 Bad recipient address syntax
+      C: RCPT TO:<joe@example.com> notify=success,delay orcpt=rfc822;Joe+2Bx@Example.COM
+      S: 250 Accepted
+      C: RCPT TO:<ann@example.com> NOTIFY=NEVER ORCPT=rfc822;list+3Dann@example.com
+      S: 250 Accepted
+      C: RCPT TO:<bob@example.com>
+      S: 250 Accepted
+      ${SEND_MESSAGE}`,
+    );
+    assert.equal(policy.queued.length, 1);
+    const { envelope } = await policy.spool.verify('incoming', policy.queued[0]!);
+    // Kept decoded, each recipient with its own NOTIFY and ORCPT (RFC 3461 §4).
+    assert.deepEqual(envelope.dsn, { envid: 'QQ+314159 x', ret: 'HDRS' });
+    assert.deepEqual(envelope.recipients, [
+      { address: 'joe@example.com', orcpt: 'rfc822;Joe+x@Example.COM', notify: ['SUCCESS', 'DELAY'] },
+      { address: 'ann@example.com', orcpt: 'rfc822;list=ann@example.com', notify: ['NEVER'] },
+      { address: 'bob@example.com' },
+    ]);
+    assert.deepEqual(noqueueLines(policy), []);
+  }),
+);
+
+test('DSN parameters when the EHLO reply does not offer DSN: 501 5.7.1 DSN support is disabled (Postfix smtpd)', () => {
+  const offer = { eightBitMime: true, smtputf8: true, dsn: false };
+  const disabled = { code: 501, enhanced: '5.7.1', text: 'DSN support is disabled' };
+  assert.deepEqual(mailFromFault(splitAddressCommand('MAIL FROM:<a@sender.example> RET=FULL'), offer, 0), disabled);
+  assert.deepEqual(mailFromFault(splitAddressCommand('MAIL FROM:<a@sender.example> ENVID=x'), offer, 0), disabled);
+  assert.deepEqual(rcptToFault(splitAddressCommand('RCPT TO:<joe@example.com> NOTIFY=NEVER'), offer, false), disabled);
+  assert.deepEqual(rcptToFault(splitAddressCommand('RCPT TO:<joe@example.com> ORCPT=rfc822;joe@example.com'), offer, false), disabled);
+  assert.equal(rcptToFault(splitAddressCommand('RCPT TO:<joe@example.com> NOTIFY=NEVER'), { ...offer, dsn: true }, false), undefined);
+});
 
 test('a bare CR in MAIL or RCPT parameters → 501 5.5.2, the session goes on', () =>
   withPolicy(MAIN_CF, async (policy) => {
