@@ -12,13 +12,10 @@
 /** Stable error codes. Add a code here before throwing it. */
 export const ERROR_CODES = [
   'ERR_CONFIG',
-  'ERR_TABLE',
   'ERR_SMTP_REPLY',
   'ERR_QUEUE_CORRUPT',
   'ERR_QUEUE_IO',
   'ERR_DNS',
-  'ERR_DELIVERY',
-  'ERR_USAGE',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -55,6 +52,20 @@ export class SmtpError extends MxError {
     super('ERR_SMTP_REPLY', formatReply(reply), options);
     this.reply = reply;
   }
+}
+
+/**
+ * True when `error` or an error in its `cause` chain carries errno `code` (ENOSPC,
+ * ENOENT): an MxError ERR_QUEUE_IO wraps the file system error that caused it. Bounded
+ * walk (8 levels).
+ */
+export function hasErrno(error: unknown, code: string): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current !== null && typeof current === 'object'; depth += 1) {
+    if ((current as { code?: unknown }).code === code) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Where a configuration problem was found: `file:line`. Line 0 means "the file itself". */

@@ -16,9 +16,6 @@ import type { ParameterName } from './catalogue.js';
 import type { MatchList } from './value.js';
 import { parseIpNetwork } from '../tables/ip-network.js';
 
-/** A typed value by name, as config.ts has computed it. */
-export type ValueOf = (name: ParameterName) => unknown;
-
 /** The checks, each on one parameter: messages for problems found (empty when fine). */
 export const PARAMETER_CHECKS: { readonly [N in ParameterName]?: (value: unknown) => string[] } = {
   smtpd_banner: (value) =>

@@ -11,6 +11,7 @@
  * Leaves to others: the lookup keys (access-restriction.ts), the reply wording (restriction.ts).
  */
 import { splitList } from '../config/parameter-kind.js';
+import { isHeaderLine } from '../message/header-field.js';
 
 export type AccessAction =
   | { readonly kind: 'ok' }
@@ -43,7 +44,7 @@ export function parseAccessAction(rhs: string): AccessAction {
     case 'DEFER':
       return { kind: 'defer', text: rest === '' ? undefined : rest };
     case 'PREPEND':
-      return /^[\x21-\x39\x3b-\x7e]+:/.test(rest) ? { kind: 'prepend', header: rest } : { kind: 'unsupported', action: text };
+      return isHeaderLine(rest) ? { kind: 'prepend', header: rest } : { kind: 'unsupported', action: text };
     case 'WARN':
       return { kind: 'warn', text: rest };
     default:

@@ -18,7 +18,7 @@
  * Bugs: the envelope's arrivalTime is the start of DATA (the Received: header needs the id).
  */
 import type { Readable } from 'node:stream';
-import type { SmtpReply } from '../errors.js';
+import { hasErrno, type SmtpReply } from '../errors.js';
 import type { Logger } from '../ops/log.js';
 import type { Envelope, IncomingMessage, QueueWriter } from '../queue/envelope.js';
 import { inspectContent, type ContentMatch, type ContentSettings } from './content-inspection.js';
@@ -64,15 +64,6 @@ export interface CleanupRequest {
   readonly limits?: ContentLimits;
 }
 
-function isNoSpace(error: unknown): boolean {
-  // Bounded walk down the `cause` chain (MxError ERR_QUEUE_IO wraps the fs error).
-  let current: unknown = error;
-  for (let depth = 0; depth < 8 && current !== null && typeof current === 'object'; depth++) {
-    if ((current as { code?: unknown }).code === 'ENOSPC') return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
-}
 
 /**
  * Reads `data` (the DATA stream: unstuffed message bytes, CRLF lines) to its end and
@@ -166,14 +157,14 @@ export async function receiveMessage(data: Readable, request: CleanupRequest): P
   }
   if (failure || !message) {
     const error = failure?.error;
-    return { kind: 'queue-error', error, noSpace: isNoSpace(error) };
+    return { kind: 'queue-error', error, noSpace: hasErrno(error, 'ENOSPC') };
   }
   const committing = message;
   try {
     await committing.commit(verdict.kind === 'hold' ? { hold: true } : undefined);
   } catch (error) {
     await committing.abort();
-    return { kind: 'queue-error', error, noSpace: isNoSpace(error) };
+    return { kind: 'queue-error', error, noSpace: hasErrno(error, 'ENOSPC') };
   }
   const notices = limited.notices();
   return {

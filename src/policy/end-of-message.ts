@@ -35,8 +35,6 @@ export interface EndOfMessageDeps {
   readonly metrics: Metrics;
   /** Called with the queue id after each message is durably queued (and before the 250 goes out). */
   readonly onQueued?: (id: string) => void;
-  /** A header check said HOLD: message `id` was committed into hold/; called instead of onQueued. */
-  readonly hold?: (id: string) => void;
 }
 
 /** Whether any content check is configured (header_checks, mime/nested_header_checks, blocked attachment types). */
@@ -106,7 +104,8 @@ export function receivedHeaderFor(state: SessionState, session: SMTPServerSessio
 /**
  * Logs the cleanup `outcome` of the message with `envelope` as smtpd(8)/cleanup(8) do, counts
  * queued messages in the session and content actions in metrics.contentRejects, and hands a
- * queued message's id to deps.hold (HOLD) or deps.onQueued; their errors are logged, never thrown.
+ * queued message's id to deps.onQueued (not one held by HOLD, which waits in hold/); its
+ * errors are logged, never thrown.
  */
 export function reportCleanupOutcome(state: SessionState, session: SMTPServerSession, envelope: Envelope, outcome: CleanupOutcome, deps: EndOfMessageDeps): void {
   const from = envelope.sender;
@@ -129,12 +128,7 @@ export function reportCleanupOutcome(state: SessionState, session: SMTPServerSes
           { event: 'hold', queueId: outcome.id, table: match.source, line: match.line, header: match.header },
           `${outcome.id}: hold: header ${match.header} from ${state.client}: ${outcome.hold.text} (${match.source}:${match.line})`,
         );
-        try {
-          deps.hold?.(outcome.id);
-        } catch (err) {
-          state.log.error({ event: 'queue error', queueId: outcome.id, err }, `${outcome.id}: hold failed`);
-        }
-        return;
+        return; // committed into hold/: the queue manager never sees it until `queue release`
       }
       try {
         deps.onQueued?.(outcome.id);

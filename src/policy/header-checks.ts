@@ -12,6 +12,7 @@
  * Leaves to others: streaming the message and decoding headers (content-inspection.ts).
  */
 import type { LookupTable } from '../tables/lookup-table.js';
+import { isHeaderLine } from '../message/header-field.js';
 
 export type HeaderAction =
   | { readonly kind: 'reject'; readonly text: string }
@@ -40,7 +41,7 @@ export function parseHeaderAction(rhs: string): HeaderAction {
     case 'IGNORE':
       return { kind: 'ignore' };
     case 'PREPEND':
-      return /^[\x21-\x39\x3b-\x7e]+:/.test(rest) ? { kind: 'prepend', header: rest } : { kind: 'unsupported', action: text };
+      return isHeaderLine(rest) ? { kind: 'prepend', header: rest } : { kind: 'unsupported', action: text };
     case 'DUNNO':
     case 'OK':
       return { kind: 'dunno' };

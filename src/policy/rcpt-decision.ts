@@ -18,8 +18,8 @@ import type { DnsResolver } from '../dns/resolver.js';
 import type { SmtpReply } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
 import { parseRecipient } from './recipient-address.js';
-import { checkRelayRecipient } from './recipient-check.js';
-import { isLocalDestination, unauthDestination } from './relay-control.js';
+import { unlistedRelayRecipient } from './recipient-check.js';
+import { isLocalDestination } from './relay-control.js';
 import { rejectReply } from './restriction.js';
 import { evaluateRestrictions, type ListOutcome } from './restriction-list.js';
 import { restrictionRequest, restrictionSession, type SessionState } from './smtpd-session.js';
@@ -102,10 +102,7 @@ export async function decideRecipient(
       ? { kind: 'reject', reply: unknownLocalRecipient(recipient.address), reason: 'virtual_alias_maps' }
       : { kind: 'accept' };
   }
-  if (settings.rejectUnlistedRecipient && unauthDestination(settings.relay, recipient, state.verdict.local.address) === 'authorized') {
-    const aliased = lookupVirtualAlias(settings.virtualAliasMaps, recipient.address, state.verdict.local.address) !== undefined;
-    const check = aliased ? { kind: 'accept' as const } : checkRelayRecipient(settings.relayRecipientMaps, recipient);
-    if (check.kind === 'reject') return { kind: 'reject', reply: check.reply, reason: 'smtpd_reject_unlisted_recipient' };
-  }
+  const unlisted = settings.rejectUnlistedRecipient ? unlistedRelayRecipient(settings, recipient, state.verdict.local.address) : undefined;
+  if (unlisted) return { kind: 'reject', reply: unlisted, reason: 'smtpd_reject_unlisted_recipient' };
   return { kind: 'accept' };
 }

@@ -7,6 +7,9 @@
  * address lower-cased (`joe@example.com`), then as the domain wildcard `@example.com`.
  * Any right-hand side counts as found ("the righthand side is not used"). Not found:
  * `550 5.1.1 <addr>: Recipient address rejected: User unknown in relay recipient table`.
+ * reject_unlisted_recipient (the restriction, and smtpd_reject_unlisted_recipient before
+ * the lists) asks this only for a recipient we relay to that is not local and not a
+ * virtual alias (unlistedRelayRecipient).
  * Leaves to others: whether the domain is a relay domain (relay-control.ts), the table
  * format (tables/).
  * Bugs: no recipient_delimiter (`joe+tag@`) handling and no `user` (local part alone)
@@ -15,6 +18,8 @@
 import type { SmtpReply } from '../errors.js';
 import type { LookupTable } from '../tables/lookup-table.js';
 import type { RecipientAddress } from './recipient-address.js';
+import { isLocalDestination, unauthDestination, type RelayPolicy } from './relay-control.js';
+import { lookupVirtualAlias } from './virtual-alias.js';
 
 export type RecipientDecision =
   | { readonly kind: 'accept'; readonly matched: 'no-tables' | 'address' | 'domain-wildcard' }
@@ -42,4 +47,25 @@ export function checkRelayRecipient(tables: readonly LookupTable[], recipient: R
     return { kind: 'accept', matched: 'domain-wildcard' };
   }
   return { kind: 'reject', reply: unknownRelayRecipient(recipient.address) };
+}
+
+/** What reject_unlisted_recipient needs of the stage: relay policy and the two recipient tables. */
+export interface UnlistedRecipientTables {
+  readonly relay: RelayPolicy;
+  readonly virtualAliasMaps: readonly LookupTable[];
+  readonly relayRecipientMaps: readonly LookupTable[];
+}
+
+/**
+ * reject_unlisted_recipient (postconf(5), smtpd_check.c) for `recipient` of a client that
+ * connected to `localAddress`: the reject reply when we relay to it, it is not local
+ * (virtual_alias_maps decides those), not a virtual alias, and not in relay_recipient_maps;
+ * undefined when it is listed or not ours to judge. Pure; never throws.
+ */
+export function unlistedRelayRecipient(tables: UnlistedRecipientTables, recipient: RecipientAddress, localAddress: string): SmtpReply | undefined {
+  if (unauthDestination(tables.relay, recipient, localAddress) !== 'authorized') return undefined;
+  if (isLocalDestination(recipient.domain, localAddress)) return undefined;
+  if (lookupVirtualAlias(tables.virtualAliasMaps, recipient.address, localAddress) !== undefined) return undefined;
+  const check = checkRelayRecipient(tables.relayRecipientMaps, recipient);
+  return check.kind === 'reject' ? check.reply : undefined;
 }

@@ -23,8 +23,7 @@ import { unknownClientHostname, unknownReverseClientHostname } from './client-ho
 import { permitDnswlClient, rejectRblClient } from './rbl-client.js';
 import { checkPolicyService, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
 import { relayAccessDenied, unauthDestination, type RelayPolicy } from './relay-control.js';
-import { checkRelayRecipient } from './recipient-check.js';
-import { lookupVirtualAlias } from './virtual-alias.js';
+import { unlistedRelayRecipient } from './recipient-check.js';
 import type { SpfVerifier } from './spf-check.js';
 import { rejectSpfFail } from './spf-check.js';
 import type { RecipientVerifier } from './address-verify.js';
@@ -106,12 +105,8 @@ function unauthDestinationSpec(code: number, enhanced: string): RestrictionSpec 
 const rejectUnlistedRecipient: RestrictionSpec = {
   argument: 'none',
   run: ({ env, request, restriction }) => {
-    const recipient = request.recipient;
-    if (recipient === undefined || unauthDestination(env.relay, recipient, request.local.address) !== 'authorized') return DUNNO;
-    if (recipient.domain.startsWith('[') || recipient.domain === '') return DUNNO; // local: virtual_alias_maps decides
-    if (lookupVirtualAlias(env.virtualAliasMaps, recipient.address, request.local.address) !== undefined) return DUNNO;
-    const check = checkRelayRecipient(env.relayRecipientMaps, recipient);
-    return check.kind === 'reject' ? { kind: 'reject', by: restriction.written, reply: check.reply } : DUNNO;
+    const reply = request.recipient === undefined ? undefined : unlistedRelayRecipient(env, request.recipient, request.local.address);
+    return reply ? { kind: 'reject', by: restriction.written, reply } : DUNNO;
   },
 };
 

@@ -52,8 +52,6 @@ export interface SmtpdDeps {
   readonly resolver?: DnsResolver;
   /** ETRN accepted for `domain`: start delivery of its deferred mail (QueueManager.flush). */
   readonly etrn?: (domain: string) => void;
-  /** A header check said HOLD: message `id` was committed into hold/ (cleanup.ts); called instead of onQueued. */
-  readonly hold?: (id: string) => void;
   /** Where the address verification cache is saved (queue_directory); absent: memory only. */
   readonly verifyCacheDirectory?: string;
 }

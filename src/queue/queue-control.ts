@@ -22,7 +22,7 @@
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { MxError } from '../errors.js';
+import { hasErrno, MxError } from '../errors.js';
 import { CONTROL_DIRECTORY, Spool, type QueueName } from './spool.js';
 import { systemClock } from '../clock.js';
 import { createLogger } from '../ops/log.js';
@@ -127,7 +127,7 @@ async function applyToMessage(spool: Spool, command: Exclude<ControlCommand, 'fl
         note = condition.kind === 'no-end-record' ? 'repaired: end record restored' : 'from corrupt/';
       } else if (to !== from) await spool.move(id, from, to);
     } catch (error) {
-      if (isMissing(error)) continue;
+      if (hasErrno(error, 'ENOENT')) continue;
       throw error;
     }
     owner?.moved(id, to);
@@ -207,15 +207,6 @@ async function allIds(spool: Spool): Promise<string[]> {
   return [...ids].sort();
 }
 
-function isMissing(error: unknown): boolean {
-  // Bounded walk down the cause chain (MxError ERR_QUEUE_IO wraps the fs error).
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current; depth += 1) {
-    if ((current as NodeJS.ErrnoException).code === 'ENOENT') return true;
-    current = (current as Error).cause;
-  }
-  return false;
-}
 
 // --- the command line's side ---
 
@@ -300,7 +291,7 @@ export async function answerControlRequest(directory: string, name: string, appl
       reply = await apply(request as ControlRequest);
     }
   } catch (error) {
-    if (isMissing(error)) return;
+    if (hasErrno(error, 'ENOENT')) return;
     reply = { ok: false, count: 0, text: (error as Error).message };
   }
   const base = name.slice(0, -'.req'.length);

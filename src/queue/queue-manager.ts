@@ -21,7 +21,7 @@ import type { DnsResolver } from '../dns/resolver.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { matchDomain } from '../tables/match-list.js';
-import { MxError, type SmtpReply } from '../errors.js';
+import { hasErrno, MxError, type SmtpReply } from '../errors.js';
 import { CONTROL_DIRECTORY, type QueueName, type Spool } from './spool.js';
 import type { QueueFileHead } from './queue-file.js';
 import type { QueueSettings } from './queue-settings.js';
@@ -400,7 +400,7 @@ export class QueueManager implements ControlOwner {
       this.#owned.delete(id);
       this.#flushed.delete(id);
       // Gone already (another scan, or `queue` tooling): nothing to do.
-      if (!isMissing((error as Error).cause)) this.#queueError(id, error);
+      if (!hasErrno(error, 'ENOENT')) this.#queueError(id, error);
       return;
     }
     if (this.#state !== 'running') {
@@ -461,7 +461,7 @@ export class QueueManager implements ControlOwner {
       ({ head, body } = await spool.load('active', id));
     } catch (error) {
       if (isCorrupt(error)) await spool.quarantine('active', id, (error as Error).message);
-      else if (!isMissing(error)) this.#queueError(id, error);
+      else if (!hasErrno(error, 'ENOENT')) this.#queueError(id, error);
       return;
     }
     try {
@@ -556,7 +556,7 @@ export class QueueManager implements ControlOwner {
         this.#schedule.set(id, { due: retry, domains: undefined });
         this.#armWake(retry);
       } catch (moveError) {
-        if (!isMissing((moveError as Error).cause)) this.#queueError(id, moveError);
+        if (!hasErrno(moveError, 'ENOENT')) this.#queueError(id, moveError);
       }
     }
   }
@@ -671,9 +671,6 @@ function isCorrupt(error: unknown): boolean {
   return error instanceof MxError && error.code === 'ERR_QUEUE_CORRUPT';
 }
 
-function isMissing(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
 
 /** An RFC 3463 code at the start of an error:/retry: text, e.g. `5.1.1 no such user`. */
 function leadingDsn(text: string, klass: '4' | '5'): string | undefined {

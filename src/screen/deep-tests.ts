@@ -23,6 +23,7 @@ import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { escapeBytes } from './pregreet.js';
 import type { DeepTestMonitor, ScreenTest } from './verdict.js';
+import { isHeaderLine } from '../message/header-field.js';
 
 /** The deep tests, in postscreen's order. */
 export const DEEP_TESTS = ['pipelining', 'non_smtp_command', 'bare_newline'] as const;
@@ -270,7 +271,7 @@ export class DeepTestSession implements DeepTestMonitor {
       this.#fail('bare_newline', `BARE NEWLINE from ${this.#deps.clientText} after ${escaped}`, { after: escaped });
       if (!this.watching) return;
     }
-    if (this.#due('non_smtp_command') && (this.#settings.forbiddenCommands.includes(word) || isHeaderLike(word))) {
+    if (this.#due('non_smtp_command') && (this.#settings.forbiddenCommands.includes(word) || isHeaderLine(word))) {
       const escaped = escapeBytes(line, 100);
       this.#fail('non_smtp_command', `NON-SMTP COMMAND from ${this.#deps.clientText} after ${this.#previous}: ${word.slice(0, 100)} ${escaped}`, {
         after: this.#previous,
@@ -373,9 +374,4 @@ export class DeepTestSession implements DeepTestMonitor {
     }
     socket.end(`${formatReply(reply)}\r\n`, () => socket.destroy());
   }
-}
-
-/** Postfix is_header(): printable non-colon characters followed by `:` (`Subject:`, `X-Foo:bar`). */
-export function isHeaderLike(word: string): boolean {
-  return /^[\x21-\x39\x3b-\x7e]+:/.test(word);
 }

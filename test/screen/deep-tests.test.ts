@@ -7,7 +7,7 @@ import { SMTPServer } from 'smtp-server';
 import { systemClock } from '../../src/clock.js';
 import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
-import { DeepTestSession, isHeaderLike, type DeepTest, type DeepTestSettings } from '../../src/screen/deep-tests.js';
+import { DeepTestSession, type DeepTest, type DeepTestSettings } from '../../src/screen/deep-tests.js';
 import { TimerQueue } from '../../src/screen/timer-queue.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 
@@ -212,18 +212,6 @@ test('NON-SMTP COMMAND: a header-like command under enforce', async () => {
     assert.equal(session.monitors[0]?.failure()?.test, 'non_smtp_command');
   } finally {
     await session.close();
-  }
-});
-
-test('isHeaderLike: Postfix is_header()', () => {
-  for (const { input, want } of [
-    { input: 'Subject:', want: true },
-    { input: 'X-Mailer:foo', want: true },
-    { input: 'MAIL', want: false },
-    { input: ':', want: false },
-    { input: 'RCPT', want: false },
-  ]) {
-    assert.equal(isHeaderLike(input), want, input);
   }
 });
 
