@@ -7,7 +7,7 @@
  * table by reply code (554 → 5.6.0, 552 → 5.2.2) and is added only when the server option
  * `hideENHANCEDSTATUSCODES` is false. So the policy stage runs smtp-server with that option
  * left true (SMTPD_SERVER_REPLY_OPTIONS) and puts our RFC 3463 code at the head of the text.
- * Also counts the replies we decide in `metrics.smtpReplies` (see countReply).
+ * Also counts replies in `metrics.smtpReplies` (see countReply).
  * Leaves to others: which reply to give (relay-control, recipient-check, smtpd).
  * Bugs: ENHANCEDSTATUSCODES is not advertised in EHLO (smtp-server ties the keyword to its
  * own code table), and replies smtp-server composes itself (250 Accepted, 503, its 501 for
@@ -59,12 +59,10 @@ export function toSmtpServerError(source: SmtpError | SmtpReply): SmtpServerRepl
 /**
  * Counts one reply by its code in `mxscreen_smtp_replies_total{code}`.
  *
- * What is counted: the replies the policy stage decides — the 220 greeting (onConnect
- * accepted), 250 to MAIL and RCPT that our handlers accept, every RCPT reject, 354 when
- * DATA starts, the final 250/451/452/552 after DATA, and 421 at shutdown. Not counted:
- * replies smtp-server composes without asking us (EHLO/HELO, NOOP, RSET, QUIT, protocol
- * errors 500/501/503, its SIZE= refusal at MAIL, its idle-timeout 421), since observing
- * those would mean wrapping the connection's `send`.
+ * The policy stage calls it for every reply written to a client: each session reports
+ * what smtp-server's send() writes (smtpd-connection.ts onReply: ours and smtp-server's
+ * own, EHLO, QUIT, 500/501/503, the idle-timeout 421), and smtpd.ts the 421 it writes
+ * itself to a handover during shutdown. The screen stage counts its own replies.
  */
 export function countReply(metrics: Metrics, code: number): void {
   metrics.smtpReplies.inc({ code: String(code) });

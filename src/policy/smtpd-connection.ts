@@ -12,10 +12,11 @@
  * a 452 within smtpd_recipient_overshoot_limit; past smtpd_soft_error_limit replies wait
  * smtpd_error_sleep_time in order; at smtpd_hard_error_limit `421 4.7.0 host Error: too
  * many errors`); the DATA checks before 354; commands sent ahead where pipelining is not
- * allowed (after HELO, or behind DATA) for reject_unauth_pipelining.
+ * allowed (after HELO, or behind DATA) for reject_unauth_pipelining; every reply written
+ * to the client, smtp-server's own included, reported by its code (onReply, for metrics).
  * XXX: relies on smtp-server 3.21 internals: SMTPConnection's constructor, init(),
  * _setListeners(), connectionReady(), send(), _onCommand(), handler_* lookup by name,
- * _parseAddressCommand(), _dataStream, _upgrading, its hide* options, and
+ * _parseAddressCommand(), _dataStream, _upgrading, _socket, its hide* options, and
  * SMTPServer.connect()'s wiring; smtpd-connection.test.ts pins them.
  * Leaves to others: every policy decision (smtpd.ts and the restrictions).
  */
@@ -47,7 +48,7 @@ export interface ConnectionRules extends ProtocolRules {
   readonly etrn: (connection: PolicyConnection, domain: string) => Promise<SmtpReply>;
   /** Checks before 354 at DATA; resolves the refusal, or undefined to go on. */
   readonly data: (connection: PolicyConnection) => Promise<SmtpReply | undefined>;
-  /** Called once for every reply code the session sends (metrics). */
+  /** Called once for every reply the session writes to the client, ours and smtp-server's own, with its code (metrics). */
   readonly onReply?: (code: number) => void;
 }
 
@@ -136,14 +137,12 @@ export class PolicyConnection extends SMTPConnection {
       this.#advertiseEtrn = false;
       data = [...data, 'ETRN'];
     }
-    this.rules.onReply?.(code);
     const isError = code >= 400 && code !== 421;
     const counted = isError && !this.#excused;
     if (isError) this.#excused = false;
     if (counted) this.errors++;
     const items: HeldReply[] = [{ code, data, context }];
     if (counted && this.rules.hardErrorLimit > 0 && this.errors === this.rules.hardErrorLimit) {
-      this.rules.onReply?.(421);
       items.push({ code: 421, data: `4.7.0 ${this.name} Error: too many errors`, context: false });
     }
     if (this.#held) {
@@ -156,11 +155,23 @@ export class PolicyConnection extends SMTPConnection {
       this.rules.clock.setTimer(this.rules.errorSleepMs, () => {
         const held = this.#held ?? [];
         this.#held = undefined;
-        for (const item of held) super.send(item.code, item.data, item.context);
+        for (const item of held) this.#write(item);
       });
       return;
     }
-    for (const item of items) super.send(item.code, item.data, item.context);
+    for (const item of items) this.#write(item);
+  }
+
+  /**
+   * Writes one reply through smtp-server's send(), the single place where it writes to the
+   * client (its own replies too: EHLO, QUIT, syntax errors, the idle 421), and reports it
+   * to onReply when it reaches the socket: send() writes nothing while a TLS handshake
+   * runs or once the socket is gone.
+   */
+  #write(item: HeldReply): void {
+    const socket = this._socket;
+    if (!this._upgrading && !socket.destroyed && socket.readyState === 'open') this.rules.onReply?.(item.code);
+    super.send(item.code, item.data, item.context);
   }
 
   override _onCommand(command: Buffer, callback?: () => void): void {

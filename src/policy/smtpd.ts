@@ -137,6 +137,7 @@ export class Smtpd {
         ...protocol,
         messageSizeLimit: generation.settings.messageSizeLimit,
         clock: this.#deps.clock,
+        onReply: (code) => countReply(this.#deps.metrics, code),
         etrn: (connection, domain) => this.#onEtrn(state, connection, domain),
         data: (connection) => this.#beforeData(state, connection),
       },
@@ -166,7 +167,6 @@ export class Smtpd {
     for (const state of this.#sessions.values()) {
       for (const connection of state.generation.server.connections) {
         if (connection.id !== state.key) continue;
-        countReply(this.#deps.metrics, SHUTTING_DOWN.code);
         connection.send(SHUTTING_DOWN.code, smtpServerText(SHUTTING_DOWN));
         connection.close();
       }
@@ -277,16 +277,13 @@ export class Smtpd {
   #onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const state = this.#sessions.get(session.id);
     if (!state) {
-      countReply(this.#deps.metrics, LOST_SESSION.code);
       callback(toSmtpServerError(LOST_SESSION));
       return;
     }
     if (this.#closing) {
-      countReply(this.#deps.metrics, SHUTTING_DOWN.code);
       callback(toSmtpServerError(SHUTTING_DOWN));
       return;
     }
-    countReply(this.#deps.metrics, 220);
     callback();
   }
 
@@ -320,13 +317,11 @@ export class Smtpd {
     state.counts.mail++;
     const deep = deepTestFailure(state, session, 'MAIL', '');
     if (deep) {
-      countReply(this.#deps.metrics, deep.code);
       callback(toSmtpServerError(deep));
       return;
     }
     const accept = () => {
       state.transaction = { prepends: [], spf: undefined, recipients: 0, overshoot: 0 };
-      countReply(this.#deps.metrics, 250);
       callback();
     };
     const canAccept = this.#deps.queue.canAccept?.bind(this.#deps.queue);
@@ -355,7 +350,6 @@ export class Smtpd {
             helo: heloName(state, session),
           }),
         );
-        countReply(this.#deps.metrics, INSUFFICIENT_STORAGE.code);
         callback(toSmtpServerError(INSUFFICIENT_STORAGE));
       },
       () => accept(),
@@ -379,18 +373,15 @@ export class Smtpd {
           case 'accept':
             state.counts.rcptAccepted++;
             state.transaction.recipients++;
-            countReply(this.#deps.metrics, 250);
             callback();
             return;
           case 'over-limit':
             // smtpd(8): no log line; an error only past smtpd_recipient_overshoot_limit.
             if (state.transaction.overshoot++ < state.generation.settings.recipientOvershootLimit) state.connection?.excuseNextError();
-            countReply(this.#deps.metrics, decision.reply.code);
             callback(toSmtpServerError(decision.reply));
             return;
           case 'reject':
             logNoqueueReject(state, session, 'RCPT', decision.reply, decision.reason, address.address);
-            countReply(this.#deps.metrics, decision.reply.code);
             callback(toSmtpServerError(decision.reply));
             return;
           default: {
@@ -405,10 +396,7 @@ export class Smtpd {
   async #beforeData(state: SessionState, connection: PolicyConnection): Promise<SmtpReply | undefined> {
     const session = connection.session as unknown as SMTPServerSession;
     const deep = deepTestFailure(state, session, 'DATA', '');
-    if (deep) {
-      countReply(this.#deps.metrics, deep.code);
-      return deep;
-    }
+    if (deep) return deep;
     const settings = state.generation.settings;
     if (settings.restrictions.data.length === 0) return undefined;
     const request = restrictionRequest(state, session, 'DATA', {});
@@ -416,7 +404,6 @@ export class Smtpd {
     if (outcome.kind !== 'reject') return undefined;
     this.#deps.metrics.restrictionResults.inc({ list: 'data', result: outcome.reply.code < 500 ? 'defer' : 'reject' });
     logNoqueueReject(state, session, 'DATA', outcome.reply, outcome.by, undefined);
-    countReply(this.#deps.metrics, outcome.reply.code);
     return outcome.reply;
   }
 
@@ -446,7 +433,6 @@ export class Smtpd {
       callback(toSmtpServerError(LOST_SESSION));
       return;
     }
-    countReply(this.#deps.metrics, 354); // smtp-server sends 354 right after this handler starts
     state.counts.data++;
     const settings = state.generation.settings;
     const arrivalTime = this.#deps.clock.now();
@@ -463,7 +449,6 @@ export class Smtpd {
       .then((outcome) => {
         reportCleanupOutcome(state, session, envelope, outcome, this.#deps);
         const reply = cleanupReply(outcome);
-        if (outcome.kind !== 'client-gone') countReply(this.#deps.metrics, reply.code);
         if (outcome.kind === 'queued' || outcome.kind === 'discarded') callback(null, smtpServerText(reply));
         else callback(toSmtpServerError(reply));
       });

@@ -287,7 +287,7 @@ test('a message is queued with a Received: header naming its queue id, body byte
     assert.match(String(line?.msg), new RegExp(`^${id}: client=\\[127\\.0\\.0\\.2\\]:${client.localPort}, from=<s@sender\\.example>, nrcpt=1, size=\\d+$`));
     assert.equal(line?.queueId, id);
     assert.equal(await replyCount(policy.metrics, 354), 1);
-    assert.equal(await replyCount(policy.metrics, 250), 3); // MAIL, RCPT, end of DATA
+    assert.equal(await replyCount(policy.metrics, 250), 4); // EHLO, MAIL, RCPT, end of DATA
     assert.equal(await replyCount(policy.metrics, 220), 1);
     assert.equal(await command(client, 'QUIT'), '221 Bye');
     await client.close();

@@ -4,20 +4,7 @@ import { createServer, type Socket } from 'node:net';
 import { runQueueControl, queueOwnerRunning } from '../../src/queue/queue-control.js';
 import { formatQueueMessage, showQueuedMessage } from '../../src/queue/queue-show.js';
 import { listQueue } from '../../src/queue/spool.js';
-import { delivered, MINUTE, withWorld, type World } from './queue-world.js';
-
-/** A running manager with one message deferred (mailbox down, then up again). */
-async function withDeferred(fn: (world: World, id: string) => Promise<void>): Promise<void> {
-  await withWorld(async (world) => {
-    await world.manager.start();
-    await world.mailbox.down();
-    const id = await world.queue(['bob@example.com']);
-    world.manager.kick(id);
-    await world.manager.whenIdle();
-    await world.mailbox.restart();
-    await fn(world, id);
-  });
-}
+import { delivered, MINUTE, withDeferred, withWorld } from './queue-world.js';
 
 test('queue control: a running mxscreen owns the queue, so commands go through it', async () => {
   await withDeferred(async (world) => {

@@ -1,7 +1,7 @@
 /*
  * queue-world — a queue directory, a Spool and a QueueManager on a ManualClock, with a
  * mailbox server as the nexthop of example.com and example.org (so notices to senders
- * arrive there too), for the queue tests.
+ * arrive there too), for the queue tests; withDeferred starts one with a message deferred.
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -117,4 +117,17 @@ export function delivered(world: World) {
 /** The notices (DSNs) the mailbox server got. */
 export function notices(world: World) {
   return world.mailbox.received.filter((m) => m.sender === '');
+}
+
+/** A running queue manager with one message deferred (mailbox down for its first attempt, then up again). */
+export async function withDeferred(fn: (world: World, id: string) => Promise<void>, overrides: Partial<QueueSettings> = {}): Promise<void> {
+  await withWorld(async (world) => {
+    await world.manager.start();
+    await world.mailbox.down();
+    const id = await world.queue(['bob@example.com']);
+    world.manager.kick(id);
+    await world.manager.whenIdle();
+    await world.mailbox.restart();
+    await fn(world, id);
+  }, overrides);
 }
