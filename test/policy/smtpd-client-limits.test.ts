@@ -95,8 +95,8 @@ test('defaults (postconf(5)): count 50, rate 0, exceptions $mynetworks, postscre
   assert.deepEqual(old.exceptions.patterns, ['198.51.100.0/24'], 'the old name sets smtpd_client_event_limit_exceptions');
 });
 
-test('gate: a refused connection gets the 421 instead of the greeting, logged at warn as smtpd does; the session never starts', async () => {
-  const { limits: l, lines, metrics } = limits({ connectionCountLimit: 1 });
+/** A loopback server whose connections go through `gate` (the session writes `220 session`). */
+async function withGate(l: SmtpdClientLimits, fn: (port: number, started: Socket[]) => Promise<void>): Promise<void> {
   const started: Socket[] = [];
   const server = createServer((socket) => {
     const verdict = { sessionId: `S${started.length}`, client: { address: '127.0.40.1', port: socket.remotePort ?? 0 } } as ScreenVerdict;
@@ -107,8 +107,17 @@ test('gate: a refused connection gets the 421 instead of the greeting, logged at
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
   try {
+    await fn((server.address() as { port: number }).port, started);
+  } finally {
+    for (const socket of started) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+test('gate: a refused connection gets the 421 instead of the greeting, logged at warn as smtpd does; the session never starts', async () => {
+  const { limits: l, lines, metrics } = limits({ connectionCountLimit: 1 });
+  await withGate(l, async (port, started) => {
     const first = await connectClient({ port, localAddress: '127.0.40.1' });
     assert.equal(await first.readLine(1000), '220 session');
     const second = await connectClient({ port, localAddress: '127.0.40.1' });
@@ -122,8 +131,21 @@ test('gate: a refused connection gets the 421 instead of the greeting, logged at
     await first.close();
     for (let i = 0; i < 200 && l.openConnections('127.0.40.1') > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
     assert.equal(l.openConnections('127.0.40.1'), 0, 'the slot is released when the session socket closes');
-  } finally {
-    for (const socket of started) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  });
+});
+
+test('gate: past smtpd_client_connection_rate_limit the connection gets the 421, logged at warn "Connection rate limit exceeded"', async () => {
+  const { limits: l, lines } = limits({ connectionRateLimit: 1 });
+  await withGate(l, async (port, started) => {
+    const first = await connectClient({ port, localAddress: '127.0.40.1' });
+    assert.equal(await first.readLine(1000), '220 session');
+    const second = await connectClient({ port, localAddress: '127.0.40.1' });
+    assert.equal(await second.readLine(1000), '421 4.7.0 mx1.example.net Error: too many connections from 127.0.40.1');
+    await second.waitForEnd(1000);
+    assert.equal(started.length, 1);
+    const warning = lines.find((line) => line.event === 'Connection rate limit exceeded');
+    assert.equal(warning?.level, 'warn');
+    assert.equal(warning?.msg, 'Connection rate limit exceeded: 2 from unknown[127.0.40.1] for service smtpd');
+    await first.close();
+  });
 });
