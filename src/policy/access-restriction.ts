@@ -18,7 +18,7 @@ import type { LookupTable } from '../tables/lookup-table.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import { parseAccessAction, type AccessAction } from './access-action.js';
 import { DUNNO, rejectReply, type RejectSubject, type RestrictionResult } from './restriction.js';
-import type { RestrictionCall } from './restriction-catalogue.js';
+import type { RestrictionCall } from './restriction.js';
 
 export type AccessTarget = 'client' | 'helo' | 'sender' | 'recipient';
 

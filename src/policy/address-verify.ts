@@ -19,7 +19,7 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../ops/log.js';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
-import type { RestrictionCall } from './restriction-catalogue.js';
+import type { RestrictionCall } from './restriction.js';
 import type { ProbeResult } from './verify-probe.js';
 
 export interface VerifySettings {

@@ -13,7 +13,7 @@
 import { DnsError, type DnsResolver } from '../dns/resolver.js';
 import { parseIpAddress, unmapIpv4 } from '../tables/ip-network.js';
 import { DUNNO, type ClientNames, type RestrictionResult } from './restriction.js';
-import type { RestrictionCall } from './restriction-catalogue.js';
+import type { RestrictionCall } from './restriction.js';
 
 const MAX_PTR_NAMES = 5;
 

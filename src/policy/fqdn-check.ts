@@ -13,7 +13,7 @@
  */
 import { isIP } from 'node:net';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
-import type { RestrictionCall } from './restriction-catalogue.js';
+import type { RestrictionCall } from './restriction.js';
 
 /** Postfix valid_hostname(): letters, digits, `-`, `_` labels; or an address literal. */
 export function isValidHostname(name: string): boolean {

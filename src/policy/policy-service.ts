@@ -19,7 +19,7 @@ import { unmapIpv4 } from '../tables/ip-network.js';
 import { parseAccessAction } from './access-action.js';
 import { applyAccessAction } from './access-restriction.js';
 import type { RestrictionResult } from './restriction.js';
-import { subjectOf, type RestrictionCall } from './restriction-catalogue.js';
+import { subjectOf, type RestrictionCall } from './restriction.js';
 
 export type PolicyTarget = { readonly kind: 'inet'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
 

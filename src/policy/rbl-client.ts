@@ -21,7 +21,7 @@ import { readDnsblAnswer } from '../dnsbl/dnsbl-answer.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import type { SmtpReply } from '../errors.js';
 import { DUNNO, type RestrictionResult } from './restriction.js';
-import type { RestrictionCall } from './restriction-catalogue.js';
+import type { RestrictionCall } from './restriction.js';
 
 const DEFAULT_RBL_REPLY = '$rbl_code Service unavailable; $rbl_class [$rbl_what] blocked using $rbl_domain${rbl_reason?; $rbl_reason}';
 

@@ -7,70 +7,22 @@
  * The generic ones live here (permit, reject, defer, dunno, permit_mynetworks,
  * permit_sasl_authenticated, reject/defer_unauth_destination, reject_unauth_pipelining,
  * reject_unlisted_recipient); the others in their own files.
- * Leaves to others: parsing and evaluating lists (restriction-list.ts).
+ * Leaves to others: parsing and evaluating lists (restriction-list.ts, which binds each
+ * restriction's function at load), what a restriction sees and answers (restriction.ts).
  * Bugs: permit_sasl_authenticated never matches (AUTH is not offered).
  */
-import type { Logger } from '../ops/log.js';
-import type { DnsResolver } from '../dns/resolver.js';
-import type { LookupTable } from '../tables/lookup-table.js';
-import type { DnsblSite } from '../dnsbl/dnsbl-site.js';
 import { matchNetwork } from '../tables/match-list.js';
-import { DUNNO, rejectReply, type RestrictionRequest, type RestrictionResult, type RestrictionSession, type RestrictionStage } from './restriction.js';
+import { DUNNO, rejectReply, subjectOf, type RestrictionCall, type RestrictionRequest, type RestrictionResult } from './restriction.js';
 import { checkAccess, type AccessTarget } from './access-restriction.js';
 import { invalidHelo, nonFqdnHelo, nonFqdnRecipient, nonFqdnSender } from './fqdn-check.js';
 import { unknownRecipientDomain, unknownSenderDomain } from './unknown-domain.js';
 import { unknownClientHostname, unknownReverseClientHostname } from './client-hostname.js';
 import { permitDnswlClient, rejectRblClient } from './rbl-client.js';
-import { checkPolicyService, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
-import { relayAccessDenied, unauthDestination, type RelayPolicy } from './relay-control.js';
+import { checkPolicyService, parsePolicyTarget } from './policy-service.js';
+import { relayAccessDenied, unauthDestination } from './relay-control.js';
 import { unlistedRelayRecipient } from './recipient-check.js';
-import type { SpfVerifier } from './spf-check.js';
 import { rejectSpfFail } from './spf-check.js';
-import type { RecipientVerifier } from './address-verify.js';
 import { rejectUnverifiedRecipient } from './address-verify.js';
-
-/** What restrictions may use besides the request: settings and services of the stage. */
-export interface RestrictionEnvironment {
-  readonly relay: RelayPolicy;
-  readonly relayRecipientMaps: readonly LookupTable[];
-  /** `smtpd_access_maps` is in parent_domain_matches_subdomains: `example.com` also matches sub.example.com. */
-  readonly accessMapsMatchSubdomains: boolean;
-  readonly rblReplyMaps: readonly LookupTable[];
-  /** virtual_alias_maps: a recipient with an alias is listed (reject_unlisted_recipient). */
-  readonly virtualAliasMaps: readonly LookupTable[];
-  /** smtpd_restriction_classes, parsed. */
-  readonly classes: ReadonlyMap<string, readonly ParsedRestriction[]>;
-  /** An opened table by spec (for restriction words in access table answers). */
-  table(spec: string): LookupTable | string;
-  readonly resolver: DnsResolver;
-  readonly log: Logger;
-  /** The client of check_policy_service for `target` (inet:host:port or unix:path). */
-  policyService(target: string): PolicyServiceClient;
-  /** SPF for reject_spf_fail; undefined: the restriction answers dunno and logs once. */
-  readonly spf: SpfVerifier | undefined;
-  /** Address verification for reject_unverified_recipient. */
-  readonly verifier: RecipientVerifier | undefined;
-}
-
-/** One restriction as written in a list. */
-export interface ParsedRestriction {
-  readonly name: RestrictionName | 'restriction_class';
-  /** As written (case kept), for logs. */
-  readonly written: string;
-  readonly argument?: string;
-  /** The opened table of check_*_access. */
-  readonly table?: LookupTable;
-  /** The `domain[=filter]` of reject_rbl_client / permit_dnswl_client, parsed at load. */
-  readonly site?: DnsblSite;
-}
-
-export interface RestrictionCall {
-  readonly env: RestrictionEnvironment;
-  readonly session: RestrictionSession;
-  readonly request: RestrictionRequest;
-  readonly stage: RestrictionStage;
-  readonly restriction: ParsedRestriction;
-}
 
 interface RestrictionSpec {
   /** `dnsbl`: a `domain[=filter]` (postscreen_dnsbl_sites syntax without a weight), parsed at load. */
@@ -132,31 +84,6 @@ function plainReply(call: RestrictionCall, code: number, enhanced: string): Rest
   const { what, subject } = subjectOf(call);
   return { kind: 'reject', by: call.restriction.written, reply: rejectReply(code, enhanced, what, subject, 'Access denied') };
 }
-
-/** The `<what>` and subject Postfix names in a reply from a list of `stage`. */
-export function subjectOf(call: Pick<RestrictionCall, 'stage' | 'request'>): { what: string; subject: Parameters<typeof rejectReply>[3] } {
-  const request = call.request;
-  switch (call.stage) {
-    case 'client':
-      return { what: `unknown[${request.client.address}]`, subject: 'Client host' };
-    case 'helo':
-      return { what: request.helo, subject: 'Helo command' };
-    case 'sender':
-      return { what: request.sender ?? '', subject: 'Sender address' };
-    case 'relay':
-    case 'recipient':
-      return { what: request.recipient?.address ?? '', subject: 'Recipient address' };
-    case 'data':
-      return { what: 'DATA', subject: 'Data command' };
-    case 'etrn':
-      return { what: request.etrnDomain ?? '', subject: 'Etrn command' };
-    default: {
-      const never: never = call.stage;
-      return never;
-    }
-  }
-}
-
 
 /**
  * The catalogue. Keys are the lower-case names as written in main.cf (Postfix compares

@@ -15,8 +15,8 @@ import type { ConfigProblem } from '../errors.js';
 import type { LookupTable } from '../tables/lookup-table.js';
 import { tableTypeOf } from '../tables/open-table.js';
 import { parseDnsblSite } from '../dnsbl/dnsbl-site.js';
-import { DUNNO, type RestrictionRequest, type RestrictionResult, type RestrictionSession, type RestrictionStage } from './restriction.js';
-import { RESTRICTIONS, type RestrictionEnvironment, type RestrictionName, type ParsedRestriction } from './restriction-catalogue.js';
+import { DUNNO, type ParsedRestriction, type RestrictionEnvironment, type RestrictionRequest, type RestrictionResult, type RestrictionSession, type RestrictionStage } from './restriction.js';
+import { RESTRICTIONS, type RestrictionName } from './restriction-catalogue.js';
 
 /** A parsed list: what main.cf (or a class) says, ready to evaluate. */
 export interface RestrictionList {
@@ -57,7 +57,7 @@ export function parseRestrictions(
     const written = words[index]!;
     const name = written.toLowerCase();
     if (context.classes.has(written)) {
-      restrictions.push({ name: 'restriction_class', written, argument: written });
+      restrictions.push({ name: 'restriction_class', written, argument: written, run: RESTRICTIONS.restriction_class.run });
       continue;
     }
     if (!isRestrictionName(name)) {
@@ -66,7 +66,7 @@ export function parseRestrictions(
     }
     const spec = RESTRICTIONS[name];
     if (spec.argument === 'none') {
-      restrictions.push({ name, written });
+      restrictions.push({ name, written, run: spec.run });
       continue;
     }
     const argument = words[index + 1];
@@ -85,14 +85,14 @@ export function parseRestrictions(
         problem(table);
         continue;
       }
-      restrictions.push({ name, written, argument, table });
+      restrictions.push({ name, written, argument, table, run: spec.run });
       continue;
     }
     if (spec.argument === 'dnsbl') {
       const site = parseDnsblSite(argument);
       if ('error' in site) problem(`${written} ${argument}: ${site.error}`);
       else if (site.weight !== 1 || argument.includes('*')) problem(`${written} ${argument}: a weight is for postscreen_dnsbl_sites only`);
-      else restrictions.push({ name, written, argument, site });
+      else restrictions.push({ name, written, argument, site, run: spec.run });
       continue;
     }
     const checked = spec.check?.(argument);
@@ -100,7 +100,7 @@ export function parseRestrictions(
       problem(`${written} ${argument}: ${checked}`);
       continue;
     }
-    restrictions.push({ name, written, argument });
+    restrictions.push({ name, written, argument, run: spec.run });
   }
   return { restrictions, problems };
 }
@@ -126,7 +126,7 @@ export async function evaluateRestrictions(
   for (const restriction of restrictions) {
     let result: RestrictionResult;
     try {
-      result = await RESTRICTIONS[restriction.name].run({ env, session, request, stage, restriction });
+      result = await restriction.run({ env, session, request, stage, restriction });
     } catch (err) {
       env.log.error({ event: 'smtp error', err, restriction: restriction.written }, `restriction ${restriction.written} failed`);
       return { kind: 'reject', by: restriction.written, reply: { code: 451, enhanced: '4.3.5', text: 'Server configuration error' } };

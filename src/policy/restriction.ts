@@ -3,7 +3,8 @@
  *
  * Decides: the typed result of a restriction (permit, reject with a reply, dunno, or
  * "evaluate these restriction words in place"), the facts of the command under check
- * (RestrictionRequest), the per-session memo of slow lookups (client name, FCrDNS) and
+ * (RestrictionRequest), the stage's services a restriction may use (RestrictionEnvironment),
+ * one parsed restriction and one call of it, the per-session memo of slow lookups (client name, FCrDNS) and
  * the replies Postfix composes around a restriction's text: `<what>: Client host
  * rejected: …`, `<addr>: Recipient address rejected: …` (smtpd_check.c wording).
  * Leaves to others: the catalogue of restrictions (restriction-catalogue.ts), evaluating
@@ -11,8 +12,15 @@
  * Bugs: no defer_if_permit/defer_if_reject bookkeeping (warn_if_reject neither).
  */
 import type { SmtpReply } from '../errors.js';
+import type { DnsResolver } from '../dns/resolver.js';
+import type { DnsblSite } from '../dnsbl/dnsbl-site.js';
+import type { Logger } from '../ops/log.js';
+import type { LookupTable } from '../tables/lookup-table.js';
 import type { RecipientAddress } from './recipient-address.js';
-import type { SpfOutcome } from './spf-check.js';
+import type { RelayPolicy } from './relay-control.js';
+import type { PolicyServiceClient } from './policy-service.js';
+import type { SpfOutcome, SpfVerifier } from './spf-check.js';
+import type { RecipientVerifier } from './address-verify.js';
 
 /** The restriction lists of smtpd(8), in the order they are evaluated at RCPT TO. */
 export const RESTRICTION_STAGES = ['client', 'helo', 'sender', 'relay', 'recipient', 'data', 'etrn'] as const;
@@ -96,4 +104,75 @@ export function rejectReply(code: number, enhanced: string, what: string, subjec
   // The class digit of the enhanced code follows the reply code (RFC 3463 §2).
   status = `${String(code)[0]}${status.slice(1)}`;
   return { code, enhanced: status, text: `${what === '' ? '' : `<${what}>: `}${subject} rejected: ${detail}` };
+}
+
+/** What restrictions may use besides the request: settings and services of the stage. */
+export interface RestrictionEnvironment {
+  readonly relay: RelayPolicy;
+  readonly relayRecipientMaps: readonly LookupTable[];
+  /** `smtpd_access_maps` is in parent_domain_matches_subdomains: `example.com` also matches sub.example.com. */
+  readonly accessMapsMatchSubdomains: boolean;
+  readonly rblReplyMaps: readonly LookupTable[];
+  /** virtual_alias_maps: a recipient with an alias is listed (reject_unlisted_recipient). */
+  readonly virtualAliasMaps: readonly LookupTable[];
+  /** smtpd_restriction_classes, parsed. */
+  readonly classes: ReadonlyMap<string, readonly ParsedRestriction[]>;
+  /** An opened table by spec (for restriction words in access table answers). */
+  table(spec: string): LookupTable | string;
+  readonly resolver: DnsResolver;
+  readonly log: Logger;
+  /** The client of check_policy_service for `target` (inet:host:port or unix:path). */
+  policyService(target: string): PolicyServiceClient;
+  /** SPF for reject_spf_fail; undefined: the restriction answers dunno and logs once. */
+  readonly spf: SpfVerifier | undefined;
+  /** Address verification for reject_unverified_recipient. */
+  readonly verifier: RecipientVerifier | undefined;
+}
+
+/** One restriction as written in a list, with everything it needs bound at load. */
+export interface ParsedRestriction {
+  /** The catalogue name, lower case (restriction-catalogue.ts), or `restriction_class`. */
+  readonly name: string;
+  /** As written (case kept), for logs. */
+  readonly written: string;
+  readonly argument?: string;
+  /** The opened table of check_*_access. */
+  readonly table?: LookupTable;
+  /** The `domain[=filter]` of reject_rbl_client / permit_dnswl_client, parsed at load. */
+  readonly site?: DnsblSite;
+  /** What the restriction does (its catalogue entry's function). */
+  readonly run: (call: RestrictionCall) => Promise<RestrictionResult> | RestrictionResult;
+}
+
+/** One evaluation of one restriction. */
+export interface RestrictionCall {
+  readonly env: RestrictionEnvironment;
+  readonly session: RestrictionSession;
+  readonly request: RestrictionRequest;
+  readonly stage: RestrictionStage;
+  readonly restriction: ParsedRestriction;
+}
+
+/** The `<what>` and subject Postfix names in a reply from a list of `stage`. */
+export function subjectOf(call: Pick<RestrictionCall, 'stage' | 'request'>): { what: string; subject: Parameters<typeof rejectReply>[3] } {
+  const request = call.request;
+  switch (call.stage) {
+    case 'client':
+      return { what: `unknown[${request.client.address}]`, subject: 'Client host' };
+    case 'helo':
+      return { what: request.helo, subject: 'Helo command' };
+    case 'sender':
+      return { what: request.sender ?? '', subject: 'Sender address' };
+    case 'relay':
+    case 'recipient':
+      return { what: request.recipient?.address ?? '', subject: 'Recipient address' };
+    case 'data':
+      return { what: 'DATA', subject: 'Data command' };
+    case 'etrn':
+      return { what: request.etrnDomain ?? '', subject: 'Etrn command' };
+    default: {
+      const never: never = call.stage;
+      throw new Error(`unknown restriction stage ${String(never)}`);
+    }
+  }
 }

@@ -19,7 +19,7 @@ import type { ScreenVerdict } from '../screen/verdict.js';
 import { lookupClientNames } from './client-hostname.js';
 import type { PolicyServiceClient } from './policy-service.js';
 import type { ClientNames, RestrictionRequest, RestrictionSession } from './restriction.js';
-import type { RestrictionEnvironment } from './restriction-catalogue.js';
+import type { RestrictionEnvironment } from './restriction.js';
 import type { PolicyConnection } from './smtpd-connection.js';
 import type { SmtpdSettings } from './smtpd-settings.js';
 import type { SpfOutcome } from './spf-check.js';

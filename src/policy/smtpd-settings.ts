@@ -19,7 +19,7 @@ import type { TransportSettings } from '../delivery/transport.js';
 import type { LookupTable } from '../tables/lookup-table.js';
 import type { RelayPolicy } from './relay-control.js';
 import { RESTRICTION_STAGES, type RestrictionStage } from './restriction.js';
-import type { ParsedRestriction } from './restriction-catalogue.js';
+import type { ParsedRestriction } from './restriction.js';
 import { parseRestrictions } from './restriction-list.js';
 import type { VerifySettings } from './address-verify.js';
 import type { ProtocolRules } from './smtpd-connection.js';

@@ -28,7 +28,7 @@ import type { QueueWriter } from '../queue/envelope.js';
 import type { ScreenVerdict } from '../screen/verdict.js';
 import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js';
 import { countReply, SMTPD_SERVER_REPLY_OPTIONS, smtpServerText, toSmtpServerError } from './smtp-reply-adapter.js';
-import type { RestrictionEnvironment } from './restriction-catalogue.js';
+import type { RestrictionEnvironment } from './restriction.js';
 import { evaluateRestrictions } from './restriction-list.js';
 import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
 import { createSpfVerifier } from './spf-check.js';

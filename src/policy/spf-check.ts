@@ -15,7 +15,7 @@
 import { spf } from 'mailauth/lib/spf/index.js';
 import { DnsError, type DnsResolver } from '../dns/resolver.js';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
-import type { RestrictionCall } from './restriction-catalogue.js';
+import type { RestrictionCall } from './restriction.js';
 
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
 

@@ -12,7 +12,7 @@
  */
 import { DnsError } from '../dns/resolver.js';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
-import type { RestrictionCall } from './restriction-catalogue.js';
+import type { RestrictionCall } from './restriction.js';
 
 export type DomainStatus = 'known' | 'null-mx' | 'unknown' | 'temporary';
 
