@@ -70,27 +70,51 @@ export function isFinished(state: DeliveryState): boolean {
 }
 
 /**
- * Reads a state file's text. Returns undefined when it is not a state of message `id`
- * with the envelope's recipients (the caller then starts over from the initial state:
- * at-least-once, a duplicate is allowed, a loss is not).
+ * The shape check of a state file's text, without an envelope to hold it against: a
+ * state of message `id` whose recipients have an address, a known status and a count.
+ * undefined for anything else. Never throws.
  */
-export function decodeDeliveryState(text: string, id: string, envelope: Envelope): DeliveryState | undefined {
+function parseDeliveryState(text: string, id: string): DeliveryState | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     return undefined;
   }
-  const state = value as Partial<DeliveryState>;
-  if (state.id !== id || typeof state.attempts !== 'number' || typeof state.nextAttempt !== 'number') return undefined;
-  if (!Array.isArray(state.recipients) || state.recipients.length !== envelope.recipients.length) return undefined;
+  const state = value as Partial<DeliveryState> | null;
+  if (state === null || typeof state !== 'object' || state.id !== id || typeof state.attempts !== 'number' || typeof state.nextAttempt !== 'number') return undefined;
+  if (!Array.isArray(state.recipients)) return undefined;
   const ok = state.recipients.every(
-    (recipient, index) =>
-      recipient?.address === envelope.recipients[index]!.address &&
-      (RECIPIENT_STATUSES as readonly string[]).includes(recipient.status) &&
-      typeof recipient.attempts === 'number',
+    (recipient: Partial<RecipientState> | null) =>
+      recipient !== null && typeof recipient === 'object' && typeof recipient.address === 'string' && (RECIPIENT_STATUSES as readonly string[]).includes(recipient.status ?? '') && typeof recipient.attempts === 'number',
   );
   return ok ? (state as DeliveryState) : undefined;
+}
+
+/**
+ * Reads a state file's text. Returns undefined when it is not a state of message `id`
+ * with the envelope's recipients (the caller then starts over from the initial state:
+ * at-least-once, a duplicate is allowed, a loss is not).
+ */
+export function decodeDeliveryState(text: string, id: string, envelope: Envelope): DeliveryState | undefined {
+  const state = parseDeliveryState(text, id);
+  if (!state || state.recipients.length !== envelope.recipients.length) return undefined;
+  return state.recipients.every((recipient, index) => recipient.address === envelope.recipients[index]!.address) ? state : undefined;
+}
+
+/**
+ * What the scheduler needs of a state file's text without the queue file (spool.ts
+ * readSchedule): the next attempt time (ms, 0 = now) and the lower-case domains of the
+ * recipients still undelivered. undefined when the text is not a state of `id`.
+ */
+export function scheduleOfState(text: string, id: string): { nextAttempt: number; domains: string[] } | undefined {
+  const state = parseDeliveryState(text, id);
+  if (!state) return undefined;
+  const domains = new Set<string>();
+  for (const recipient of state.recipients) {
+    if (isUndelivered(recipient)) domains.add(recipient.address.slice(recipient.address.lastIndexOf('@') + 1).toLowerCase());
+  }
+  return { nextAttempt: state.nextAttempt, domains: [...domains] };
 }
 
 /** The state file's text. */

@@ -26,7 +26,7 @@ import { Readable } from 'node:stream';
 import type { CommitOptions, Envelope, IncomingMessage, QueueWriter } from './envelope.js';
 import { bodyLengthPatch, encodeEndRecord, encodeQueueFileHead, readQueueFile, readQueueFileHead, verifyQueueFile, type LoadedQueueFile, type QueueFileHead } from './queue-file.js';
 import { isQueueId, newQueueId } from './queue-id.js';
-import { decodeDeliveryState, encodeDeliveryState, type DeliveryState } from './delivery-state.js';
+import { decodeDeliveryState, encodeDeliveryState, scheduleOfState, type DeliveryState } from './delivery-state.js';
 import { MxError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../ops/log.js';
@@ -199,17 +199,7 @@ export class Spool implements QueueWriter {
     } catch {
       return undefined;
     }
-    try {
-      const state = JSON.parse(text) as Partial<DeliveryState>;
-      if (typeof state.nextAttempt !== 'number' || !Array.isArray(state.recipients)) return undefined;
-      const domains = new Set<string>();
-      for (const recipient of state.recipients) {
-        if (recipient.status === 'pending' || recipient.status === 'deferred') domains.add(recipient.address.slice(recipient.address.lastIndexOf('@') + 1).toLowerCase());
-      }
-      return { nextAttempt: state.nextAttempt, domains: [...domains] };
-    } catch {
-      return undefined;
-    }
+    return scheduleOfState(text, id);
   }
 
   /** The head after checking the whole file (size and END record). Throws ERR_QUEUE_CORRUPT, or the fs error. */
