@@ -8,8 +8,9 @@
  * connections in the screen stage (postscreen.c `client_info->concurrency`: a connection
  * handed to smtpd no longer counts; mynetworks is not exempt, as in postscreen); refuse a
  * handover with 421 4.3.2 at postscreen_post_queue_limit open sessions. Stress mode: on at
- * 90% of the pre-queue limit, off at 70%; greet wait and command time limit then take the
- * fixed values of Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
+ * 90% of the pre-queue limit, off at 70% (postscreen.c: `.9 * limit` and `.7 * limit`
+ * truncated to whole connections); greet wait and command time limit then take the fixed
+ * values of Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
  * Leaves to others: sending the reply and logging the refusal (screener.ts); the smtpd
  * stage's own count and rate limits (policy/smtpd-client-limits.ts).
  * Bugs: counts are per process (README "Design", More than one core); the pre-queue limit is
@@ -137,16 +138,19 @@ export class ConnectionLimits {
     else this.#perClient.delete(address);
   }
 
-  /** Stress mode: on at ≥ 90% of the pre-queue limit, off at ≤ 70%. */
+  /**
+   * Stress mode: on at ≥ ⌊0.9 × limit⌋ connections (at least 1), off at ≤ ⌊0.7 × limit⌋
+   * (postscreen.c psc_hiwat_check_queue_length, psc_lowat_check_queue_length).
+   */
   #checkStress(): void {
     const limit = this.#settings.preQueueLimit;
     if (limit <= 0) return;
     const count = this.#screening;
-    if (!this.#stress && count >= Math.ceil(limit * 0.9)) {
+    if (!this.#stress && count >= Math.max(1, Math.trunc(limit * 0.9))) {
       this.#stress = true;
       this.#deps.metrics.stressMode.set(1);
       this.#deps.log.warn({ event: 'STRESS', stress: true, connections: count }, `entering STRESS mode with ${count} connections`);
-    } else if (this.#stress && count <= Math.floor(limit * 0.7)) {
+    } else if (this.#stress && count <= Math.trunc(limit * 0.7)) {
       this.#stress = false;
       this.#deps.metrics.stressMode.set(0);
       this.#deps.log.info({ event: 'STRESS', stress: false, connections: count }, `leaving STRESS mode with ${count} connections`);

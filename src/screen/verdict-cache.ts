@@ -8,9 +8,10 @@
  * expired, so a returning client whose tests are re-run logs PASS OLD, not PASS NEW.
  * `VerdictCache` is an interface so that a store shared by several processes or by
  * mx1/mx2 (README "Design", More than one core) can implement it; `LruVerdictCache` is the
- * in-process one, bounded by entries (mxscreen_verdict_cache_size), on the injected Clock,
- * with a cleanup (postscreen_cache_cleanup_interval) that works in slices between
- * event-loop turns so it never blocks it.
+ * in-process one, bounded by entries (mxscreen_verdict_cache_size), on the injected Clock:
+ * a record past its retention is removed when it is looked up, or by the cleanup
+ * (postscreen_cache_cleanup_interval), which works in slices between event-loop turns so
+ * it never blocks it.
  * Leaves to others: when to read and write (screener.ts, deep-tests.ts).
  */
 import { LRUCache } from 'lru-cache';
@@ -28,7 +29,7 @@ export interface VerdictCache {
   get(ip: string): CacheRecord | undefined;
   /** Stores `record` for `ip`, replacing the previous one. */
   set(ip: string, record: CacheRecord): void;
-  /** Records held, expired ones within their retention time included. */
+  /** Records held: expired ones within their retention time included, and ones past it until a lookup or cleanup removes them. */
   readonly size: number;
 }
 
@@ -74,14 +75,9 @@ export class LruVerdictCache implements VerdictCache {
   constructor(options: { maxEntries: number; clock: Clock; retentionMs?: number }) {
     this.clock = options.clock;
     this.retentionMs = Math.max(0, options.retentionMs ?? 0);
-    this.records = new LRUCache<string, CacheRecord>({
-      max: Math.max(1, options.maxEntries),
-      // Entries vanish after their last expiry plus retention; lru-cache reads time from our clock.
-      ttl: 1,
-      ttlAutopurge: false,
-      ttlResolution: 0, // read our clock on every check; no timers of its own
-      perf: { now: () => options.clock.now() },
-    });
+    // No lru-cache TTL: whether a record is past its retention is decided here alone (stale()),
+    // so that cleanup() sees every record (lru-cache's keys() skips the entries it deems stale).
+    this.records = new LRUCache<string, CacheRecord>({ max: Math.max(1, options.maxEntries) });
   }
 
   /** True when `record` is past its last expiry plus the retention time at `now`. */
@@ -104,7 +100,7 @@ export class LruVerdictCache implements VerdictCache {
       this.records.delete(ip);
       return;
     }
-    this.records.set(ip, record, { ttl: lastExpiry(record) + this.retentionMs - now });
+    this.records.set(ip, record);
   }
 
   /** Number of records held (for tests and the mxscreen_screen_cache_entries gauge). */
@@ -124,7 +120,7 @@ export class LruVerdictCache implements VerdictCache {
       if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       const now = this.clock.now();
       for (const key of keys.slice(start, start + CLEANUP_SLICE)) {
-        const record = this.records.peek(key, { allowStale: true });
+        const record = this.records.peek(key);
         if (record !== undefined && this.stale(record, now)) {
           this.records.delete(key);
           removed++;
