@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EARLY_TEST_SPACING_MS, SELF_TEST_INTERVAL_MS } from '../../src/screen/dnsbl-health.js';
 import { reverseName } from '../../src/dns/reverse-name.js';
-import { queryDnsbl } from '../../src/screen/dnsbl.js';
+import { queryDnsbl } from '../../src/dnsbl/dnsbl-query.js';
 import { EVENT_BOUND_MS, GREET_WAIT_MS, manualSettings, sites, startManualScreen, until, type ManualScreen } from './manual-screen.js';
 
 

@@ -20,7 +20,7 @@ import type { DnsResolver } from '../../src/dns/resolver.js';
 import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { DnsblHealth } from '../../src/screen/dnsbl-health.js';
-import { parseDnsblSite, type DnsblSite } from '../../src/screen/dnsbl-site.js';
+import { parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
 import { SmtpListener } from '../../src/screen/listener.js';
 import { Screener, screenSettingsFromConfig, type ScreenSettings } from '../../src/screen/screener.js';
 import { LruVerdictCache } from '../../src/screen/verdict-cache.js';
