@@ -115,37 +115,28 @@ async function withGate(l: SmtpdClientLimits, fn: (port: number, started: Socket
   }
 }
 
-test('gate: a refused connection gets the 421 instead of the greeting, logged at warn as smtpd does; the session never starts', async () => {
-  const { limits: l, lines, metrics } = limits({ connectionCountLimit: 1 });
-  await withGate(l, async (port, started) => {
-    const first = await connectClient({ port, localAddress: '127.0.40.1' });
-    assert.equal(await first.readLine(1000), '220 session');
-    const second = await connectClient({ port, localAddress: '127.0.40.1' });
-    assert.equal(await second.readLine(1000), '421 4.7.0 mx1.example.net Error: too many connections from 127.0.40.1');
-    await second.waitForEnd(1000);
-    assert.equal(started.length, 1);
-    const warning = lines.find((line) => line.event === 'Connection concurrency limit exceeded');
-    assert.equal(warning?.level, 'warn');
-    assert.equal(warning?.msg, 'Connection concurrency limit exceeded: 2 from unknown[127.0.40.1] for service smtpd');
-    assert.equal((await metrics.smtpReplies.get()).values.find((v) => v.labels.code === '421')?.value, 1);
-    await first.close();
-    for (let i = 0; i < 200 && l.openConnections('127.0.40.1') > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-    assert.equal(l.openConnections('127.0.40.1'), 0, 'the slot is released when the session socket closes');
-  });
-});
+const GATE_CASES: { name: string; input: Partial<SmtpdClientLimitSettings>; want: { event: string } }[] = [
+  { name: 'past smtpd_client_connection_count_limit', input: { connectionCountLimit: 1 }, want: { event: 'Connection concurrency limit exceeded' } },
+  { name: 'past smtpd_client_connection_rate_limit', input: { connectionRateLimit: 1 }, want: { event: 'Connection rate limit exceeded' } },
+];
 
-test('gate: past smtpd_client_connection_rate_limit the connection gets the 421, logged at warn "Connection rate limit exceeded"', async () => {
-  const { limits: l, lines } = limits({ connectionRateLimit: 1 });
-  await withGate(l, async (port, started) => {
-    const first = await connectClient({ port, localAddress: '127.0.40.1' });
-    assert.equal(await first.readLine(1000), '220 session');
-    const second = await connectClient({ port, localAddress: '127.0.40.1' });
-    assert.equal(await second.readLine(1000), '421 4.7.0 mx1.example.net Error: too many connections from 127.0.40.1');
-    await second.waitForEnd(1000);
-    assert.equal(started.length, 1);
-    const warning = lines.find((line) => line.event === 'Connection rate limit exceeded');
-    assert.equal(warning?.level, 'warn');
-    assert.equal(warning?.msg, 'Connection rate limit exceeded: 2 from unknown[127.0.40.1] for service smtpd');
-    await first.close();
+for (const { name, input, want } of GATE_CASES) {
+  test(`gate: ${name}, a connection gets the 421 instead of the greeting, logged at warn "${want.event}" as smtpd does; the session never starts`, async () => {
+    const { limits: l, lines, metrics } = limits(input);
+    await withGate(l, async (port, started) => {
+      const first = await connectClient({ port, localAddress: '127.0.40.1' });
+      assert.equal(await first.readLine(1000), '220 session');
+      const second = await connectClient({ port, localAddress: '127.0.40.1' });
+      assert.equal(await second.readLine(1000), '421 4.7.0 mx1.example.net Error: too many connections from 127.0.40.1');
+      await second.waitForEnd(1000);
+      assert.equal(started.length, 1);
+      const warning = lines.find((line) => line.event === want.event);
+      assert.equal(warning?.level, 'warn');
+      assert.equal(warning?.msg, `${want.event}: 2 from unknown[127.0.40.1] for service smtpd`);
+      assert.equal((await metrics.smtpReplies.get()).values.find((v) => v.labels.code === '421')?.value, 1);
+      await first.close();
+      for (let i = 0; i < 200 && l.openConnections('127.0.40.1') > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      assert.equal(l.openConnections('127.0.40.1'), 0, 'the slot is released when the session socket closes');
+    });
   });
-});
+}
