@@ -4,8 +4,11 @@
  *
  * Decides: the order in which the stages start and stop (queue first up, last down, so
  * that a message the policy stage said 250 to always has a queue manager behind it) and
- * what a reload may change (settings and tables of every stage; not the listen
- * addresses or the queue directory, which need a restart and are logged as such).
+ * what a reload may change: settings and tables of every stage, the DNS servers and time
+ * limit (mxscreen_dns_servers, postscreen_dnsbl_timeout), the cache cleanup interval;
+ * a changed parameter marked `reload: 'restart'` in the catalogue (listen addresses,
+ * queue directory, verdict cache size and retention) keeps its old value and is logged,
+ * one WARN line each, as taking effect after a restart.
  * Leaves to others: everything the stages decide (screen/, policy/, queue/, delivery/).
  * Bugs: one process runs all stages; README "Design", More than one core, is a later step.
  */
@@ -16,7 +19,9 @@ import { SourceWatcher } from './config/config-watch.js';
 import type { Config } from './config/value.js';
 import { ConfigError, formatProblem, type ConfigProblem } from './errors.js';
 import type { DnsResolver } from './dns/resolver.js';
-import { createNodeResolver } from './dns/node-resolver.js';
+import type { NodeResolverOptions } from './dns/node-resolver.js';
+import { ReloadableResolver } from './dns/reloadable-resolver.js';
+import { restartOnlyChanges } from './config/reload-check.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
@@ -35,7 +40,11 @@ import { queueSettingsFromConfig, type QueueSettings } from './queue/queue-setti
 export interface MxscreenOptions {
   /** Path of main.cf. */
   readonly configFile: string;
-  /** DNS resolver; default: node:dns against `mxscreen_dns_servers`. Tests inject one. */
+  /**
+   * DNS resolver; default: node:dns against `mxscreen_dns_servers` with the time limit
+   * `postscreen_dnsbl_timeout`, rebuilt when a reload changes either. Tests inject one
+   * (then a reload does not change it).
+   */
   readonly resolver?: DnsResolver;
   readonly clock?: Clock;
   /** Where JSON log lines go; default stdout. */
@@ -132,9 +141,9 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
   const clock = options.clock ?? systemClock;
   const log = createLogger({ destination: options.logDestination });
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
-  const resolver =
-    options.resolver ??
-    createNodeResolver({ servers: config.get('mxscreen_dns_servers'), timeoutMs: config.get('postscreen_dnsbl_timeout') });
+  const dnsOptions = (from: Config): NodeResolverOptions => ({ servers: from.get('mxscreen_dns_servers'), timeoutMs: from.get('postscreen_dnsbl_timeout') });
+  let reloadableResolver: ReloadableResolver | undefined;
+  const resolver: DnsResolver = options.resolver ?? (reloadableResolver = new ReloadableResolver(dnsOptions(config)));
 
   const queueSettings = settings.queue;
   const spool = await Spool.open(queueSettings.directory, { log, metrics, clock });
@@ -160,17 +169,24 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     clock,
     log,
     metrics,
-    timeoutMs: config.get('postscreen_dnsbl_timeout'),
+    // postscreen_dnsbl_timeout as the last reload left it.
+    get timeoutMs() {
+      return screenSettings.dnsblTimeoutMs;
+    },
     displayName: (domain) => dnsblDisplayName(screenSettings.dnsblReplyMap, domain),
   });
   health.setSites(screenSettings.dnsblSites);
   health.start();
-  // postscreen_cache_cleanup_interval: the cleanup runs in slices, never blocking the event loop.
+  // postscreen_cache_cleanup_interval: the cleanup runs in slices, never blocking the event
+  // loop. A reload that changes the interval starts it over from the reload.
   let cleanupTimer: { cancel(): void } | undefined;
   const scheduleCleanup = () => {
+    cleanupTimer?.cancel();
+    cleanupTimer = undefined;
     const interval = config.get('postscreen_cache_cleanup_interval');
     if (interval <= 0) return;
     cleanupTimer = clock.setTimer(interval, () => {
+      cleanupTimer = undefined;
       void cache.cleanup().then(({ kept }) => {
         metrics.cacheEntries.set(kept);
         scheduleCleanup();
@@ -223,15 +239,14 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
       try {
         next = loadConfig(options.configFile);
         nextSettings = stageSettingsFromConfig(next);
+        reloadableResolver?.configure(dnsOptions(next));
       } catch (error) {
         const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [String(error)];
         log.error({ event: 'RELOAD FAILED', problems }, 'reload failed, keeping the running configuration');
         return false;
       }
-      for (const name of ['mxscreen_listen', 'mxscreen_metrics_listen', 'queue_directory'] as const) {
-        if (String(next.get(name)) !== String(config.get(name))) {
-          log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
-        }
+      for (const name of restartOnlyChanges(config, next)) {
+        log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
       }
       screener.setSettings(nextSettings.screen);
       screenSettings = nextSettings.screen;
@@ -239,7 +254,9 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
       smtpd.setSettings(nextSettings.smtpd);
       clientLimits.setSettings(nextSettings.smtpdClientLimits);
       queue.setSettings(nextSettings.queue);
+      const cleanupChanged = next.get('postscreen_cache_cleanup_interval') !== config.get('postscreen_cache_cleanup_interval');
       config = next;
+      if (cleanupChanged) scheduleCleanup();
       watcher?.setFiles(configSources(next));
       log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
       return true;

@@ -3,8 +3,9 @@
  *
  * Decides: each parameter's name, kind (how its main.cf text is read), default (written
  * in main.cf syntax, Postfix's default where Postfix has the parameter, see postconf(5)),
- * default time unit, old names accepted as aliases, and a one-line doc. The README's
- * parameter table is checked against this list by a test.
+ * default time unit, old names accepted as aliases, a one-line doc, and whether a reload
+ * can apply a change (`reload: 'restart'` when it cannot). The README's parameter table is
+ * checked against this list by a test.
  * Leaves to others: reading main.cf (main-cf.ts), turning text into typed values
  * (config.ts) and what each stage does with them.
  * Bugs: a parameter not listed here is a configuration error, by design (README "Design", Configuration).
@@ -35,24 +36,30 @@ export interface ParameterSpec {
   /** Old names Postfix still accepts for this parameter. */
   readonly aliases?: readonly string[];
   readonly doc: string;
+  /**
+   * `restart`: a running mxscreen cannot apply a change, and a reload logs the parameter
+   * as needing a restart (main.ts, reload-check.ts). Absent: a reload (SIGHUP, an edit
+   * of main.cf) applies the new value to new sessions, queue runs and deliveries.
+   */
+  readonly reload?: 'restart';
 }
 
 export const CATALOGUE = [
   // --- identity and networks ---
   { name: 'myhostname', kind: 'string', default: '', doc: 'Internet host name of this mail system; empty means the machine host name.' },
-  { name: 'mydomain', kind: 'string', default: 'localdomain', doc: 'Internet domain name of this mail system.' },
+  { name: 'mydomain', kind: 'string', default: 'localdomain', doc: 'Internet domain name of this mail system; used only where a value names $mydomain (mxscreen has no myorigin or mydestination).' },
   { name: 'mail_name', kind: 'string', default: 'mxscreen', doc: 'Mail system name used in smtpd_banner and in Received: headers.' },
   { name: 'mynetworks', kind: 'match-list', default: '127.0.0.0/8, [::1]/128', doc: 'Trusted SMTP clients (network/mask or table); they may relay and pass permit_mynetworks.' },
   { name: 'config_directory', kind: 'string', default: '', doc: 'Directory of main.cf (set automatically; for $config_directory in table names).' },
   { name: 'data_directory', kind: 'string', default: '/var/lib/postfix', doc: 'Accepted for compatibility; directory of Postfix data files (relative paths: the config directory).' },
-  { name: 'queue_directory', kind: 'string', default: '/var/spool/mxscreen', doc: 'Queue directory (incoming, active, deferred, corrupt); relative to the config directory when not absolute.' },
-  { name: 'parent_domain_matches_subdomains', kind: 'list', default: 'debug_peer_list, fast_flush_domains, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients, relay_domains, smtpd_access_maps', doc: 'Parameters in which a domain also matches its subdomains (Postfix default before compatibility level 3.6).' },
+  { name: 'queue_directory', kind: 'string', default: '/var/spool/mxscreen', doc: 'Queue directory (incoming, active, deferred, corrupt); relative to the config directory when not absolute.', reload: 'restart' },
+  { name: 'parent_domain_matches_subdomains', kind: 'list', default: 'fast_flush_domains, relay_domains, smtpd_access_maps', doc: 'Parameters in which example.com also matches its subdomains; mxscreen honours fast_flush_domains, relay_domains, smtpd_access_maps (check_*_access tables) and transport_maps, other names change nothing (Postfix before compatibility level 3.6 also lists debug_peer_list, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients: mxscreen lacks them or matches mynetworks by address only).' },
 
   // --- mxscreen extensions: what Postfix keeps outside main.cf ---
-  { name: 'mxscreen_listen', kind: 'list', default: '0.0.0.0:25', doc: 'SMTP listen addresses, host:port ([::1]:port for IPv6); the screener owns these sockets (master.cf smtp inet).' },
-  { name: 'mxscreen_metrics_listen', kind: 'string', default: '127.0.0.1:9125', doc: 'host:port of the Prometheus /metrics endpoint; empty disables it.' },
+  { name: 'mxscreen_listen', kind: 'list', default: '0.0.0.0:25', doc: 'SMTP listen addresses, host:port ([::1]:port for IPv6); the screener owns these sockets (master.cf smtp inet).', reload: 'restart' },
+  { name: 'mxscreen_metrics_listen', kind: 'string', default: '127.0.0.1:9125', doc: 'host:port of the Prometheus /metrics endpoint; empty disables it.', reload: 'restart' },
   { name: 'mxscreen_dns_servers', kind: 'list', default: '', doc: 'DNS servers for DNSBL and delivery lookups, ip[:port]; empty means the system resolver.' },
-  { name: 'mxscreen_verdict_cache_size', kind: 'integer', default: '100000', doc: 'Maximum number of clients kept in the postscreen verdict cache (entries).' },
+  { name: 'mxscreen_verdict_cache_size', kind: 'integer', default: '100000', doc: 'Maximum number of clients kept in the postscreen verdict cache (entries).', reload: 'restart' },
   { name: 'mxscreen_shutdown_timeout', kind: 'time', default: '30s', unit: 's', doc: 'On SIGTERM, how long open SMTP sessions may go on before they are closed.' },
 
   // --- postscreen(8) ---
@@ -69,7 +76,7 @@ export const CATALOGUE = [
   { name: 'postscreen_dnsbl_max_ttl', kind: 'time', default: '1h', unit: 's', doc: 'Upper bound of the time a passed DNSBL test stays valid.' },
   { name: 'postscreen_dnsbl_timeout', kind: 'time', default: '10s', unit: 's', doc: 'Time limit of a DNSBL query; a timeout counts as not listed.' },
   { name: 'postscreen_cache_map', kind: 'string', default: 'btree:$data_directory/postscreen_cache', doc: 'Accepted for compatibility; any map type means the built-in in-process verdict cache.' },
-  { name: 'postscreen_cache_retention_time', kind: 'time', default: '7d', unit: 'd', doc: 'How long an expired verdict cache record is kept, so a returning client is logged PASS OLD, not PASS NEW.' },
+  { name: 'postscreen_cache_retention_time', kind: 'time', default: '7d', unit: 'd', doc: 'How long an expired verdict cache record is kept, so a returning client is logged PASS OLD, not PASS NEW.', reload: 'restart' },
   { name: 'postscreen_cache_cleanup_interval', kind: 'time', default: '12h', unit: 's', doc: 'Time between verdict cache cleanups (in slices that never block the event loop); 0 disables them.' },
   { name: 'postscreen_dnsbl_allowlist_threshold', kind: 'integer', default: '0', aliases: ['postscreen_dnsbl_whitelist_threshold'], doc: 'A negative DNSBL rank at or below which a client skips the other tests (marked passed); 0 disables it.' },
   { name: 'postscreen_dnsbl_reply_map', kind: 'tables', default: '', doc: 'Tables from a DNSBL domain (with a secret key) to the name shown in replies and INFO log lines.' },

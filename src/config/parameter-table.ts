@@ -1,7 +1,8 @@
 /*
  * parameter-table — the README's table of supported parameters, rendered from the catalogue.
  *
- * Decides: the Markdown form of the catalogue (name, default, doc, old names), so the
+ * Decides: the Markdown form of the catalogue (name, default, doc, old names, and for a
+ * parameter marked `reload: 'restart'` that a reload does not apply it), so the
  * README cannot drift from the code: a test compares the README section with this output
  * (regenerate with `node dist/src/config/parameter-table.js`).
  * Leaves to others: the catalogue's content.
@@ -22,7 +23,8 @@ export function renderParameterTable(): string {
     const aliases = spec.aliases?.length ? ` (old name: ${spec.aliases.map((n) => `\`${n}\``).join(', ')})` : '';
     const names = `\`${spec.name}\`${aliases}`;
     const value = spec.default === '' ? '(empty)' : `\`${cell(spec.default)}\``;
-    return `| ${names} | ${value} | ${cell(spec.doc)} |`;
+    const doc = spec.reload === 'restart' ? `${spec.doc} Takes effect after a restart (a reload logs the change).` : spec.doc;
+    return `| ${names} | ${value} | ${cell(doc)} |`;
   });
   return [TABLE_BEGIN, '| parameter | default | meaning |', '|---|---|---|', ...rows, TABLE_END, ''].join('\n');
 }

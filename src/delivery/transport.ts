@@ -2,7 +2,8 @@
  * transport — which nexthop a recipient goes to (Postfix trivial-rewrite + transport(5)).
  *
  * Decides: the lookup order in transport_maps (full address, then the domain, then its
- * parent domains as `.domain` entries, then `*`; keys lower-cased); the meaning of a
+ * parent domains as `.domain` entries, or as `domain` entries when transport_maps is in
+ * parent_domain_matches_subdomains, then `*`; keys lower-cased); the meaning of a
  * result `transport:nexthop` (smtp and relay deliver over SMTP, error bounces with the
  * text, retry defers with it; `[host]` means no MX lookup, `:port` a port or service
  * name, an empty nexthop the recipient's domain); the fallback `relayhost`, then the
@@ -11,8 +12,7 @@
  * transport unavailable").
  * Leaves to others: MX and address lookup (mx-lookup.ts), the SMTP dialogue (smtp-delivery.ts).
  * A nexthop list `smtp:[a]:25, b` (Postfix 3.5+) is tried in order (`also`).
- * Bugs: no recipient_delimiter (user+ext@ keys), no `transport_maps` in
- * parent_domain_matches_subdomains (Postfix default: not there).
+ * Bugs: no recipient_delimiter (user+ext@ keys).
  */
 import type { LookupTable } from '../tables/lookup-table.js';
 
@@ -45,6 +45,11 @@ export interface TransportSettings {
   readonly transportMaps: readonly LookupTable[];
   /** relayhost, `[host]:port`, `host:port` or `host`; empty for none. */
   readonly relayhost: string;
+  /**
+   * transport_maps is in parent_domain_matches_subdomains (postconf(5); Postfix default:
+   * not there): an entry `example.com` also routes its subdomains, `.example.com` is not looked up.
+   */
+  readonly transportMapsMatchSubdomains?: boolean;
 }
 
 /** Port numbers of the service names a nexthop may use (services(5)). */
@@ -57,7 +62,7 @@ const SERVICES: Readonly<Record<string, number>> = { smtp: 25, submission: 587, 
  */
 export function resolveNexthop(recipient: string, settings: TransportSettings): Nexthop {
   const domain = recipientDomain(recipient);
-  const entry = lookupTransport(recipient, domain, settings.transportMaps);
+  const entry = lookupTransport(transportKeys(recipient, domain, settings.transportMapsMatchSubdomains ?? false), settings.transportMaps);
   if (entry !== undefined) return parseTransportEntry(entry, domain);
   if (settings.relayhost.trim()) return parseSmtpNexthopList('smtp', settings.relayhost.trim(), domain, `relayhost = ${settings.relayhost}`);
   return parseSmtpNexthopList('smtp', '', domain, 'recipient domain');
@@ -71,23 +76,24 @@ export function recipientDomain(address: string): string {
 
 /**
  * The transport(5) keys for a recipient, in lookup order: `user@domain`, `domain`,
- * `.parent.domain` … `.tld`, `*`.
+ * `.parent.domain` … `.tld` (with `parentStyle`: `parent.domain` … `tld`), `*`.
  */
-export function transportKeys(recipient: string, domain: string): string[] {
+export function transportKeys(recipient: string, domain: string, parentStyle = false): string[] {
   const keys = [recipient.toLowerCase()];
   if (domain) {
     keys.push(domain);
     // `.example.com` matches any subdomain of example.com (transport(5)), so a.b.example.com
-    // tries `.b.example.com`, `.example.com`, `.com`, nearest first.
+    // tries `.b.example.com`, `.example.com`, `.com`, nearest first; in parent style
+    // `b.example.com`, `example.com`, `com`.
     const labels = domain.split('.');
-    for (let i = 1; i < labels.length; i += 1) keys.push(`.${labels.slice(i).join('.')}`);
+    for (let i = 1; i < labels.length; i += 1) keys.push(`${parentStyle ? '' : '.'}${labels.slice(i).join('.')}`);
   }
   keys.push('*');
   return keys;
 }
 
-function lookupTransport(recipient: string, domain: string, tables: readonly LookupTable[]): string | undefined {
-  for (const key of transportKeys(recipient, domain)) {
+function lookupTransport(keys: readonly string[], tables: readonly LookupTable[]): string | undefined {
+  for (const key of keys) {
     for (const table of tables) {
       const value = table.lookup(key);
       if (value !== undefined) return value.trim();

@@ -9,6 +9,8 @@
  * then `450 4.1.1 … unverified address: Address verification in progress`; at most
  * mxscreen_verify_probe_limit probes per nexthop, beyond that that 450 at once (a dictionary
  * attack becomes 450s, not probes); undeliverable: unverified_recipient_reject_code.
+ * A reload applies new settings at once (setSettings): ages are judged by the current
+ * times, and a smaller mxscreen_verify_cache_size drops the least recently used entries.
  * Leaves to others: the probe (verify-probe.ts); the metric (smtpd.ts countProbe).
  * Bugs: `unknown` probe results (4xx, timeouts) are not cached: the next RCPT probes again.
  */
@@ -67,18 +69,40 @@ const CACHE_FILE = 'verify_cache.json';
 
 /** The verify(8) service of this process. */
 export class RecipientVerifier {
-  readonly #cache: LRUCache<string, CacheEntry>;
+  #settings: VerifySettings;
+  #cache: LRUCache<string, CacheEntry>;
   readonly #inflight = new Map<string, Promise<void>>();
   readonly #perNexthop = new Map<string, number>();
   #saving = false;
   #dirty = false;
 
   constructor(
-    readonly settings: VerifySettings,
+    settings: VerifySettings,
     readonly deps: VerifierDeps,
   ) {
+    this.#settings = settings;
     this.#cache = new LRUCache({ max: Math.max(1, settings.cacheSize) });
     this.#load();
+  }
+
+  /** The settings in force (the latest setSettings). */
+  get settings(): VerifySettings {
+    return this.#settings;
+  }
+
+  /**
+   * Reload: from now on every answer follows `settings`. A new mxscreen_verify_cache_size
+   * keeps the most recently used entries that fit; probes in flight finish as they are.
+   */
+  setSettings(settings: VerifySettings): void {
+    const previous = this.#settings;
+    this.#settings = settings;
+    if (Math.max(1, settings.cacheSize) === Math.max(1, previous.cacheSize)) return;
+    const resized = new LRUCache<string, CacheEntry>({ max: Math.max(1, settings.cacheSize) });
+    // entries() runs most recently used first: insert oldest first so the order is kept.
+    for (const [key, entry] of [...this.#cache.entries()].reverse()) resized.set(key, entry);
+    this.#cache = resized;
+    this.#save();
   }
 
   /** Probes started and not finished, over all nexthops. */
@@ -97,14 +121,14 @@ export class RecipientVerifier {
     if (entry !== undefined) {
       const positive = entry.status === 'deliverable';
       const age = now - entry.updated;
-      if (age < (positive ? this.settings.positiveExpire : this.settings.negativeExpire)) {
-        if (age >= (positive ? this.settings.positiveRefresh : this.settings.negativeRefresh)) this.#start(key);
+      if (age < (positive ? this.#settings.positiveExpire : this.#settings.negativeExpire)) {
+        if (age >= (positive ? this.#settings.positiveRefresh : this.#settings.negativeRefresh)) this.#start(key);
         return positive ? { kind: 'deliverable' } : { kind: 'undeliverable', text: entry.text };
       }
     }
     const probe = this.#start(key);
     if (probe === undefined) return { kind: 'in-progress' };
-    const waitMs = this.settings.pollCount * this.settings.pollDelay;
+    const waitMs = this.#settings.pollCount * this.#settings.pollDelay;
     const finished = await new Promise<boolean>((resolve) => {
       const timer = this.deps.clock.setTimer(waitMs, () => resolve(false));
       void probe.then(() => {
@@ -123,7 +147,7 @@ export class RecipientVerifier {
     if (running) return running;
     const nexthop = this.deps.nexthopOf(key);
     const count = this.#perNexthop.get(nexthop) ?? 0;
-    if (count >= this.settings.probeLimit) {
+    if (count >= this.#settings.probeLimit) {
       this.deps.countProbe?.(nexthop, 'limited');
       return undefined;
     }
@@ -158,7 +182,7 @@ export class RecipientVerifier {
     }
     try {
       const entries = JSON.parse(text) as [string, CacheEntry][];
-      for (const [key, entry] of entries.slice(-this.settings.cacheSize)) {
+      for (const [key, entry] of entries.slice(-this.#settings.cacheSize)) {
         if ((entry.status === 'deliverable' || entry.status === 'undeliverable') && typeof entry.updated === 'number') this.#cache.set(key, entry);
       }
     } catch (err) {

@@ -189,7 +189,7 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       cacheSize: config.get('mxscreen_verify_cache_size'),
       probeLimit: config.get('mxscreen_verify_probe_limit'),
     },
-    transport: { transportMaps: config.get('transport_maps'), relayhost: config.get('relayhost') },
+    transport: { transportMaps: config.get('transport_maps'), relayhost: config.get('relayhost'), transportMapsMatchSubdomains: parentMatching.includes('transport_maps') },
     content: {
       tables: {
         header_checks: config.get('header_checks'),

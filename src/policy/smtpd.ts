@@ -13,7 +13,7 @@
  * Leaves to others: settings (smtpd-settings.ts), session state (smtpd-session.ts), the RCPT
  * decision (rcpt-decision.ts), NOQUEUE lines (noqueue-reject.ts), the DATA envelope and
  * outcome (end-of-message.ts), writing the message (cleanup.ts), screening, the queue.
- * Bugs: the verify(8) cache outlives reloads; its settings change only with a restart.
+ * Also decides: the verify(8) cache outlives reloads and takes each reload's verify settings.
  */
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
@@ -148,6 +148,7 @@ export class Smtpd {
   setSettings(settings: SmtpdSettings): void {
     const previous = this.#current;
     this.#current = this.#createGeneration(settings);
+    this.#verifier?.setSettings(settings.verify);
     this.#retireIfIdle(previous);
   }
 
@@ -287,18 +288,21 @@ export class Smtpd {
     callback();
   }
 
-  /** The verify(8) cache outlives reloads; a reload changes its settings only by a restart. */
+  /** The verify(8) cache outlives reloads (setSettings hands it the new verify settings). */
   #verifier: RecipientVerifier | undefined;
 
   #verifierFor(settings: SmtpdSettings): RecipientVerifier {
     this.#verifier ??= new RecipientVerifier(settings.verify, {
-      probe: (recipient) =>
-        probeRecipient(recipient, {
-          transport: this.#current?.settings.transport ?? settings.transport,
+      probe: (recipient) => {
+        // The settings in force when the probe starts (this.#current is unset while the first generation is built).
+        const current = this.#current?.settings ?? settings;
+        return probeRecipient(recipient, {
+          transport: current.transport,
           resolver: this.#deps.resolver ?? unavailableResolver,
-          helo: settings.myhostname,
-          timeoutMs: settings.timeoutMs,
-        }),
+          helo: current.myhostname,
+          timeoutMs: current.timeoutMs,
+        });
+      },
       nexthopOf: (recipient) => probeNexthop(recipient, this.#current?.settings.transport ?? settings.transport),
       clock: this.#deps.clock,
       log: this.#deps.log,

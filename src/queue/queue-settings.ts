@@ -2,7 +2,8 @@
  * queue-settings — the queue manager's settings, read from main.cf (postconf(5) names:
  * queue_directory, relayhost, transport_maps, *_backoff_time, queue_run_delay,
  * maximal_queue_lifetime, bounce_queue_lifetime, delay_warning_time, bounce_size_limit,
- * defer_transports, fast_flush_domains, default_destination_concurrency_limit,
+ * defer_transports, fast_flush_domains, parent_domain_matches_subdomains (for
+ * fast_flush_domains and transport_maps), default_destination_concurrency_limit,
  * smtp_connection_cache_time_limit, smtp_tls_security_level, queue_minfree, …).
  *
  * Decides: each setting's unit (ms, bytes) and derived value (the EHLO name falls back
@@ -24,6 +25,8 @@ export interface QueueSettings {
   readonly transportMaps: readonly LookupTable[];
   /** relayhost; empty for none. */
   readonly relayhost: string;
+  /** transport_maps is in parent_domain_matches_subdomains (transport.ts). */
+  readonly transportMapsMatchSubdomains?: boolean;
   /** EHLO name (myhostname, or the machine host name when empty). */
   readonly myhostname: string;
   /** ms */
@@ -82,6 +85,7 @@ export function queueSettingsFromConfig(config: Config): QueueSettings {
     directory: config.resolvePath(config.get('queue_directory')),
     transportMaps: config.get('transport_maps'),
     relayhost: config.get('relayhost'),
+    transportMapsMatchSubdomains: parents.includes('transport_maps'),
     myhostname: config.get('myhostname') || hostname(),
     minimalBackoffTime: config.get('minimal_backoff_time'),
     maximalBackoffTime: config.get('maximal_backoff_time'),

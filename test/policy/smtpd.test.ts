@@ -3,7 +3,6 @@
 // talks SMTP, and messages go to the real Spool in a temporary queue directory.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +20,7 @@ import { smtpdSettingsFromConfig, type SmtpdSettings } from '../../src/policy/sm
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { matchList, memoryTable } from './policy-tables.js';
 import { startHandoverServer } from '../fakes/handover-server.js';
+import { makeCertificate } from '../fakes/certificate.js';
 import { END_RECORD_WRITE, FaultyFileSystem } from '../fakes/faulty-file-system.js';
 
 const WAIT = 2000; // upper bound of any single wait; the tests themselves take milliseconds
@@ -537,17 +537,6 @@ test('setSettings(): new sessions get the new settings, an open session keeps it
     await policy.close();
   }
 });
-
-function makeCertificate(directory: string): { cert: string; key: string } | undefined {
-  const cert = join(directory, 'cert.pem');
-  const key = join(directory, 'key.pem');
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=mx1.example.net', '-days', '2'], { stdio: 'ignore', timeout: 10_000 });
-    return { cert, key };
-  } catch {
-    return undefined;
-  }
-}
 
 test('smtpdSettingsFromConfig reads main.cf: banner, limits, relay lists, TLS files', (t) => {
   const directory = mkdtempSync(join(tmpdir(), 'mxscreen-smtpd-cf-'));

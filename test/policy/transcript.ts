@@ -103,10 +103,10 @@ export async function lastLine(client: ScriptedClient): Promise<string> {
 }
 
 /**
- * Runs `script` (see file head) from source address `from` against `policy`; the greeting
- * is read first. Fails the test with the step, expected and actual reply on a mismatch.
+ * Runs `script` (see file head) from source address `from` against the SMTP server on
+ * `policy.port` (the policy stage, or a whole mxscreen); the greeting is read first. Fails the test with the step, expected and actual reply on a mismatch.
  */
-export async function runTranscript(policy: PolicyUnderTest, script: string, from = '127.0.0.2'): Promise<void> {
+export async function runTranscript(policy: Pick<PolicyUnderTest, 'port'>, script: string, from = '127.0.0.2'): Promise<void> {
   const client = await connectClient({ port: policy.port, localAddress: from });
   try {
     const greeting = await lastLine(client);

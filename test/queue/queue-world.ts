@@ -16,6 +16,7 @@ import { MailboxServer } from '../fakes/mailbox-server.js';
 import { ManualClock } from './manual-clock.js';
 import { captureLog, type LogCapture } from './log-capture.js';
 import { noDns } from '../fakes/no-dns.js';
+import type { DnsResolver } from '../../src/dns/resolver.js';
 export { noDns };
 
 export const MINUTE = 60_000;
@@ -40,7 +41,9 @@ export interface World {
   files(queue: string): Promise<string[]>;
 }
 
-export async function withWorld(fn: (world: World) => Promise<void>, overrides: Partial<QueueSettings> = {}): Promise<void> {
+/** `resolver`: DNS for nexthops that are not bracketed addresses (default: none, every lookup fails). */
+export async function withWorld(fn: (world: World) => Promise<void>, overrides: Partial<QueueSettings> = {}, options: { readonly resolver?: DnsResolver } = {}): Promise<void> {
+  const resolver = options.resolver ?? noDns;
   const directory = await mkdtemp(join(tmpdir(), 'mxscreen-qmgr-'));
   const mailbox = await MailboxServer.start();
   const clock = new ManualClock();
@@ -67,7 +70,7 @@ export async function withWorld(fn: (world: World) => Promise<void>, overrides: 
   };
   const deps = () => ({ log: capture.log, metrics, clock });
   const spool = await Spool.open(directory, deps());
-  const manager = new QueueManager(settings, { spool, resolver: noDns, ...deps() });
+  const manager = new QueueManager(settings, { spool, resolver, ...deps() });
   const world: World = {
     directory,
     clock,
@@ -95,7 +98,7 @@ export async function withWorld(fn: (world: World) => Promise<void>, overrides: 
     async restart() {
       await world.manager.stop();
       world.spool = await Spool.open(directory, deps());
-      world.manager = new QueueManager(settings, { spool: world.spool, resolver: noDns, ...deps() });
+      world.manager = new QueueManager(settings, { spool: world.spool, resolver, ...deps() });
       await world.manager.start();
     },
     files: (queue) => readdir(join(directory, queue)),
