@@ -58,7 +58,7 @@ export function wantsNotice(recipient: QueueRecipient, action: DsnAction): boole
       return notify !== undefined && notify.includes('SUCCESS');
     default: {
       const never: never = action;
-      return never;
+      throw new Error(`unhandled DSN action ${String(never)}`);
     }
   }
 }

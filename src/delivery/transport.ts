@@ -182,7 +182,7 @@ export function formatNexthop(nexthop: Nexthop): string {
       return 'retry';
     default: {
       const never: never = nexthop;
-      return never;
+      throw new Error(`unhandled nexthop ${JSON.stringify(never)}`);
     }
   }
 }

@@ -2,11 +2,12 @@
  * log — the structured log every stage writes to.
  *
  * Decides: pino JSON lines on stdout (or a given stream), one line per decision, with a
- * fixed `event` field in postscreen's and smtpd's words (LOG_EVENTS), the session id as
- * `session` and the client as `client: "[ip]:port"`.
+ * fixed `event` field in postscreen's and smtpd's words (LOG_EVENTS; Logger types it, so a
+ * misspelt or undeclared event does not compile), the session id as `session` and the
+ * client as `client: "[ip]:port"`.
  * Leaves to others: which decision to log and with which fields (each stage).
  */
-import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
+import { pino, type DestinationStream } from 'pino';
 
 /** Every `event` value a log line can carry; README's "Log events" section explains each. */
 export const LOG_EVENTS = [
@@ -24,7 +25,29 @@ export const LOG_EVENTS = [
 ] as const;
 export type LogEvent = (typeof LOG_EVENTS)[number];
 
-export type Logger = PinoLogger;
+/** The fields of one log line: `event` is one of LOG_EVENTS (so a misspelt event does not compile); the rest are the stage's own. */
+export interface LogFields {
+  readonly event?: LogEvent;
+  readonly [field: string]: unknown;
+}
+
+/** One log level: the line's fields, then its text (printf-style `args` as pino formats them). */
+export type LogMethod = (fields: LogFields, message?: string, ...args: unknown[]) => void;
+
+/**
+ * The logger every stage writes to: pino's, seen through typed fields. `child` binds fields
+ * (`session`, `client`) onto every line of the returned logger.
+ */
+export interface Logger {
+  readonly info: LogMethod;
+  readonly warn: LogMethod;
+  readonly error: LogMethod;
+  readonly debug: LogMethod;
+  child(bindings: Record<string, unknown>): Logger;
+  isLevelEnabled(level: string): boolean;
+  /** Writes buffered lines out (the stdout destination is asynchronous). */
+  flush(): void;
+}
 
 /** Creates the root logger. `destination` defaults to stdout; tests pass a capture stream. */
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {

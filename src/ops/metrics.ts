@@ -1,8 +1,8 @@
 /*
  * metrics — every Prometheus metric mxscreen exports, declared in one place.
  *
- * Decides: metric names (prefix mxscreen_, _total for counters, _seconds for durations,
- * README "Design"), their labels and buckets. Each `Metrics` owns its own registry so that
+ * Decides: metric names (prefix mxscreen_, _total for counters, _seconds for durations;
+ * README "Metrics" lists each), their labels and buckets. Each `Metrics` owns its own registry so that
  * several instances (tests) never clash.
  * Leaves to others: when to count (each stage) and serving /metrics (http.ts).
  */
@@ -35,7 +35,7 @@ export class Metrics {
   readonly cacheLookups = new Counter({ name: 'mxscreen_screen_cache_lookups_total', help: 'Verdict cache lookups by result.', labelNames: ['result'] as const, registers: [this.registry] });
   /** Records held by the verdict cache, expired ones kept for postscreen_cache_retention_time included. */
   readonly cacheEntries = new Gauge({ name: 'mxscreen_screen_cache_entries', help: 'Records in the postscreen verdict cache.', registers: [this.registry] });
-  /** Policy stage: smtpd restriction results, list = client|helo|sender|relay|recipient|data|etrn, result = permit|reject|defer. */
+  /** Policy stage: smtpd restriction results, list = client|helo|sender|relay|recipient (at RCPT) | data, result = permit|reject|defer (ETRN's list is not counted). */
   readonly restrictionResults = new Counter({ name: 'mxscreen_smtpd_restrictions_total', help: 'Restriction list results by list and result.', labelNames: ['list', 'result'] as const, registers: [this.registry] });
   /** Address verification probes (reject_unverified_recipient): result = started | limited (mxscreen_verify_probe_limit reached, 450 at once). */
   readonly addressVerifyProbes = new Counter({ name: 'mxscreen_address_verify_probes_total', help: 'Address verification probes by nexthop and result.', labelNames: ['nexthop', 'result'] as const, registers: [this.registry] });
@@ -55,7 +55,7 @@ export class Metrics {
    * queue = where each was found (incoming, active, deferred, hold). Any increase needs an administrator (README "Corrupt queue files").
    */
   readonly queueCorrupt = new Counter({ name: 'mxscreen_queue_corrupt_total', help: 'Damaged queue files moved to corrupt/, by the queue they were found in.', labelNames: ['queue'] as const, registers: [this.registry] });
-  /** Recipients bounced (a DSN is queued unless the sender is <> or NOTIFY excludes FAILURE): reason = rejected (5xx), expired (maximal_queue_lifetime, bounce_queue_lifetime), transport (error:, null MX, unknown host), deleted. */
+  /** Recipients bounced (a DSN is queued unless the sender is <> or NOTIFY excludes FAILURE): reason = rejected (5xx), expired (maximal_queue_lifetime, bounce_queue_lifetime), transport (error:, null MX, unknown host). `mxscreen queue delete` bounces nothing (postsuper -d). */
   readonly bounces = new Counter({ name: 'mxscreen_bounces_total', help: 'Bounced recipients by reason.', labelNames: ['reason'] as const, registers: [this.registry] });
   /** 1 while the nexthop answers, 0 while it is remembered as dead (its mail is deferred without a connection). */
   readonly nexthopUp = new Gauge({ name: 'mxscreen_nexthop_up', help: 'Nexthop reachability as the queue manager last saw it (1 up, 0 dead).', labelNames: ['nexthop'] as const, registers: [this.registry] });

@@ -92,7 +92,7 @@ async function keysFor(call: RestrictionCall, target: AccessTarget, table: Looku
     }
     default: {
       const never: never = target;
-      return never;
+      throw new Error(`unhandled access target ${String(never)}`);
     }
   }
 }
@@ -113,7 +113,7 @@ async function whatOf(call: RestrictionCall, target: AccessTarget): Promise<stri
       return request.recipient?.address ?? request.etrnDomain ?? '';
     default: {
       const never: never = target;
-      return never;
+      throw new Error(`unhandled access target ${String(never)}`);
     }
   }
 }
@@ -173,7 +173,7 @@ export function applyAccessAction(
       return { kind: 'reject', by, reply: rejectReply(451, '4.3.5', what, subject, 'Server configuration error') };
     default: {
       const never: never = action;
-      return never;
+      throw new Error(`unhandled access action ${JSON.stringify(never)}`);
     }
   }
 }

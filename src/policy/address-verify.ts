@@ -233,7 +233,7 @@ export async function rejectUnverifiedRecipient(call: RestrictionCall): Promise<
       return { kind: 'reject', by, reply: rejectReply(450, '4.1.1', recipient.address, 'Recipient address', 'unverified address: Address verification in progress') };
     default: {
       const never: never = answer;
-      return never;
+      throw new Error(`unhandled verify answer ${JSON.stringify(never)}`);
     }
   }
 }

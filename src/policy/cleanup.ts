@@ -152,7 +152,7 @@ export async function receiveMessage(data: Readable, request: CleanupRequest): P
       break;
     default: {
       const never: never = verdict;
-      return never;
+      throw new Error(`unhandled content verdict ${JSON.stringify(never)}`);
     }
   }
   if (failure || !message) {
@@ -199,7 +199,7 @@ export function cleanupReply(outcome: CleanupOutcome): SmtpReply {
       return { code: 250, enhanced: '2.0.0', text: `Ok: queued as ${outcome.id}` };
     default: {
       const never: never = outcome;
-      return never;
+      throw new Error(`unhandled cleanup outcome ${JSON.stringify(never)}`);
     }
   }
 }

@@ -144,136 +144,21 @@ class LimitedSplitter extends Splitter {
  */
 export function inspectContent(input: Readable, settings: ContentSettings, log: Logger, limits: ContentLimits = DEFAULT_CONTENT_LIMITS): ContentInspection {
   let verdict: ContentVerdict = { kind: 'accept' };
-  const raise = (next: ContentVerdict): void => {
-    if (RANK[next.kind] > RANK[verdict.kind]) verdict = next;
+  const context: InspectionContext = {
+    settings,
+    limits,
+    log,
+    raise: (next) => {
+      if (RANK[next.kind] > RANK[verdict.kind]) verdict = next;
+    },
+    stopped: () => verdict.kind === 'reject' || verdict.kind === 'limit',
+    splitterLimit: (error) => {
+      const refusal = splitterRefusal(error, limits);
+      if (refusal) context.raise({ kind: 'limit', refusal });
+      return refusal !== undefined;
+    },
   };
-  const stopped = (): boolean => verdict.kind === 'reject' || verdict.kind === 'limit';
-  /** A mailsplit limit error becomes the `limit` verdict; true when `error` was one. */
-  const splitterLimit = (error: unknown): boolean => {
-    const refusal = splitterRefusal(error, limits);
-    if (refusal) raise({ kind: 'limit', refusal });
-    return refusal !== undefined;
-  };
-
-  /** Matches one node's headers; `nested` for the nodes of an attached message's own splitter. */
-  const inspectNode = (node: SplitNode, nested: boolean): void => {
-    const parentIsMessage = node.parentNode ? node.parentNode.contentType === 'message/rfc822' : false;
-    const where = node.root ? (nested ? 'attached' : 'top') : parentIsMessage ? 'attached' : 'part';
-    const ignored: string[] = [];
-    const prepended: string[] = [];
-    for (const { key, line } of node.headers.getList()) {
-      const tables = settings.tables[headerClass(key, where)];
-      if (tables.length === 0) continue;
-      const found = matchHeader(tables, headerCandidates(node, key, line));
-      if (found === undefined) continue;
-      const match: ContentMatch = { source: found.table.spec, line: found.line, header: found.matched };
-      const action = found.action;
-      switch (action.kind) {
-        case 'reject':
-          raise({ kind: 'reject', reply: contentReply(action.text), match });
-          break;
-        case 'discard':
-          raise({ kind: 'discard', text: action.text, match });
-          break;
-        case 'hold':
-          raise({ kind: 'hold', text: action.text, match });
-          break;
-        case 'warn':
-          log.warn({ event: 'WARN', table: match.source, line: match.line, header: match.header }, `warning: header ${match.header}: ${action.text} (${match.source}:${match.line})`);
-          break;
-        case 'ignore':
-          ignored.push(key);
-          break;
-        case 'prepend':
-          prepended.push(action.header);
-          break;
-        case 'dunno':
-          break;
-        case 'unsupported':
-          log.warn({ event: 'WARN', table: match.source, line: match.line }, `warning: ${match.source}:${match.line}: unsupported header_checks action "${action.action}"`);
-          break;
-        default: {
-          const never: never = action;
-          return never;
-        }
-      }
-    }
-    // XXX: inside a split-again attached message the bytes are queued as sent: IGNORE and
-    // PREPEND have nowhere to go (the node objects are not joined into the output).
-    if (!nested) {
-      for (const key of ignored) node.headers.remove(key);
-      for (const header of prepended.reverse()) node.headers.addFormatted(header.slice(0, header.indexOf(':')).toLowerCase(), header, 0);
-    }
-    if (settings.blockedTypes.length > 0 && !(node.root && !nested)) {
-      const declared = node.contentType || '';
-      const implied = node.filename ? mime.lookup(node.filename) || '' : '';
-      const type = [declared, implied].find((candidate) => candidate !== '' && typeBlocked(candidate, settings.blockedTypes));
-      if (type !== undefined) {
-        const name = node.filename ? ` (${node.filename})` : '';
-        raise({
-          kind: 'reject',
-          reply: contentReply(`Attachment type ${type}${name} is not allowed`),
-          match: { source: 'mxscreen_blocked_attachment_types', line: 0, header: `Content-Type: ${declared}${name}` },
-        });
-      }
-    }
-  };
-
-  /**
-   * The items of one message: the DATA (`base` 0) or an attached message split again (its
-   * root at `base`). Body chunks of an unparsed message part go to its AttachedMessage.
-   */
-  const walk = (base: number, nested: boolean) => {
-    let open: { node: unknown; message: AttachedMessage } | undefined;
-    const close = async (): Promise<void> => {
-      const current = open;
-      open = undefined;
-      if (current) await current.message.end();
-    };
-    const handle = async (item: SplitItem): Promise<void> => {
-      if (open && item.type === 'body' && item.node === open.node) {
-        if (item.value && !stopped()) await open.message.write(item.value);
-        return;
-      }
-      await close();
-      if (item.type !== 'node' || stopped()) return;
-      const node = item as unknown as SplitNode;
-      try {
-        inspectNode(node, nested);
-      } catch (err) {
-        log.error({ event: 'smtp error', err }, 'content inspection failed on a MIME node');
-      }
-      const decision = attachedMessageDecision(node, base, limits.mimeNestingLimit);
-      switch (decision.kind) {
-        case 'none':
-          break;
-        case 'too-deep':
-          raise({ kind: 'limit', refusal: limitRefusal('mime_nesting_limit', limits.mimeNestingLimit, `Content-Type: ${node.contentType || 'text/plain'} (nesting ${decision.nesting})`) });
-          break;
-        case 'inspect': {
-          const inner = walk(decision.nesting, true);
-          const message = new AttachedMessage(node, {
-            item: inner.handle,
-            end: inner.close,
-            failure: (err) => {
-              if (splitterLimit(err)) return;
-              log.warn({ event: 'WARN', err }, `warning: attached message not inspected: ${err instanceof Error ? err.message : String(err)}`);
-              raise({ kind: 'reject', reply: ATTACHED_MESSAGE_FAILURE, match: { source: 'attached message', line: 0, header: `Content-Type: ${node.contentType}` } });
-            },
-          }, limits);
-          open = { node, message };
-          break;
-        }
-        default: {
-          const never: never = decision;
-          return never;
-        }
-      }
-    };
-    return { handle, close };
-  };
-
-  const top = walk(0, false);
+  const top = walkMessage(0, false, context);
   const inspector = new Transform({
     objectMode: true,
     transform(item: SplitItem, _encoding, done) {
@@ -287,8 +172,167 @@ export function inspectContent(input: Readable, settings: ContentSettings, log: 
     },
   });
   // defaultInlineEmbedded (splitterOptions): an attached message is parsed unless marked attachment.
-  const output = pipeline(input, new LimitedSplitter(limits, splitterLimit), inspector, new Joiner(), () => undefined) as unknown as Readable;
+  const output = pipeline(input, new LimitedSplitter(limits, context.splitterLimit), inspector, new Joiner(), () => undefined) as unknown as Readable;
   return { output, verdict: () => verdict };
+}
+
+/** What one inspection shares between its splitters (the DATA's and each attached message's). */
+interface InspectionContext {
+  readonly settings: ContentSettings;
+  readonly limits: ContentLimits;
+  readonly log: Logger;
+  /** Keeps `next` when it outranks the verdict so far (limit > REJECT > DISCARD > HOLD). */
+  raise(next: ContentVerdict): void;
+  /** True once a REJECT or a limit decided: nothing more is inspected. */
+  stopped(): boolean;
+  /** A mailsplit limit error becomes the `limit` verdict; true when `error` was one. */
+  splitterLimit(error: unknown): boolean;
+}
+
+/** The items of one message, handed over one at a time, and its end. */
+interface MessageWalk {
+  handle(item: SplitItem): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The items of one message: the DATA (`base` 0) or an attached message split again (its
+ * root at `base`, `nested`). Each node is inspected; body chunks of an unparsed message part
+ * go to its AttachedMessage.
+ */
+function walkMessage(base: number, nested: boolean, context: InspectionContext): MessageWalk {
+  const { limits, log } = context;
+  let open: { node: unknown; message: AttachedMessage } | undefined;
+  const close = async (): Promise<void> => {
+    const current = open;
+    open = undefined;
+    if (current) await current.message.end();
+  };
+  const handle = async (item: SplitItem): Promise<void> => {
+    if (open && item.type === 'body' && item.node === open.node) {
+      if (item.value && !context.stopped()) await open.message.write(item.value);
+      return;
+    }
+    await close();
+    if (item.type !== 'node' || context.stopped()) return;
+    const node = item as unknown as SplitNode;
+    try {
+      inspectNode(node, nested, context);
+    } catch (err) {
+      log.error({ event: 'smtp error', err }, 'content inspection failed on a MIME node');
+    }
+    const decision = attachedMessageDecision(node, base, limits.mimeNestingLimit);
+    switch (decision.kind) {
+      case 'none':
+        break;
+      case 'too-deep':
+        context.raise({ kind: 'limit', refusal: limitRefusal('mime_nesting_limit', limits.mimeNestingLimit, `Content-Type: ${node.contentType || 'text/plain'} (nesting ${decision.nesting})`) });
+        break;
+      case 'inspect':
+        open = { node, message: attachedMessage(node, decision.nesting, context) };
+        break;
+      default: {
+        const never: never = decision;
+        throw new Error(`unhandled attached message decision ${JSON.stringify(never)}`);
+      }
+    }
+  };
+  return { handle, close };
+}
+
+/**
+ * The inspection of an attached message mailsplit does not parse (attached-message.ts): its
+ * own splitter walks it at `nesting`; a failure that is not a limit is a REJECT (5.6.0), as
+ * a message that cannot be inspected is not taken.
+ */
+function attachedMessage(node: SplitNode, nesting: number, context: InspectionContext): AttachedMessage {
+  const inner = walkMessage(nesting, true, context);
+  const failure = (err: unknown): void => {
+    if (context.splitterLimit(err)) return;
+    context.log.warn({ event: 'WARN', err }, `warning: attached message not inspected: ${err instanceof Error ? err.message : String(err)}`);
+    context.raise({ kind: 'reject', reply: ATTACHED_MESSAGE_FAILURE, match: { source: 'attached message', line: 0, header: `Content-Type: ${node.contentType}` } });
+  };
+  return new AttachedMessage(node, { item: inner.handle, end: inner.close, failure }, context.limits);
+}
+
+/** Matches one node's headers and its type; `nested` for the nodes of an attached message's own splitter. */
+function inspectNode(node: SplitNode, nested: boolean, context: InspectionContext): void {
+  const parentIsMessage = node.parentNode ? node.parentNode.contentType === 'message/rfc822' : false;
+  const where = node.root ? (nested ? 'attached' : 'top') : parentIsMessage ? 'attached' : 'part';
+  const edits = matchHeaders(node, where, context);
+  // XXX: inside a split-again attached message the bytes are queued as sent: IGNORE and
+  // PREPEND have nowhere to go (the node objects are not joined into the output).
+  if (!nested) {
+    for (const key of edits.ignored) node.headers.remove(key);
+    for (const header of edits.prepended.reverse()) node.headers.addFormatted(header.slice(0, header.indexOf(':')).toLowerCase(), header, 0);
+  }
+  if (context.settings.blockedTypes.length > 0 && !(node.root && !nested)) {
+    const blocked = blockedAttachment(node, context.settings.blockedTypes);
+    if (blocked) context.raise(blocked);
+  }
+}
+
+/**
+ * Applies the tables of `where` to each header of `node` (header-checks.ts): REJECT,
+ * DISCARD and HOLD are raised, WARN and unsupported actions logged; returns the header
+ * names IGNORE drops and the headers PREPEND adds, in table order.
+ */
+function matchHeaders(node: SplitNode, where: 'top' | 'attached' | 'part', context: InspectionContext): { ignored: string[]; prepended: string[] } {
+  const { settings, log } = context;
+  const ignored: string[] = [];
+  const prepended: string[] = [];
+  for (const { key, line } of node.headers.getList()) {
+    const tables = settings.tables[headerClass(key, where)];
+    if (tables.length === 0) continue;
+    const found = matchHeader(tables, headerCandidates(node, key, line));
+    if (found === undefined) continue;
+    const match: ContentMatch = { source: found.table.spec, line: found.line, header: found.matched };
+    const action = found.action;
+    switch (action.kind) {
+      case 'reject':
+        context.raise({ kind: 'reject', reply: contentReply(action.text), match });
+        break;
+      case 'discard':
+        context.raise({ kind: 'discard', text: action.text, match });
+        break;
+      case 'hold':
+        context.raise({ kind: 'hold', text: action.text, match });
+        break;
+      case 'warn':
+        log.warn({ event: 'WARN', table: match.source, line: match.line, header: match.header }, `warning: header ${match.header}: ${action.text} (${match.source}:${match.line})`);
+        break;
+      case 'ignore':
+        ignored.push(key);
+        break;
+      case 'prepend':
+        prepended.push(action.header);
+        break;
+      case 'dunno':
+        break;
+      case 'unsupported':
+        log.warn({ event: 'WARN', table: match.source, line: match.line }, `warning: ${match.source}:${match.line}: unsupported header_checks action "${action.action}"`);
+        break;
+      default: {
+        const never: never = action;
+        throw new Error(`unhandled header_checks action ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  return { ignored, prepended };
+}
+
+/** The REJECT of a node whose declared or filename-implied type is in `blocked` (mxscreen_blocked_attachment_types), else undefined. */
+function blockedAttachment(node: SplitNode, blocked: readonly string[]): ContentVerdict | undefined {
+  const declared = node.contentType || '';
+  const implied = node.filename ? mime.lookup(node.filename) || '' : '';
+  const type = [declared, implied].find((candidate) => candidate !== '' && typeBlocked(candidate, blocked));
+  if (type === undefined) return undefined;
+  const name = node.filename ? ` (${node.filename})` : '';
+  return {
+    kind: 'reject',
+    reply: contentReply(`Attachment type ${type}${name} is not allowed`),
+    match: { source: 'mxscreen_blocked_attachment_types', line: 0, header: `Content-Type: ${declared}${name}` },
+  };
 }
 
 /** `550 5.7.1 text` (cleanup(8) header_checks REJECT; an enhanced code in the text wins). */

@@ -180,7 +180,7 @@ export function reportCleanupOutcome(state: SessionState, session: SMTPServerSes
     }
     default: {
       const never: never = outcome;
-      return never;
+      throw new Error(`unhandled cleanup outcome ${JSON.stringify(never)}`);
     }
   }
 }
@@ -194,7 +194,7 @@ function noticeText(notice: LimitNotice): string {
       return `MIME ${notice.where} is longer than mime_boundary_length_limit (${notice.value} bytes): only its first ${notice.value} bytes are compared`;
     default: {
       const never: never = notice.limit;
-      return never;
+      throw new Error(`unhandled limit notice ${String(never)}`);
     }
   }
 }

@@ -73,7 +73,7 @@ export async function decideRecipient(
       break;
     default: {
       const never: never = verdict.outcome;
-      return never;
+      throw new Error(`unhandled screen verdict outcome ${String(never)}`);
     }
   }
   const deep = verdict.deepTests?.failure();

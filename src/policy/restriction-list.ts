@@ -149,7 +149,7 @@ export async function evaluateRestrictions(
       }
       default: {
         const never: never = result;
-        return never;
+        throw new Error(`unhandled restriction result ${JSON.stringify(never)}`);
       }
     }
   }

@@ -319,7 +319,7 @@ export class Smtpd {
       return;
     }
     state.counts.mail++;
-    const deep = deepTestFailure(state, session, 'MAIL', '');
+    const deep = deepTestFailure(state, session, { name: 'MAIL', sender: address.address });
     if (deep) {
       callback(toSmtpServerError(deep));
       return;
@@ -385,12 +385,12 @@ export class Smtpd {
             callback(toSmtpServerError(decision.reply));
             return;
           case 'reject':
-            logNoqueueReject(state, session, 'RCPT', decision.reply, decision.reason, address.address);
+            logNoqueueReject(state, session, { name: 'RCPT', recipient: address.address }, decision.reply, decision.reason);
             callback(toSmtpServerError(decision.reply));
             return;
           default: {
             const never: never = decision;
-            return never;
+            throw new Error(`unhandled recipient decision ${JSON.stringify(never)}`);
           }
         }
       });
@@ -399,7 +399,7 @@ export class Smtpd {
   /** At DATA before 354: deep protocol tests, then smtpd_data_restrictions (smtpd(8)). */
   async #beforeData(state: SessionState, connection: PolicyConnection): Promise<SmtpReply | undefined> {
     const session = connection.session as unknown as SMTPServerSession;
-    const deep = deepTestFailure(state, session, 'DATA', '');
+    const deep = deepTestFailure(state, session, { name: 'DATA' });
     if (deep) return deep;
     const settings = state.generation.settings;
     if (settings.restrictions.data.length === 0) return undefined;
@@ -407,7 +407,7 @@ export class Smtpd {
     const outcome = await evaluateRestrictions(settings.restrictions.data, 'data', state.generation.env, restrictionSession(state, this.#deps.resolver ?? unavailableResolver), request);
     if (outcome.kind !== 'reject') return undefined;
     this.#deps.metrics.restrictionResults.inc({ list: 'data', result: outcome.reply.code < 500 ? 'defer' : 'reject' });
-    logNoqueueReject(state, session, 'DATA', outcome.reply, outcome.by, undefined);
+    logNoqueueReject(state, session, { name: 'DATA' }, outcome.reply, outcome.by);
     return outcome.reply;
   }
 
@@ -418,12 +418,12 @@ export class Smtpd {
     const request = restrictionRequest(state, session, 'ETRN', { etrnDomain: domain });
     const outcome = await evaluateRestrictions(settings.restrictions.etrn, 'etrn', state.generation.env, restrictionSession(state, this.#deps.resolver ?? unavailableResolver), request);
     if (outcome.kind === 'reject') {
-      logNoqueueReject(state, session, 'ETRN', outcome.reply, outcome.by, undefined);
+      logNoqueueReject(state, session, { name: 'ETRN' }, outcome.reply, outcome.by);
       return outcome.reply;
     }
     if (!matchDomain(settings.fastFlushDomains, domain, settings.fastFlushMatchSubdomains)) {
       const reply: SmtpReply = { code: 459, enhanced: '4.3.0', text: `<${domain}>: service unavailable` };
-      logNoqueueReject(state, session, 'ETRN', reply, 'fast_flush_domains', undefined);
+      logNoqueueReject(state, session, { name: 'ETRN' }, reply, 'fast_flush_domains');
       return reply;
     }
     this.#deps.etrn?.(domain);

@@ -98,7 +98,7 @@ export async function rejectSpfFail(call: RestrictionCall): Promise<RestrictionR
       return DUNNO;
     default: {
       const never: never = outcome.result;
-      return never;
+      throw new Error(`unhandled SPF result ${String(never)}`);
     }
   }
 }

@@ -56,7 +56,7 @@ async function check(call: RestrictionCall, address: string, role: 'sender' | 'r
       return { kind: 'reject', by, reply: rejectReply(450, '4.4.3', address, subject, 'Domain not found') };
     default: {
       const never: never = status;
-      return never;
+      throw new Error(`unhandled domain status ${String(never)}`);
     }
   }
 }

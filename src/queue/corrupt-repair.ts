@@ -66,7 +66,7 @@ export function isRepairable(condition: CorruptCondition): boolean {
       return false;
     default: {
       const never: never = condition;
-      return never;
+      throw new Error(`unhandled corrupt condition ${JSON.stringify(never)}`);
     }
   }
 }
@@ -86,7 +86,7 @@ export function describeCondition(condition: CorruptCondition): string {
       return `unreadable head (${condition.reason}), file ${condition.fileSize} bytes`;
     default: {
       const never: never = condition;
-      return never;
+      throw new Error(`unhandled corrupt condition ${JSON.stringify(never)}`);
     }
   }
 }

@@ -59,7 +59,7 @@ export function isUndelivered(recipient: RecipientState): boolean {
       return false;
     default: {
       const never: never = recipient.status;
-      return never;
+      throw new Error(`unhandled recipient status ${String(never)}`);
     }
   }
 }

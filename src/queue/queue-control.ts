@@ -156,7 +156,7 @@ function destination(command: Exclude<ControlCommand, 'flush'>, from: QueueName)
       return 'incoming';
     default: {
       const never: never = command;
-      return never;
+      throw new Error(`unhandled control command ${String(never)}`);
     }
   }
 }

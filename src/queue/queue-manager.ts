@@ -277,7 +277,7 @@ export class QueueManager implements ControlOwner {
         return true;
       default: {
         const never: never = command;
-        return never;
+        throw new Error(`unhandled control command ${String(never)}`);
       }
     }
   }

@@ -6,8 +6,9 @@
  * one callback (the screener), and that close() only stops accepting: connections
  * already accepted live on (one listener owns the sockets, as master.cf's
  * `smtp inet` line in Postfix).
- * Leaves to others: what happens to a connection (screener.ts).
- * Bugs: no PROXY protocol and no connection-rate limits yet.
+ * Leaves to others: what happens to a connection (screener.ts), its PROXY header
+ * (proxy-protocol.ts), the screen's connection limits (connection-limits.ts) and smtpd's
+ * per-client count and rate limits (policy/smtpd-client-limits.ts).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { parseListenAddress } from '../ops/listen-address.js';

@@ -75,6 +75,11 @@ for (const { name, input, want } of cases) {
   });
 }
 
+test('cleanupReply: an outcome kind its switch does not know throws (a missed case is loud, not undefined)', () => {
+  const unknown = { kind: 'bogus' } as unknown as CleanupOutcome;
+  assert.throws(() => cleanupReply(unknown), /^Error: unhandled cleanup outcome \{"kind":"bogus"\}$/);
+});
+
 test('receiveMessage writes the Received: header first, then the body unchanged; size counts both', async () => {
   const recorder = recordingQueue();
   const outcome = await receiveMessage(Readable.from([Buffer.from('Subject: x\r\n\r\n'), Buffer.from('body\r\n')]), {
