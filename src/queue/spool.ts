@@ -87,6 +87,8 @@ export class Spool implements QueueWriter {
    */
   readonly #recent = new Map<string, LoadedQueueFile>();
   #recentBytes = 0;
+  /** Moves into or out of each queue so far (countMessages() skips a queue that moved while it read). */
+  readonly #changes = new Map<QueueName, number>();
   #minimumFree = 0;
   #freeSpace: { readonly at: number; readonly bytes: number } | undefined;
 
@@ -237,8 +239,8 @@ export class Spool implements QueueWriter {
     } catch (error) {
       throw ioError(`cannot move ${id} from ${from} to ${to}`, error);
     }
-    this.#deps.metrics.queueMessages.dec({ queue: from });
-    this.#deps.metrics.queueMessages.inc({ queue: to });
+    this.counted(from, -1);
+    this.counted(to, 1);
   }
 
   /**
@@ -288,7 +290,7 @@ export class Spool implements QueueWriter {
     } catch (error) {
       throw ioError(`cannot remove ${id}`, error);
     }
-    this.#deps.metrics.queueMessages.dec({ queue });
+    this.counted(queue, -1);
     this.#deps.log.info({ event: 'removed', queueId: id }, `${id}: removed`);
   }
 
@@ -335,6 +337,15 @@ export class Spool implements QueueWriter {
     }
   }
 
+  /**
+   * @internal A message entered (+1) or left (-1) `queue`: the queueMessages gauge moves,
+   * and a countMessages() reading that directory at the same time does not overwrite it.
+   */
+  counted(queue: QueueName, delta: 1 | -1): void {
+    this.#changes.set(queue, (this.#changes.get(queue) ?? 0) + 1);
+    this.#deps.metrics.queueMessages.inc({ queue }, delta);
+  }
+
   /** Releases what the spool keeps open (directory descriptors) and in memory. Never throws. */
   close(): void {
     for (const sync of [this.#incomingSync, this.#holdSync, this.#stateSync]) sync.close();
@@ -357,7 +368,11 @@ export class Spool implements QueueWriter {
     const now = this.#deps.clock.now();
     for (const queue of QUEUE_NAMES) {
       try {
+        const changes = this.#changes.get(queue) ?? 0;
         const ids = await this.list(queue);
+        // A move while the directory was read makes the listing stale: the counts kept
+        // by counted() are right, and the next count sets the gauge.
+        if ((this.#changes.get(queue) ?? 0) !== changes) continue;
         this.#deps.metrics.queueMessages.set({ queue }, ids.length);
         this.#deps.metrics.queueOldest.set({ queue }, ids.length ? Math.max(0, (now - queueIdTime(ids[0]!)) / 1000) : 0);
       } catch {
@@ -525,7 +540,7 @@ class SpoolMessage implements IncomingMessage {
     this.spool.committed(this.id, loaded);
     this.deps.metrics.messagesQueued.inc();
     this.deps.metrics.messageBytes.inc(this.#bodyLength);
-    this.deps.metrics.queueMessages.inc({ queue });
+    this.spool.counted(queue, 1);
   }
 
   async abort(): Promise<void> {
