@@ -14,8 +14,8 @@
  * its own recipient's NOTIFY and ORCPT (xtext.ts), all recipients in one transaction; to a
  * server that does not, none of them, and `dsnSupported` tells the queue that success
  * notices are ours to send. Postfix texts.
- * Leaves to others: nexthop and targets (transport.ts, mx-lookup.ts), retries and notices
- * (queue/).
+ * Leaves to others: nexthop grouping and the cache key (delivery-agent.ts), nexthop and
+ * targets (transport.ts, mx-lookup.ts), retries and notices (queue/).
  * XXX: nodemailer takes one NOTIFY/ORCPT per message; DsnConnection relies on nodemailer
  * 10 internals to give each RCPT TO its own: _sendRcpt() sends the recipients in envelope
  * order, each with the text of _getDsnRcptToArgs(), and _supportedExtensions lists the
@@ -25,25 +25,14 @@
  */
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { Envelope, QueueRecipient } from '../queue/envelope.js';
+import type { Envelope, QueueRecipient } from '../message/envelope.js';
+import type { RecipientOutcome, RecipientResult, TlsLevel } from '../delivery-request.js';
 import type { DeliveryTarget } from './mx-lookup.js';
 import type { CachedConnection, ConnectionCache } from './connection-cache.js';
 import { encodeXtext } from './xtext.js';
 
-/** Postfix smtp_tls_security_level values mxscreen implements (empty means none). */
-export const TLS_LEVELS = ['none', 'may', 'encrypt'] as const;
-export type TlsLevel = (typeof TLS_LEVELS)[number];
-
-export type RecipientOutcome = 'sent' | 'deferred' | 'bounced';
-
-export interface RecipientResult {
-  readonly address: string;
-  readonly status: RecipientOutcome;
-  /** RFC 3463 status, e.g. `2.0.0`, `4.4.1`, `5.1.1`. */
-  readonly dsn: string;
-  /** Reply or error text as the log's `status=… (text)` shows it. */
-  readonly text: string;
-}
+// Defined with the queue → delivery seam; exported here too, as the SMTP client's own API.
+export { TLS_LEVELS, type RecipientOutcome, type RecipientResult, type TlsLevel } from '../delivery-request.js';
 
 export interface DeliveryResult {
   /** `host[ip]:port` of the server that answered (or was tried last), `none` without one. */

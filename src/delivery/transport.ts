@@ -14,7 +14,9 @@
  * A nexthop list `smtp:[a]:25, b` (Postfix 3.5+) is tried in order (`also`).
  * Bugs: no recipient_delimiter (user+ext@ keys).
  */
+import type { DeliverySettings } from '../delivery-request.js';
 import type { LookupTable } from '../tables/lookup-table.js';
+import { recipientDomain } from '../message/envelope.js';
 
 /** Where a recipient's mail goes. */
 export type Nexthop =
@@ -40,17 +42,8 @@ export interface SmtpDestination {
   readonly mxLookup: boolean;
 }
 
-export interface TransportSettings {
-  /** transport_maps, searched in order; the first table with an answer wins. */
-  readonly transportMaps: readonly LookupTable[];
-  /** relayhost, `[host]:port`, `host:port` or `host`; empty for none. */
-  readonly relayhost: string;
-  /**
-   * transport_maps is in parent_domain_matches_subdomains (postconf(5); Postfix default:
-   * not there): an entry `example.com` also routes its subdomains, `.example.com` is not looked up.
-   */
-  readonly transportMapsMatchSubdomains?: boolean;
-}
+/** transport_maps and relayhost (delivery-request.ts). */
+export type TransportSettings = Pick<DeliverySettings, 'transportMaps' | 'relayhost' | 'transportMapsMatchSubdomains'>;
 
 /** Port numbers of the service names a nexthop may use (services(5)). */
 const SERVICES: Readonly<Record<string, number>> = { smtp: 25, submission: 587, submissions: 465, smtps: 465, lmtp: 24 };
@@ -66,12 +59,6 @@ export function resolveNexthop(recipient: string, settings: TransportSettings): 
   if (entry !== undefined) return parseTransportEntry(entry, domain);
   if (settings.relayhost.trim()) return parseSmtpNexthopList('smtp', settings.relayhost.trim(), domain, `relayhost = ${settings.relayhost}`);
   return parseSmtpNexthopList('smtp', '', domain, 'recipient domain');
-}
-
-/** The domain part of an address, lower-cased (empty when there is no @). */
-export function recipientDomain(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
 }
 
 /**

@@ -15,7 +15,7 @@
  */
 import type { Spool } from './spool.js';
 import { isUndelivered, type DeliveryState } from './delivery-state.js';
-import { recipientDomain } from '../delivery/transport.js';
+import { recipientDomain } from '../message/envelope.js';
 
 export interface ScheduleEntry {
   /** Next attempt, ms since the epoch; 0 = now. */

@@ -1,43 +1,16 @@
 /*
  * envelope — what the policy stage hands to the queue with each message.
  *
- * Decides: the envelope recorded in a queue file (RFC 5321 §2.3.1: reverse-path and
- * forward-paths, plus the client facts a Received: header and a DSN need) and the
- * `QueueWriter` seam through which the policy stage streams a message in. The
- * durability contract (README "Design") belongs to `IncomingMessage.commit()`: when it
- * resolves, the message and its envelope are fsynced and renamed into incoming/.
- * Leaves to others: the file format (queue-file.ts), the spool directories (spool.ts).
+ * Decides: the `QueueWriter` seam through which the policy stage streams a message in,
+ * with its envelope. The durability contract (README "Design") belongs to
+ * `IncomingMessage.commit()`: when it resolves, the message and its envelope are fsynced
+ * and renamed into incoming/.
+ * Leaves to others: the envelope's shape (message/envelope.ts, shared with delivery/;
+ * re-exported here for the policy stage), the file format (queue-file.ts), the spool
+ * directories (spool.ts).
  */
-
-export interface QueueRecipient {
-  /** RFC 5321 forward-path without angle brackets, e.g. `joe@example.com`. */
-  readonly address: string;
-  /**
-   * RFC 3461 ORCPT as the client gave it, its address decoded from xtext
-   * (`rfc822;joe+x@example.com` for `ORCPT=rfc822;joe+2Bx@example.com`); absent when it gave none.
-   */
-  readonly orcpt?: string;
-  /** RFC 3461 NOTIFY values, upper case (`SUCCESS`, `FAILURE`, `DELAY`, or `NEVER` alone); absent when the client gave none. */
-  readonly notify?: readonly string[];
-}
-
-export interface Envelope {
-  /** RFC 5321 reverse-path without angle brackets; empty string for the null sender `<>`. */
-  readonly sender: string;
-  readonly recipients: readonly QueueRecipient[];
-  /** When the client sent DATA's final dot, ms since the epoch. */
-  readonly arrivalTime: number;
-  readonly client: {
-    readonly address: string;
-    readonly port: number;
-    /** HELO/EHLO argument, if any. */
-    readonly helo?: string;
-  };
-  /** Session id of the SMTP session that brought the message, for log correlation. */
-  readonly sessionId: string;
-  /** RFC 3461 ENVID (decoded from xtext) and RET, when the client gave them. */
-  readonly dsn?: { readonly envid?: string; readonly ret?: 'FULL' | 'HDRS' };
-}
+import type { Envelope } from '../message/envelope.js';
+export type { Envelope, QueueRecipient } from '../message/envelope.js';
 
 /** How a message is committed. */
 export interface CommitOptions {

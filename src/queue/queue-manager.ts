@@ -4,13 +4,15 @@
  * Decides: incoming → active → (removed | deferred | hold) moves; at start, active/
  * leftovers go back to incoming/ (crash recovery); a queue run every queue_run_delay and
  * a wake-up at the earliest next attempt take incoming mail and deferred mail that is due.
- * At most `concurrency` messages are delivered at once, `activeLimit` sit in active/;
- * recipients are grouped by nexthop; defer_transports hold mail until flush/ETRN. A message
- * is removed when every recipient is sent or bounced; otherwise notices are queued, its
- * state written durably, and it moves to deferred/ with its backoff. Recipients older than
- * maximal_queue_lifetime (bounce_queue_lifetime from <>) bounce; control waits for attempts.
- * Leaves to others: queue-settings, deferred-schedule, dead-nexthop, sender-notice,
- * delivery-log, control-requests, queue-control, spool (.ts here); nexthop/SMTP (delivery/).
+ * At most `concurrency` messages are delivered at once, `activeLimit` sit in active/.
+ * An attempt hands a message's undelivered recipients to the delivery agent (one call,
+ * delivery-request.ts; a flush lets it past defer_transports and dead nexthops), then
+ * applies what delivery-outcome.ts makes of the results: log lines and counts, notices
+ * queued before the state that records them, then the state written and the message
+ * removed, requeued, held or deferred with its backoff. Control waits for attempts.
+ * Leaves to others: queue-settings, deferred-schedule, delivery-outcome, sender-notice,
+ * delivery-log, control-requests, queue-control, spool (.ts here); nexthops, MX targets,
+ * connections and SMTP (the delivery agent, delivery/delivery-agent.ts).
  * Bugs: one QueueManager per queue directory (control/pid tells the CLI, nothing more).
  */
 import { watch, type FSWatcher } from 'node:fs';
@@ -22,25 +24,22 @@ import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { matchDomain } from '../tables/match-list.js';
 import { hasErrno, MxError, type SmtpReply } from '../errors.js';
+import type { DeliveryAgent, OutboundMessage, RecipientDelivery } from '../delivery-request.js';
+import { SmtpDeliveryAgent } from '../delivery/delivery-agent.js';
 import { CONTROL_DIRECTORY, type QueueName, type Spool } from './spool.js';
-import type { QueueFileHead } from './queue-file.js';
+import type { LoadedQueueFile, QueueFileHead } from './queue-file.js';
 import type { QueueSettings } from './queue-settings.js';
-import { backoffDelay } from './backoff.js';
-import { initialDeliveryState, isFinished, isUndelivered, type DeliveryState, type RecipientState } from './delivery-state.js';
+import { initialDeliveryState, isUndelivered, type DeliveryState } from './delivery-state.js';
 import { applyControl, matchesSite, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
-import { formatNexthop, resolveNexthop, type Nexthop } from '../delivery/transport.js';
-import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
-import { deliverMessage, SmtpSession, type RecipientResult } from '../delivery/smtp-delivery.js';
-import { ConnectionCache } from '../delivery/connection-cache.js';
-import { DeadNexthops } from './dead-nexthop.js';
 import { ControlRequests } from './control-requests.js';
 import { buildSchedule, reconcileSchedule, queuedDomains, scheduleEntry, takeDue, type DeferredSchedule } from './deferred-schedule.js';
+import { attemptEnding, deliveryOutcome, type AttemptEnding, type DeliveryOutcome, type PendingControl } from './delivery-outcome.js';
 import { logDelivery } from './delivery-log.js';
-import { delayNoticeRecipients, queueSenderNotice } from './sender-notice.js';
-import { wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
+import { queueSenderNotice } from './sender-notice.js';
 
 export interface QueueManagerDeps {
   readonly spool: Spool;
+  /** For the delivery agent's MX and address lookups. */
   readonly resolver: DnsResolver;
   readonly clock: Clock;
   readonly log: Logger;
@@ -48,19 +47,6 @@ export interface QueueManagerDeps {
 }
 
 type ManagerState = 'new' | 'running' | 'stopping' | 'stopped';
-/** What control asked for a message while it sat in active/: applied after its attempt. */
-type PendingControl = Exclude<ControlCommand, 'flush' | 'release'>;
-/** Why a recipient bounced (the mxscreen_bounces_total label). */
-type BounceReason = 'rejected' | 'expired' | 'transport';
-
-interface AttemptResult {
-  readonly outcome: RecipientResult;
-  readonly relay: string;
-  readonly nexthop: string;
-  readonly reason: BounceReason;
-  /** The server that took it did not announce DSN (a NOTIFY=SUCCESS notice is ours to send). */
-  readonly relayedWithoutDsn: boolean;
-}
 
 export class QueueManager implements ControlOwner {
   #settings: QueueSettings;
@@ -77,8 +63,7 @@ export class QueueManager implements ControlOwner {
   readonly #pendingControl = new Map<string, PendingControl>();
   /** Ids whose attempt has read #pendingControl for the last time: a later command waits for it to end. */
   readonly #closing = new Set<string>();
-  readonly #dead: DeadNexthops;
-  readonly #connections: ConnectionCache<SmtpSession>;
+  readonly #agent: DeliveryAgent;
   #incomingBacklog = false;
   #runTimer: Timer | undefined;
   #wakeTimer: Timer | undefined;
@@ -91,8 +76,7 @@ export class QueueManager implements ControlOwner {
   constructor(settings: QueueSettings, deps: QueueManagerDeps) {
     this.#settings = settings;
     this.#deps = deps;
-    this.#connections = new ConnectionCache({ clock: deps.clock, idleTime: settings.connectionCacheTime ?? 0 });
-    this.#dead = new DeadNexthops(deps);
+    this.#agent = new SmtpDeliveryAgent(settings, deps);
     this.#controlRequests = new ControlRequests(deps.spool.directory, (request) => this.control(request));
     deps.spool.setMinimumFree(settings.minimumFree ?? 0);
   }
@@ -101,7 +85,7 @@ export class QueueManager implements ControlOwner {
   setSettings(settings: QueueSettings): void {
     const delayChanged = settings.queueRunDelay !== this.#settings.queueRunDelay;
     this.#settings = { ...settings, directory: this.#settings.directory };
-    this.#connections.setIdleTime(settings.connectionCacheTime ?? 0);
+    this.#agent.setSettings(this.#settings);
     this.#deps.spool.setMinimumFree(settings.minimumFree ?? 0);
     if (delayChanged && this.#state === 'running') this.#armQueueRun();
     this.#pump();
@@ -171,7 +155,7 @@ export class QueueManager implements ControlOwner {
       this.#flushed.add(id);
       count += 1;
     }
-    if (!site) this.#dead.clear();
+    if (!site) this.#agent.forgetDeadNexthops();
     this.#deps.log.info({ event: 'flush', domain: site ?? null, count }, `flush${site ? ` ${site}` : ''}: ${count} deferred messages`);
     void this.#track(this.#scanIncoming());
     void this.#track(this.#scanDeferred());
@@ -235,7 +219,7 @@ export class QueueManager implements ControlOwner {
       await Promise.all([...this.#running.values()].map(({ promise }) => promise));
       grace.cancel();
       await this.whenIdle();
-      this.#connections.closeIdle();
+      this.#agent.closeIdle();
       await unlink(join(this.#deps.spool.directory, CONTROL_DIRECTORY, PID_FILE)).catch(() => undefined);
     }
     this.#state = 'stopped';
@@ -251,7 +235,7 @@ export class QueueManager implements ControlOwner {
       await this.#running.get(id)?.promise;
       return 'moved';
     }
-    const { spool, log } = this.#deps;
+    const { spool } = this.#deps;
     const readyIndex = this.#ready.indexOf(id);
     switch (command) {
       case 'release':
@@ -266,10 +250,7 @@ export class QueueManager implements ControlOwner {
           this.#ready.splice(readyIndex, 1);
           this.#owned.delete(id);
           if (command === 'delete') await spool.remove('active', id);
-          else {
-            await spool.move(id, 'active', 'hold');
-            log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
-          }
+          else await this.#hold(id);
           return true;
         }
         this.#pendingControl.set(id, command);
@@ -453,213 +434,114 @@ export class QueueManager implements ControlOwner {
   // --- one delivery attempt of one message ---
 
   async #deliver(id: string, signal: AbortSignal): Promise<void> {
-    const { spool, clock, log } = this.#deps;
-    const settings = this.#settings;
-    let head: QueueFileHead;
-    let body: Buffer | undefined;
+    const loaded = await this.#load(id);
+    if (!loaded) return;
+    const { head, body } = loaded;
     try {
-      ({ head, body } = await spool.load('active', id));
+      const before = (await this.#deps.spool.readState(id, head.envelope)) ?? initialDeliveryState(id, head.envelope);
+      const early = this.#pendingControl.get(id);
+      if (early === 'delete' || early === 'hold') return await this.#applyPending(id, early);
+      const results = await this.#attempt(head, body, before, signal);
+      const now = this.#deps.clock.now();
+      const outcome = deliveryOutcome({ head, state: before, results, now, aborted: signal.aborted }, this.#settings);
+      await this.#report(head, body, outcome, now);
+      const ending = attemptEnding(before, outcome.state, this.#pendingControl.get(id), signal.aborted);
+      this.#closing.add(id);
+      await this.#end(id, ending);
+    } catch (error) {
+      await this.#retryLater(id, error);
+    }
+  }
+
+  /** The queue file `id` in active/; undefined when it is corrupt (moved to corrupt/) or gone. */
+  async #load(id: string): Promise<LoadedQueueFile | undefined> {
+    const { spool } = this.#deps;
+    try {
+      return await spool.load('active', id);
     } catch (error) {
       if (isCorrupt(error)) await spool.quarantine('active', id, (error as Error).message);
       else if (!hasErrno(error, 'ENOENT')) this.#queueError(id, error);
-      return;
+      return undefined;
     }
-    try {
-      const before = (await spool.readState(id, head.envelope)) ?? initialDeliveryState(id, head.envelope);
-      const early = this.#pendingControl.get(id);
-      if (early === 'delete' || early === 'hold') return await this.#applyPending(id, early);
+  }
 
-      const results = await this.#attempt(head, body, before, signal, this.#flushed.has(id));
-      const now = clock.now();
-      const fromNullSender = head.envelope.sender === '';
-      const lifetime = fromNullSender ? (settings.bounceQueueLifetime ?? settings.maximalQueueLifetime) : settings.maximalQueueLifetime;
-      const expired = now - head.envelope.arrivalTime >= lifetime;
-      const failed: DsnRecipient[] = [];
-      const relayed: DsnRecipient[] = [];
-      const recipients = before.recipients.map((recipient, index): RecipientState => {
-        const result = results.get(index);
-        if (!result) return recipient;
-        let { status, text } = result.outcome;
-        let reason = result.reason;
-        if (status === 'deferred' && expired && !signal.aborted) {
-          status = 'bounced';
-          reason = 'expired';
-          text = `message expired after ${fromNullSender ? 'bounce_queue_lifetime' : 'maximal_queue_lifetime'}: ${text}`;
-        }
-        const queued = head.envelope.recipients[index]!;
-        const dsn = status === 'bounced' && !result.outcome.dsn.startsWith('5') ? '5.4.7' : result.outcome.dsn;
-        if (status === 'bounced') {
-          this.#deps.metrics.bounces.inc({ reason });
-          if (!fromNullSender && wantsNotice(queued, 'failed')) failed.push({ address: recipient.address, orcpt: queued.orcpt, status: dsn, text });
-        }
-        if (status === 'sent' && result.relayedWithoutDsn && !fromNullSender && wantsNotice(queued, 'relayed')) {
-          relayed.push({ address: recipient.address, orcpt: queued.orcpt, status: result.outcome.dsn, text: `delivery via ${result.relay}: ${text}` });
-        }
-        logDelivery(this.#deps, head, { ...result.outcome, status, text, dsn }, result.relay, result.nexthop, now);
-        return { address: recipient.address, status, attempts: recipient.attempts + 1, lastError: text, dsn };
-      });
-      const attempts = before.attempts + 1;
-      let after: DeliveryState = {
-        id,
-        attempts,
-        nextAttempt: now + backoffDelay(attempts, settings.minimalBackoffTime, settings.maximalBackoffTime),
-        recipients,
-        ...(before.delayWarned ? { delayWarned: true } : {}),
-      };
-      // Notices first: a crash after them and before the state repeats a notice, never loses one.
-      if (!signal.aborted) {
-        if (failed.length) await this.#notify(head, body, 'failed', failed, now);
-        if (relayed.length) await this.#notify(head, body, 'relayed', relayed, now);
-        const delayed = delayNoticeRecipients(head, after, now, this.#settings.delayWarningTime ?? 0);
-        if (delayed.length) {
-          await this.#notify(head, body, 'delayed', delayed, now);
-          after = { ...after, delayWarned: true };
-        }
-      }
-      const pending = this.#pendingControl.get(id);
-      this.#closing.add(id);
-      if (isFinished(after) || pending === 'delete') {
-        // No state write first: a crash before the unlink re-delivers (at-least-once).
-        await spool.remove('active', id);
+  /** Tries every undelivered recipient through the delivery agent. Returns results by envelope index. */
+  async #attempt(head: QueueFileHead, body: Buffer | undefined, state: DeliveryState, signal: AbortSignal): Promise<Map<number, RecipientDelivery>> {
+    const indexes = state.recipients.flatMap((recipient, index) => (isUndelivered(recipient) ? [index] : []));
+    const message: OutboundMessage = {
+      sender: head.envelope.sender,
+      ...(head.envelope.dsn ? { dsn: head.envelope.dsn } : {}),
+      size: head.bodyLength,
+      body: () => this.#deps.spool.openBody('active', head, body),
+      flushed: this.#flushed.has(head.id),
+    };
+    const results = await this.#agent.deliver(message, indexes.map((index) => head.envelope.recipients[index]!), signal);
+    return new Map([...results].map(([position, result]) => [indexes[position]!, result]));
+  }
+
+  /** Counts and logs an attempt's outcome, then queues its notices to the sender (sender-notice.ts). */
+  async #report(head: QueueFileHead, body: Buffer | undefined, outcome: DeliveryOutcome, now: number): Promise<void> {
+    for (const reason of outcome.bounces) this.#deps.metrics.bounces.inc({ reason });
+    for (const line of outcome.logLines) logDelivery(this.#deps, line);
+    for (const { action, recipients } of outcome.notices) {
+      this.kick(await queueSenderNotice(this.#deps, this.#settings, head, body, action, recipients, now));
+    }
+  }
+
+  /** Writes the state and moves the message as its attempt's ending says. */
+  async #end(id: string, ending: AttemptEnding): Promise<void> {
+    const { spool, log } = this.#deps;
+    switch (ending.kind) {
+      case 'remove':
+        return spool.remove('active', id);
+      case 'keep':
+        if (ending.state) await spool.writeState(ending.state);
         return;
-      }
-      if (signal.aborted) {
-        // Stopping: keep it in active/ (back to incoming/ at the next start, tried at once).
-        if (after.recipients.some((r, i) => r.status !== before.recipients[i]!.status && !isUndelivered(r)) || after.delayWarned !== before.delayWarned) {
-          await spool.writeState({ ...after, attempts: before.attempts, nextAttempt: 0 });
-        }
-        return;
-      }
-      if (pending === 'requeue') {
-        await spool.writeState({ ...after, nextAttempt: 0 });
+      case 'requeue':
+        await spool.writeState(ending.state);
         await spool.move(id, 'active', 'incoming');
         log.info({ event: 'requeued', queueId: id }, `${id}: requeued`);
         this.#incomingBacklog = true;
         return;
-      }
-      await spool.writeState(after);
-      if (pending === 'hold') {
-        await spool.move(id, 'active', 'hold');
-        log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
-        return;
-      }
-      await spool.move(id, 'active', 'deferred');
-      this.#schedule.set(id, scheduleEntry(after));
-      this.#armWake(after.nextAttempt);
-    } catch (error) {
-      // I/O trouble: try again later from deferred/ with the state last written.
-      this.#closing.add(id);
-      this.#queueError(id, error);
-      const retry = clock.now() + settings.minimalBackoffTime;
-      try {
+      case 'hold':
+        await spool.writeState(ending.state);
+        return this.#hold(id);
+      case 'defer':
+        await spool.writeState(ending.state);
         await spool.move(id, 'active', 'deferred');
-        this.#schedule.set(id, { due: retry, domains: undefined });
-        this.#armWake(retry);
-      } catch (moveError) {
-        if (!hasErrno(moveError, 'ENOENT')) this.#queueError(id, moveError);
+        this.#schedule.set(id, scheduleEntry(ending.state));
+        this.#armWake(ending.state.nextAttempt);
+        return;
+      default: {
+        const never: never = ending;
+        throw new Error(`unhandled attempt ending ${String(never)}`);
       }
+    }
+  }
+
+  /** I/O trouble during an attempt: try again later from deferred/ with the state last written. */
+  async #retryLater(id: string, error: unknown): Promise<void> {
+    this.#closing.add(id);
+    this.#queueError(id, error);
+    const retry = this.#deps.clock.now() + this.#settings.minimalBackoffTime;
+    try {
+      await this.#deps.spool.move(id, 'active', 'deferred');
+      this.#schedule.set(id, { due: retry, domains: undefined });
+      this.#armWake(retry);
+    } catch (moveError) {
+      if (!hasErrno(moveError, 'ENOENT')) this.#queueError(id, moveError);
     }
   }
 
   async #applyPending(id: string, pending: 'delete' | 'hold'): Promise<void> {
     if (pending === 'delete') return this.#deps.spool.remove('active', id);
+    return this.#hold(id);
+  }
+
+  /** Moves `id` from active/ to hold/ and logs it. */
+  async #hold(id: string): Promise<void> {
     await this.#deps.spool.move(id, 'active', 'hold');
     this.#deps.log.info({ event: 'placed on hold', queueId: id }, `${id}: placed on hold`);
-  }
-
-  /** Queues a notice to the sender of `head` (sender-notice.ts) and schedules its delivery. */
-  async #notify(head: QueueFileHead, body: Buffer | undefined, action: DsnAction, recipients: readonly DsnRecipient[], now: number): Promise<void> {
-    this.kick(await queueSenderNotice(this.#deps, this.#settings, head, body, action, recipients, now));
-  }
-
-  /** Tries every undelivered recipient, grouped by nexthop. Returns results by recipient index. */
-  async #attempt(head: QueueFileHead, body: Buffer | undefined, state: DeliveryState, signal: AbortSignal, flushed: boolean): Promise<Map<number, AttemptResult>> {
-    const settings = this.#settings;
-    const groups = new Map<string, { nexthop: Nexthop; indexes: number[] }>();
-    state.recipients.forEach((recipient, index) => {
-      if (!isUndelivered(recipient)) return;
-      const nexthop = resolveNexthop(recipient.address, settings);
-      const key = nexthop.kind === 'smtp' ? `smtp ${formatNexthop(nexthop)}` : `${nexthop.kind} ${index}`;
-      const group = groups.get(key) ?? { nexthop, indexes: [] };
-      group.indexes.push(index);
-      groups.set(key, group);
-    });
-
-    const results = new Map<number, AttemptResult>();
-    // Bounded by the number of recipients.
-    for (const { nexthop, indexes } of groups.values()) {
-      const label = formatNexthop(nexthop);
-      const addresses = indexes.map((index) => state.recipients[index]!.address);
-      const record = (outcomes: readonly RecipientResult[], relay: string, reason: BounceReason, relayedWithoutDsn = false) =>
-        outcomes.forEach((outcome, i) => results.set(indexes[i]!, { outcome, relay, nexthop: label, reason, relayedWithoutDsn }));
-      const everyone = (status: 'bounced' | 'deferred', dsn: string, text: string): RecipientResult[] => addresses.map((address) => ({ address, status, dsn, text }));
-      switch (nexthop.kind) {
-        case 'error':
-          record(everyone('bounced', leadingDsn(nexthop.text, '5') ?? '5.0.0', nexthop.text), 'none', 'transport');
-          break;
-        case 'retry':
-          record(everyone('deferred', leadingDsn(nexthop.text, '4') ?? '4.0.0', nexthop.text), 'none', 'transport');
-          break;
-        case 'smtp': {
-          if (signal.aborted) break;
-          if (!flushed && (settings.deferTransports ?? []).includes(nexthop.transport.toLowerCase())) {
-            record(everyone('deferred', '4.3.2', 'deferred transport'), 'none', 'transport');
-            break;
-          }
-          const suspended = this.#dead.suspended(label, this.#deps.clock.now());
-          if (suspended !== undefined && !flushed) {
-            record(everyone('deferred', '4.4.1', `delivery temporarily suspended: ${suspended}`), 'none', 'transport');
-            break;
-          }
-          const started = performance.now();
-          const lookup = await this.#targets(nexthop);
-          if ('failure' in lookup) {
-            record(everyone(lookup.failure.permanent ? 'bounced' : 'deferred', lookup.failure.dsn, lookup.failure.text), 'none', 'transport');
-            if (!lookup.failure.permanent) this.#dead.markDead(label, lookup.failure.text, this.#settings.minimalBackoffTime);
-            break;
-          }
-          const delivery = await deliverMessage({
-            targets: lookup.targets,
-            sender: head.envelope.sender,
-            recipients: indexes.map((index) => head.envelope.recipients[index]!),
-            size: head.bodyLength,
-            body: () => this.#deps.spool.openBody('active', head, body),
-            helo: settings.myhostname,
-            connectTimeout: settings.connectTimeout,
-            commandTimeout: settings.commandTimeout,
-            ...(head.envelope.dsn ? { dsn: head.envelope.dsn } : {}),
-            signal,
-            tlsLevel: settings.tlsLevel ?? 'may',
-            cache: { connections: this.#connections, key: label, limit: settings.destinationConcurrencyLimit ?? 20 },
-          });
-          this.#deps.metrics.deliveryLatency.observe((performance.now() - started) / 1000);
-          record(delivery.recipients, delivery.relay, 'rejected', !delivery.dsnSupported);
-          if (signal.aborted) break;
-          if (delivery.relay === 'none' && delivery.recipients.every((r) => r.status === 'deferred')) this.#dead.markDead(label, delivery.recipients[0]?.text ?? 'no answer', this.#settings.minimalBackoffTime);
-          else this.#dead.markUp(label);
-          break;
-        }
-        default: {
-          const never: never = nexthop;
-          throw new Error(`unhandled nexthop ${String(never)}`);
-        }
-      }
-    }
-    return results;
-  }
-
-  /** The targets of every destination of a nexthop list, in order; a failure only when none has any. */
-  async #targets(nexthop: Extract<Nexthop, { kind: 'smtp' }>): Promise<{ targets: DeliveryTarget[] } | { failure: { permanent: boolean; dsn: string; text: string } }> {
-    const targets: DeliveryTarget[] = [];
-    let failure: { permanent: boolean; dsn: string; text: string } | undefined;
-    // Bounded by the length of the nexthop list.
-    for (const destination of [nexthop, ...(nexthop.also ?? [])]) {
-      const lookup = await lookupTargets(destination, this.#deps.resolver);
-      if (lookup.kind === 'targets') targets.push(...lookup.targets);
-      else if (!failure || (failure.permanent && !lookup.permanent)) failure = lookup; // a temporary failure outweighs a permanent one
-    }
-    if (targets.length) return { targets };
-    return { failure: failure ?? { permanent: false, dsn: '4.4.3', text: 'no delivery target' } };
   }
 
   #queueError(id: string, error: unknown): void {
@@ -669,11 +551,4 @@ export class QueueManager implements ControlOwner {
 
 function isCorrupt(error: unknown): boolean {
   return error instanceof MxError && error.code === 'ERR_QUEUE_CORRUPT';
-}
-
-
-/** An RFC 3463 code at the start of an error:/retry: text, e.g. `5.1.1 no such user`. */
-function leadingDsn(text: string, klass: '4' | '5'): string | undefined {
-  const code = /^([245]\.\d{1,3}\.\d{1,3})\b/.exec(text)?.[1];
-  return code?.startsWith(klass) ? code : undefined;
 }

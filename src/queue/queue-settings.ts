@@ -10,27 +10,19 @@
  * to the machine's host name; the free-space floor is max(queue_minfree, 1.5 ×
  * message_size_limit)); an smtp_tls_security_level mxscreen does not implement is a
  * fatal config error with file:line.
- * Leaves to others: parsing and defaults (config/), applying them (queue-manager.ts).
+ * Leaves to others: parsing and defaults (config/), applying them (queue-manager.ts and,
+ * for the delivery settings, the delivery agent).
  * Bugs: concurrency, active limit, command timeout and stop grace are fixed, not main.cf.
  */
 import { hostname } from 'node:os';
 import type { Config, MatchList } from '../config/value.js';
-import type { LookupTable } from '../tables/lookup-table.js';
 import { ConfigError } from '../errors.js';
-import { TLS_LEVELS, type TlsLevel } from '../delivery/smtp-delivery.js';
+import { TLS_LEVELS, type DeliverySettings, type TlsLevel } from '../delivery-request.js';
 
-export interface QueueSettings {
+/** The queue manager's settings, with those it passes to the delivery agent (delivery-request.ts). */
+export interface QueueSettings extends DeliverySettings {
   /** Absolute queue directory (queue_directory resolved against the config directory). */
   readonly directory: string;
-  readonly transportMaps: readonly LookupTable[];
-  /** relayhost; empty for none. */
-  readonly relayhost: string;
-  /** transport_maps is in parent_domain_matches_subdomains (transport.ts). */
-  readonly transportMapsMatchSubdomains?: boolean;
-  /** EHLO name (myhostname, or the machine host name when empty). */
-  readonly myhostname: string;
-  /** ms */
-  readonly minimalBackoffTime: number;
   /** ms */
   readonly maximalBackoffTime: number;
   /** ms between queue runs. */
@@ -43,23 +35,11 @@ export interface QueueSettings {
   readonly delayWarningTime?: number;
   /** Largest message returned whole in a bounce, bytes. */
   readonly bounceSizeLimit?: number;
-  /** Transports whose mail waits in deferred/ until flush or ETRN (defer_transports). */
-  readonly deferTransports?: readonly string[];
   /** Domains ETRN may flush (fast_flush_domains) and whether parents match subdomains. */
   readonly fastFlushDomains?: MatchList;
   readonly fastFlushParentMatches?: boolean;
-  /** Connections per nexthop (default_destination_concurrency_limit). */
-  readonly destinationConcurrencyLimit?: number;
-  /** Idle connection reuse time, ms (smtp_connection_cache_time_limit); 0 = no reuse. */
-  readonly connectionCacheTime?: number;
-  /** smtp_tls_security_level. */
-  readonly tlsLevel?: TlsLevel;
   /** Free-space floor of the queue file system, bytes (max(queue_minfree, 1.5 × message_size_limit)). */
   readonly minimumFree?: number;
-  /** smtp_connect_timeout, ms. */
-  readonly connectTimeout: number;
-  /** Greeting and command reply limit, ms (Postfix smtp_helo_timeout, 300s). */
-  readonly commandTimeout: number;
   /** Messages delivered at once. */
   readonly concurrency: number;
   /** Messages held in active/ at once (Postfix qmgr_message_active_limit). */

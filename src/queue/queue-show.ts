@@ -15,7 +15,7 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { readQueueFileHead } from './queue-file.js';
 import { decodeDeliveryState, initialDeliveryState, type RecipientStatus } from './delivery-state.js';
-import { headerSection } from '../delivery/bounce.js';
+import { headerSection } from './bounce.js';
 
 /** Longest header section shown, bytes. */
 const HEADER_LIMIT = 256 * 1024;

@@ -2,14 +2,13 @@
  * sender-notice — notices to the sender about its mail (Postfix bounce(8) as qmgr(8)
  * asks for it: non-delivery, delay and success notifications).
  *
- * Decides: who is due a delay notice (delay_warning_time after arrival, once, only
- * recipients with RFC 3461 NOTIFY=DELAY or the default); how much of the original goes
- * back (the whole message for a bounce up to bounce_size_limit unless RET=HDRS, else
- * its header section); the notice as a new queued message from <> to the sender; the
- * log line `sender non-delivery|delay|delivery status notification: NOTICEID`.
- * Leaves to others: the DSN text (bounce.ts), which recipients failed or were relayed
- * and when notices are queued relative to the state (queue-manager.ts), the move of
- * the notice's file (spool.ts).
+ * Decides: how much of the original goes back (the whole message for a bounce up to
+ * bounce_size_limit unless RET=HDRS, else its header section); the notice as a new
+ * queued message from <> to the sender; the log line `sender non-delivery|delay|delivery
+ * status notification: NOTICEID`.
+ * Leaves to others: the DSN text (bounce.ts), which recipients failed, were relayed or
+ * are due a delay notice (delivery-outcome.ts), when notices are queued relative to the
+ * state (queue-manager.ts), the move of the notice's file (spool.ts).
  * Bugs: a crash between queuing a notice and writing the state that records it repeats
  * the notice (never loses it).
  */
@@ -17,10 +16,9 @@ import type { Logger } from '../ops/log.js';
 import type { Spool } from './spool.js';
 import type { QueueFileHead } from './queue-file.js';
 import type { Envelope } from './envelope.js';
-import { isUndelivered, type DeliveryState } from './delivery-state.js';
-import { composeDsn, headerSection, wantsNotice, type DsnAction, type DsnRecipient } from '../delivery/bounce.js';
+import { composeDsn, headerSection, type DsnAction, type DsnRecipient } from './bounce.js';
 
-/** What a notice needs from the queue settings (postconf(5) names in queue-manager.ts). */
+/** What a notice needs from the queue settings (postconf(5) names in queue-settings.ts). */
 export interface NoticeSettings {
   /** reporting MTA and HELO of the notice (myhostname). */
   readonly myhostname: string;
@@ -28,21 +26,6 @@ export interface NoticeSettings {
   readonly bounceSizeLimit?: number;
   /** ms; a delay notice says until when delivery is tried. */
   readonly maximalQueueLifetime: number;
-}
-
-/**
- * Recipients of `head` due a delay notice at `now` (ms since the epoch) after the
- * attempt that left `after`: none when `delayWarningTime` (ms) is 0, the notice was sent,
- * the sender is <>, or the message is younger (delay_warning_time, RFC 3461 NOTIFY=DELAY).
- */
-export function delayNoticeRecipients(head: QueueFileHead, after: DeliveryState, now: number, delayWarningTime: number): DsnRecipient[] {
-  const warning = delayWarningTime;
-  if (warning <= 0 || after.delayWarned || head.envelope.sender === '' || now - head.envelope.arrivalTime < warning) return [];
-  return after.recipients.flatMap((recipient, index) => {
-    const queued = head.envelope.recipients[index]!;
-    if (!isUndelivered(recipient) || !wantsNotice(queued, 'delayed')) return [];
-    return [{ address: recipient.address, orcpt: queued.orcpt, status: recipient.dsn ?? '4.0.0', text: recipient.lastError ?? 'delivery deferred' }];
-  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { composeDsn, headerSection, wantsNotice, type DsnRequest } from '../../src/delivery/bounce.js';
-import type { Envelope } from '../../src/queue/envelope.js';
+import { composeDsn, headerSection, wantsNotice, type DsnRequest } from '../../src/queue/bounce.js';
+import type { Envelope } from '../../src/message/envelope.js';
 
 const original = Buffer.from('From: alice@example.org\r\nSubject: hello\r\nMessage-ID: <m1@example.org>\r\n\r\nthe body text\r\n');
 const envelope: Envelope = {

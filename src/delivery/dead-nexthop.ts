@@ -1,13 +1,13 @@
 /*
- * dead-nexthop — the queue manager's memory of nexthops it could not reach (qmgr(8): a
+ * dead-nexthop — the delivery agent's memory of nexthops it could not reach (qmgr(8): a
  * destination whose delivery is "temporarily suspended").
  *
  * Decides: a nexthop that gave no answer (no target, or every recipient deferred without
  * a connection) is dead until now + minimal_backoff_time, with the reason to repeat in
  * the deferral text; any delivery through it brings it back up. Logs `nexthop dead` once
  * when it goes down and `nexthop up` when it comes back; sets mxscreen_nexthop_up.
- * Leaves to others: when to mark (queue-manager.ts), whether a flush ignores the memory
- * (queue-manager.ts), each message's own backoff (backoff.ts).
+ * Leaves to others: when to mark and whether a flush ignores the memory
+ * (delivery-agent.ts), each message's own backoff (queue/backoff.ts).
  * Bugs: in memory only: a restart forgets every dead nexthop.
  */
 import type { Clock } from '../clock.js';

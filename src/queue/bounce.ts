@@ -8,12 +8,12 @@
  * original message (message/rfc822) or only its headers (text/rfc822-headers) when RET=HDRS,
  * when it is larger than bounce_size_limit, and for delay and success notices. Which
  * recipients get a notice (RFC 3461 NOTIFY) is `wantsNotice`. Built with nodemailer's
- * MailComposer. From: MAILER-DAEMON@myhostname; the envelope sender is <> (queue-manager.ts).
- * Leaves to others: when a notice is due and queueing it (queue-manager.ts).
+ * MailComposer. From: MAILER-DAEMON@myhostname; the envelope sender is <> (sender-notice.ts).
+ * Leaves to others: when a notice is due (delivery-outcome.ts) and queueing it (sender-notice.ts).
  * Bugs: no double bounce to postmaster for a failed bounce; no notify_classes copies.
  */
 import MailComposer from 'nodemailer/lib/mail-composer';
-import type { Envelope, QueueRecipient } from '../queue/envelope.js';
+import type { Envelope, QueueRecipient } from './envelope.js';
 
 export const DSN_ACTIONS = ['failed', 'delayed', 'relayed'] as const;
 export type DsnAction = (typeof DSN_ACTIONS)[number];
