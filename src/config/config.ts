@@ -106,6 +106,17 @@ export function configuredTable(config: Config, spec: string): LookupTable {
   return config instanceof LoadedConfig ? config.table(spec) : openTable(spec, config.directory);
 }
 
+/** Where main.cf set parameter `name`, as a ConfigProblem location (line 0 of config.file for a default). */
+export function settingAt(config: Config, name: ParameterName): { readonly file: string; readonly line: number } {
+  const match = /^(.*):(\d+)$/.exec(config.where(name));
+  return match ? { file: match[1]!, line: Number(match[2]) } : { file: config.file, line: 0 };
+}
+
+/** A problem with parameter `name` at its setting (settingAt), the message prefixed `name: `; for the stages' own checks. */
+export function problemAt(config: Config, name: ParameterName, message: string): ConfigProblem {
+  return { ...settingAt(config, name), message: `${name}: ${message}` };
+}
+
 /** A restriction class (smtpd_restriction_classes): its name, its expanded list words and where it was set. */
 export interface RestrictionClass {
   readonly name: string;

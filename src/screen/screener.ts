@@ -14,7 +14,8 @@
  * (builtin-smtpd.ts, every deep test on, RCPT refused). At handover the deep tests still due
  * run on the live session (deep-tests.ts). Every deadline sits in one TimerQueue. Hangup →
  * HANGUP + DISCONNECT.
- * Leaves to others: SMTP after the handover (policy/), the tests, the cache store.
+ * Leaves to others: reading main.cf (screen-settings.ts), SMTP after the handover (policy/),
+ * the tests, the cache store.
  * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants; on a
  * vetoed address PASS OLD needs every enabled test valid, elsewhere only the early ones
  * (the deep tests run on the live session, which postscreen cannot do).
@@ -22,88 +23,24 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from '../clock.js';
-import { configuredTable } from '../config/config.js';
-import type { Action, Config, MatchList } from '../config/value.js';
-import type { LookupTable } from '../tables/lookup-table.js';
 import { matchNetwork } from '../tables/match-list.js';
-import type { ParameterName } from '../config/catalogue.js';
-import { ConfigError, formatReply, type ConfigProblem, type SmtpReply } from '../errors.js';
+import { formatReply, type SmtpReply } from '../errors.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { evaluateAccessList, parseAccessList, type AccessList } from './access-list.js';
+import { evaluateAccessList } from './access-list.js';
 import { startDnsblQuery, type DnsblHealthView, type DnsblQuery } from '../dnsbl/dnsbl-query.js';
-import { parseDnsblSite, type DnsblSite } from '../dnsbl/dnsbl-site.js';
 import { dnsblDisplayName } from '../dnsbl/dnsbl-reply-map.js';
-import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, STRESS_GREET_WAIT_MS, type ConnectionSlot, type LimitRefusal, type LimitSettings } from './connection-limits.js';
-import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY, type BuiltinSmtpdProfile } from './builtin-smtpd.js';
+import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, STRESS_GREET_WAIT_MS, type ConnectionSlot, type LimitRefusal } from './connection-limits.js';
+import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY } from './builtin-smtpd.js';
 import { DEEP_TESTS, DeepTestSession, type DeepTest, type DeepTestSettings } from './deep-tests.js';
 import { readProxyHeader } from './proxy-protocol.js';
+import type { ScreenSettings } from './screen-settings.js';
 import { TimerQueue } from './timer-queue.js';
 import { formatPregreet, formatSeconds, watchPregreet, type PregreetEvent, type PregreetWatch } from './pregreet.js';
 import { dnsblLifetimeMs, testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
 import type { ScreenOutcome, ScreenTest, ScreenVerdict } from './verdict.js';
-
-/** Everything the screen stage reads from main.cf, typed (units in the names). */
-export interface ScreenSettings {
-  /** postscreen_greet_wait, ms. */
-  readonly greetWaitMs: number;
-  /** postscreen_greet_banner; empty = no teaser line. */
-  readonly greetBanner: string;
-  /** postscreen_greet_action. */
-  readonly greetAction: Action;
-  /** postscreen_greet_ttl, ms. */
-  readonly greetTtlMs: number;
-  /** postscreen_dnsbl_sites, parsed; empty = no DNSBL test. */
-  readonly dnsblSites: readonly DnsblSite[];
-  /** postscreen_dnsbl_threshold: the test fails when rank ≥ threshold. */
-  readonly dnsblThreshold: number;
-  /** postscreen_dnsbl_action. */
-  readonly dnsblAction: Action;
-  /** postscreen_dnsbl_timeout, ms: a later answer counts as a DNS error. */
-  readonly dnsblTimeoutMs: number;
-  /** postscreen_dnsbl_min_ttl, ms. */
-  readonly dnsblMinTtlMs: number;
-  /** postscreen_dnsbl_max_ttl, ms. */
-  readonly dnsblMaxTtlMs: number;
-  /** postscreen_denylist_action (old name postscreen_blacklist_action). */
-  readonly denylistAction: Action;
-  /** postscreen_access_list, parsed with its tables open. */
-  readonly accessList: AccessList;
-  /** mynetworks, for permit_mynetworks. */
-  readonly mynetworks: MatchList;
-  /** postscreen_dnsbl_allowlist_threshold: a rank ≤ this (< 0) passes every test; 0 = off. */
-  readonly dnsblAllowlistThreshold: number;
-  /** postscreen_dnsbl_reply_map: domain → the name shown in replies and INFO logs. */
-  readonly dnsblReplyMap: readonly LookupTable[];
-  /** postscreen_allowlist_interfaces: local addresses where a new client may pass (elsewhere: ALLOWLIST VETO). */
-  readonly allowlistInterfaces: MatchList;
-  /** What postscreen's own SMTP engine announces, for vetoed clients. */
-  readonly engine: BuiltinSmtpdProfile;
-  /** Per-client connection count and queue limits. */
-  readonly limits: LimitSettings;
-  /** postscreen_upstream_proxy_protocol = haproxy. */
-  readonly proxyProtocol: boolean;
-  /** postscreen_upstream_proxy_timeout, ms. */
-  readonly proxyTimeoutMs: number;
-  /** The deep tests enabled (postscreen_*_enable). */
-  readonly deepTests: ReadonlySet<DeepTest>;
-  /** postscreen_pipelining_action, …_non_smtp_command_action, …_bare_newline_action. */
-  readonly deepActions: Readonly<Record<DeepTest, Action>>;
-  /** postscreen_*_ttl of the deep tests, ms. */
-  readonly deepTtlMs: Readonly<Record<DeepTest, number>>;
-  /** postscreen_forbidden_commands, upper-case. */
-  readonly forbiddenCommands: readonly string[];
-  /** postscreen_command_count_limit. */
-  readonly commandCountLimit: number;
-  /** postscreen_command_time_limit, ms. */
-  readonly commandTimeLimitMs: number;
-  /** line_length_limit, bytes. */
-  readonly lineLengthLimit: number;
-  /** myhostname, in 421 replies. */
-  readonly myhostname: string;
-}
 
 export interface ScreenerDeps {
   readonly resolver: DnsResolver;
@@ -131,95 +68,6 @@ export const SCREEN_REPLIES = {
 /** The DNSBL reply: `521|550 5.7.1 Service unavailable; client [ip] blocked using site`. */
 export function dnsblReply(code: 521 | 550, address: string, site: string): SmtpReply {
   return { code, enhanced: '5.7.1', text: `Service unavailable; client [${address}] blocked using ${site}` };
-}
-
-/** Where parameter `name` was set, as a ConfigProblem location (line 0 for a default). */
-function settingAt(config: Config, name: ParameterName): { file: string; line: number } {
-  const match = /^(.*):(\d+)$/.exec(config.where(name));
-  return match ? { file: match[1]!, line: Number(match[2]) } : { file: config.file, line: 0 };
-}
-
-function problemAt(config: Config, name: ParameterName, message: string): ConfigProblem {
-  return { ...settingAt(config, name), message: `${name}: ${message}` };
-}
-
-/**
- * Reads the screen settings from `config`, taking the postscreen_access_list tables the
- * configuration opened at load (config.ts configuredTable). Throws ConfigError listing every bad
- * postscreen_dnsbl_sites entry and access list element with the file:line of the setting.
- */
-export function screenSettingsFromConfig(config: Config): ScreenSettings {
-  const problems: ConfigProblem[] = [];
-  const dnsblSites: DnsblSite[] = [];
-  for (const text of config.get('postscreen_dnsbl_sites')) {
-    const site = parseDnsblSite(text);
-    if ('error' in site) problems.push(problemAt(config, 'postscreen_dnsbl_sites', site.error));
-    else dnsblSites.push(site);
-  }
-  let accessList: AccessList = { elements: [] };
-  try {
-    const parsed = parseAccessList(config.get('postscreen_access_list'), (spec) => configuredTable(config, spec));
-    accessList = parsed.list;
-    for (const problem of parsed.problems) problems.push({ ...settingAt(config, 'postscreen_access_list'), message: problem });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    problems.push(...error.problems);
-  }
-  const proxy = config.get('postscreen_upstream_proxy_protocol').trim();
-  if (proxy !== '' && proxy !== 'haproxy') problems.push(problemAt(config, 'postscreen_upstream_proxy_protocol', `unsupported protocol "${proxy}" (expected haproxy or empty)`));
-  if (problems.length > 0) throw new ConfigError(problems);
-  const deepTests = new Set<DeepTest>();
-  if (config.get('postscreen_pipelining_enable')) deepTests.add('pipelining');
-  if (config.get('postscreen_non_smtp_command_enable')) deepTests.add('non_smtp_command');
-  if (config.get('postscreen_bare_newline_enable')) deepTests.add('bare_newline');
-  return {
-    dnsblAllowlistThreshold: config.get('postscreen_dnsbl_allowlist_threshold'),
-    dnsblReplyMap: config.get('postscreen_dnsbl_reply_map'),
-    allowlistInterfaces: config.get('postscreen_allowlist_interfaces'),
-    engine: {
-      banner: config.get('smtpd_banner'),
-      hostname: config.get('myhostname'),
-      messageSizeLimit: config.get('message_size_limit'),
-      disableVrfy: config.get('disable_vrfy_command'),
-      heloRequired: config.get('smtpd_helo_required'),
-    },
-    limits: {
-      clientConnectionCountLimit: config.get('postscreen_client_connection_count_limit'),
-      preQueueLimit: config.get('postscreen_pre_queue_limit'),
-      postQueueLimit: config.get('postscreen_post_queue_limit'),
-    },
-    proxyProtocol: proxy === 'haproxy',
-    proxyTimeoutMs: config.get('postscreen_upstream_proxy_timeout'),
-    deepTests,
-    deepActions: {
-      pipelining: config.get('postscreen_pipelining_action'),
-      non_smtp_command: config.get('postscreen_non_smtp_command_action'),
-      bare_newline: config.get('postscreen_bare_newline_action'),
-    },
-    deepTtlMs: {
-      pipelining: config.get('postscreen_pipelining_ttl'),
-      non_smtp_command: config.get('postscreen_non_smtp_command_ttl'),
-      bare_newline: config.get('postscreen_bare_newline_ttl'),
-    },
-    forbiddenCommands: config.get('postscreen_forbidden_commands').map((word) => word.toUpperCase()),
-    commandCountLimit: config.get('postscreen_command_count_limit'),
-    commandTimeLimitMs: config.get('postscreen_command_time_limit'),
-    lineLengthLimit: config.get('line_length_limit'),
-    myhostname: config.get('myhostname'),
-    greetWaitMs: config.get('postscreen_greet_wait'),
-    greetBanner: config.get('postscreen_greet_banner'),
-    greetAction: config.get('postscreen_greet_action'),
-    greetTtlMs: config.get('postscreen_greet_ttl'),
-    dnsblSites,
-    dnsblThreshold: config.get('postscreen_dnsbl_threshold'),
-    dnsblAction: config.get('postscreen_dnsbl_action'),
-    dnsblTimeoutMs: config.get('postscreen_dnsbl_timeout'),
-    dnsblMinTtlMs: config.get('postscreen_dnsbl_min_ttl'),
-    dnsblMaxTtlMs: config.get('postscreen_dnsbl_max_ttl'),
-    denylistAction: config.get('postscreen_denylist_action'),
-    accessList,
-    mynetworks: config.get('mynetworks'),
-  };
 }
 
 /** Per-connection state, one typed record (no flag bits). */
