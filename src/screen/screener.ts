@@ -37,10 +37,11 @@ import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY } from './builtin-smtpd.js';
 import { DEEP_TESTS, DeepTestSession, type DeepTest, type DeepTestSettings } from './deep-tests.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { ScreenSettings } from './screen-settings.js';
+import { SCREEN_REPLIES, anyFailure, dnsblFailure, enforcedFailure, failure, passesToCache, recordPass, screenOutcome, type ScreenDecision, type TestStates } from './screen-decision.js';
 import { TimerQueue } from './timer-queue.js';
 import { formatPregreet, formatSeconds, watchPregreet, type PregreetEvent, type PregreetWatch } from './pregreet.js';
 import { dnsblLifetimeMs, testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
-import type { ScreenOutcome, ScreenTest, ScreenVerdict } from './verdict.js';
+import type { ScreenOutcome, ScreenVerdict } from './verdict.js';
 
 export interface ScreenerDeps {
   readonly resolver: DnsResolver;
@@ -55,19 +56,6 @@ export interface ScreenerDeps {
    * listener left on it. It must attach its own 'error' listener at once.
    */
   readonly handoff: (socket: Socket, verdict: ScreenVerdict) => void;
-}
-
-/** The replies postscreen(8) sends or hands on (postscreen.c, postscreen_early.c). */
-export const SCREEN_REPLIES = {
-  denylistDrop: { code: 521, enhanced: '5.3.2', text: 'Service currently unavailable' },
-  denylistEnforce: { code: 550, enhanced: '5.3.2', text: 'Service currently unavailable' },
-  pregreetDrop: { code: 521, enhanced: '5.5.1', text: 'Protocol error' },
-  pregreetEnforce: { code: 550, enhanced: '5.5.1', text: 'Protocol error' },
-} as const satisfies Record<string, SmtpReply>;
-
-/** The DNSBL reply: `521|550 5.7.1 Service unavailable; client [ip] blocked using site`. */
-export function dnsblReply(code: 521 | 550, address: string, site: string): SmtpReply {
-  return { code, enhanced: '5.7.1', text: `Service unavailable; client [${address}] blocked using ${site}` };
 }
 
 /** Per-connection state, one typed record (no flag bits). */
@@ -93,18 +81,12 @@ interface Session {
   readonly veto: boolean;
   /** The cache record found at connect, if any. */
   record: CacheRecord | undefined;
-  /** Early tests to run in this session. */
-  todo: ReadonlySet<CachedTest>;
-  pregreetFailed: boolean;
+  /** Each test's state in this session (screen-decision.ts): due early tests start as todo. */
+  readonly tests: TestStates;
   dnsbl: DnsblQuery | undefined;
-  dnsblDone: boolean;
+  /** The DNSBL query settled: every site answered, failed or timed out. */
+  dnsblAnswered: boolean;
   dnsblRank: number | undefined;
-  /** The DNSWL rank reached postscreen_dnsbl_allowlist_threshold: every test passes. */
-  dnsblAllowlisted: boolean;
-  /** Set by a failed test with action enforce; the last one wins (Postfix). */
-  enforce: { test: ScreenTest; reply: SmtpReply } | undefined;
-  /** A test failed with action ignore. */
-  ignoredFailure: boolean;
   watch: PregreetWatch | undefined;
   timer: Timer | undefined;
   /** Listeners the screener added directly, removed before any handover. */
@@ -208,14 +190,10 @@ export class Screener {
       inMynetworks,
       veto: this.vetoOn(settings, local.address),
       record: undefined,
-      todo: new Set(),
-      pregreetFailed: false,
+      tests: {},
       dnsbl: undefined,
-      dnsblDone: false,
+      dnsblAnswered: false,
       dnsblRank: undefined,
-      dnsblAllowlisted: false,
-      enforce: undefined,
-      ignoredFailure: false,
       watch: undefined,
       timer: undefined,
       cleanups: [],
@@ -258,31 +236,21 @@ export class Screener {
     if (access.problem) session.log.warn({ table: access.by }, access.problem);
     switch (access.decision) {
       case 'permit':
-        this.deps.metrics.screenVerdicts.inc({ test: 'access', result: 'pass', action: 'none' });
+        this.apply(session, { test: 'access', outcome: 'pass', until: undefined });
         session.log.info({ event: 'ALLOWLISTED', by: access.by }, `ALLOWLISTED ${session.clientText}`);
         this.handover(session, 'allowlisted');
         return;
       case 'reject':
-        this.deps.metrics.screenVerdicts.inc({ test: 'access', result: 'fail', action: settings.denylistAction });
         session.log.info({ event: 'DENYLISTED', by: access.by, action: settings.denylistAction }, `DENYLISTED ${session.clientText}`);
-        switch (settings.denylistAction) {
-          case 'drop':
-            this.drop(session, SCREEN_REPLIES.denylistDrop);
-            return;
-          case 'enforce':
-            session.enforce = { test: 'access', reply: SCREEN_REPLIES.denylistEnforce };
-            break;
-          case 'ignore':
-            // Postfix un-fails the test: the client goes on as if not listed; not cached.
-            break;
-          default:
-            return assertNever(settings.denylistAction);
-        }
+        this.apply(session, failure('access', settings.denylistAction, SCREEN_REPLIES.access));
+        if (session.finished) return;
         break;
       case 'dunno':
         break;
-      default:
-        return assertNever(access.decision);
+      default: {
+        const never: never = access.decision;
+        throw new Error(`unknown access decision ${String(never)}`);
+      }
     }
     this.checkCache(session);
   }
@@ -294,13 +262,13 @@ export class Screener {
   private checkCache(session: Session): void {
     const { settings } = session;
     const needed: CachedTest[] = settings.dnsblSites.length > 0 ? ['pregreet', 'dnsbl'] : ['pregreet'];
-    if (session.enforce) {
+    let todo = needed;
+    if (anyFailure(session.tests)) {
       // A failed test skips the cache (postscreen.c: only when no test failed).
-      session.todo = new Set(needed);
     } else {
       const now = this.deps.clock.now();
       session.record = this.deps.cache.get(session.client.address);
-      const todo = needed.filter((test) => !testValid(session.record, test, now));
+      todo = needed.filter((test) => !testValid(session.record, test, now));
       // On a vetoed address the deep tests cannot run on a live session: they must be valid too.
       const deepDue = session.veto && [...settings.deepTests].some((test) => !testValid(session.record, test, now));
       if (todo.length === 0 && !deepDue) {
@@ -309,13 +277,13 @@ export class Screener {
         this.handover(session, 'pass-old');
         return;
       }
-      session.todo = new Set(todo);
       this.deps.metrics.cacheLookups.inc({ result: 'miss' });
     }
+    for (const test of todo) session.tests[test] = { status: 'todo' };
     if (session.veto) {
       // postscreen.c: "Don't allowlist clients that connect to backup MX addresses."
       session.log.info({ event: 'ALLOWLIST VETO' }, `ALLOWLIST VETO ${session.clientText}`);
-      if (session.todo.size === 0) {
+      if (todo.length === 0) {
         this.startEngine(session);
         return;
       }
@@ -327,7 +295,7 @@ export class Screener {
   private startEarlyTests(session: Session): void {
     const { settings, socket } = session;
     const clock = this.timers;
-    if (session.todo.has('pregreet')) {
+    if (session.tests.pregreet) {
       session.watch = watchPregreet(socket, { banner: settings.greetBanner, connectedAt: session.connectedAt, clock }, (event) => this.onPregreet(session, event));
     } else {
       // Not reading: bytes wait in the socket for the policy stage. Watch only for the end.
@@ -335,7 +303,7 @@ export class Screener {
       socket.on('close', onClose);
       session.cleanups.push(() => socket.off('close', onClose));
     }
-    if (session.todo.has('dnsbl')) {
+    if (session.tests.dnsbl) {
       const query = startDnsblQuery(settings.dnsblSites, session.client.address, settings.dnsblTimeoutMs, {
         resolver: this.deps.resolver,
         clock,
@@ -346,10 +314,9 @@ export class Screener {
       });
       session.dnsbl = query;
       void query.settled.then((score) => {
-        session.dnsblDone = true;
-        if (settings.dnsblAllowlistThreshold < 0 && score.rank <= settings.dnsblAllowlistThreshold && !session.enforce && !session.pregreetFailed && !session.veto) {
-          session.dnsblAllowlisted = true;
-          this.conclude(session);
+        session.dnsblAnswered = true;
+        if (settings.dnsblAllowlistThreshold < 0 && score.rank <= settings.dnsblAllowlistThreshold && !anyFailure(session.tests) && !session.veto) {
+          this.conclude(session, true);
         } else if (this.earlyTestsDone(session)) {
           this.conclude(session);
         }
@@ -361,8 +328,8 @@ export class Screener {
 
   /** True when no due test can still change: pregreet failed or not due, DNSBL answered or not due. */
   private earlyTestsDone(session: Session): boolean {
-    const pregreetDone = !session.todo.has('pregreet') || session.pregreetFailed;
-    const dnsblDone = !session.todo.has('dnsbl') || session.dnsblDone;
+    const pregreetDone = session.tests.pregreet?.status !== 'todo';
+    const dnsblDone = !session.tests.dnsbl || session.dnsblAnswered;
     return pregreetDone && dnsblDone;
   }
 
@@ -374,103 +341,101 @@ export class Screener {
         return;
       case 'talk': {
         const { settings } = session;
-        session.pregreetFailed = true;
-        this.deps.metrics.screenVerdicts.inc({ test: 'pregreet', result: 'fail', action: settings.greetAction });
         session.log.info(
           { event: 'PREGREET', bytes: event.bytes, after: Number(formatSeconds(event.afterMs)), text: event.text, action: settings.greetAction },
           formatPregreet(event, session.clientText),
         );
-        switch (settings.greetAction) {
-          case 'drop':
-            this.drop(session, SCREEN_REPLIES.pregreetDrop);
-            return;
-          case 'enforce':
-            session.enforce = { test: 'pregreet', reply: SCREEN_REPLIES.pregreetEnforce };
-            break;
-          case 'ignore':
-            session.ignoredFailure = true;
-            break;
-          default:
-            return assertNever(settings.greetAction);
-        }
-        if (this.earlyTestsDone(session)) this.conclude(session);
+        this.apply(session, failure('pregreet', settings.greetAction, SCREEN_REPLIES.pregreet));
+        if (!session.finished && this.earlyTestsDone(session)) this.conclude(session);
         return;
       }
-      default:
-        return assertNever(event);
+      default: {
+        const never: never = event;
+        throw new Error(`unknown pregreet event ${JSON.stringify(never)}`);
+      }
     }
   }
 
-  /** End of the greet wait, or every due test has its result (psc_early_event EVENT_TIME). */
-  private conclude(session: Session): void {
+  /**
+   * End of the greet wait, or every due test has its result (psc_early_event EVENT_TIME);
+   * `allowlisted`: the DNSWL rank reached postscreen_dnsbl_allowlist_threshold.
+   */
+  private conclude(session: Session, allowlisted = false): void {
     if (session.finished) return;
     const { settings } = session;
-    const { metrics } = this.deps;
     const now = this.timers.now();
-    const passed: { -readonly [T in CachedTest]?: number } = {};
-
-    if (session.todo.has('pregreet') && !session.pregreetFailed) {
-      passed.pregreet = now + settings.greetTtlMs;
-      metrics.screenVerdicts.inc({ test: 'pregreet', result: 'pass', action: 'none' });
+    if (session.tests.pregreet?.status === 'todo') this.apply(session, { test: 'pregreet', outcome: 'pass', until: now + settings.greetTtlMs });
+    if (session.tests.dnsbl && session.dnsbl) {
+      this.apply(session, this.dnsblDecision(session, session.dnsbl, allowlisted, now));
+      if (session.finished) return;
     }
-    if (session.todo.has('dnsbl') && session.dnsbl) {
-      // Partial when some site has not answered yet: those count as not listed.
-      const score = session.dnsbl.score();
-      session.dnsblRank = score.rank;
-      metrics.dnsblRank.observe(score.rank);
-      const lifetime = dnsblLifetimeMs(score.ttlSeconds, settings.dnsblMinTtlMs, settings.dnsblMaxTtlMs);
-      if (session.dnsblAllowlisted) {
-        // postscreen_dnsbl_allowlist_threshold: every test is flagged passed with the DNSBL TTL.
-        for (const test of ['pregreet', 'dnsbl', ...settings.deepTests] as const) passed[test] = Math.max(passed[test] ?? 0, now + lifetime);
-        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'pass', action: 'none' });
-      } else if (score.rank < settings.dnsblThreshold) {
-        passed.dnsbl = now + lifetime;
-        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'pass', action: 'none' });
-      } else {
-        const site = dnsblDisplayName(settings.dnsblReplyMap, score.listedBy ?? settings.dnsblSites[0]?.domain ?? 'unknown');
-        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'fail', action: settings.dnsblAction });
-        session.log.info(
-          {
-            event: 'DNSBL rank',
-            rank: score.rank,
-            site,
-            sites: score.sites.map((s) => ({ domain: dnsblDisplayName(settings.dnsblReplyMap, s.domain), result: s.result, weight: s.weight })),
-            action: settings.dnsblAction,
-          },
-          `DNSBL rank ${score.rank} for ${session.clientText}`,
-        );
-        switch (settings.dnsblAction) {
-          case 'drop':
-            this.drop(session, dnsblReply(521, session.client.address, site));
-            return;
-          case 'enforce':
-            session.enforce = { test: 'dnsbl', reply: dnsblReply(550, session.client.address, site) };
-            break;
-          case 'ignore':
-            session.ignoredFailure = true;
-            break;
-          default:
-            return assertNever(settings.dnsblAction);
-        }
-      }
-    }
-
     if (session.veto) {
       // ALLOWLIST VETO is a failure too: no PASS line, nothing cached, never handed over.
       this.startEngine(session);
       return;
     }
-    // A failure (other than ignored ones) voids this session's passes (psc_conclude).
-    if (!session.enforce && Object.keys(passed).length > 0) this.store(session, passed, []);
-    if (session.enforce) {
-      this.handover(session, 'enforce');
-    } else if (session.ignoredFailure) {
-      this.handover(session, 'ignored-failure');
-    } else {
-      const outcome = session.record === undefined ? 'pass-new' : 'pass-old';
+    const passes = passesToCache(session.tests);
+    if (Object.keys(passes).length > 0) this.store(session, passes, []);
+    const outcome = screenOutcome(session.tests, session.record !== undefined);
+    if (outcome === 'pass-new' || outcome === 'pass-old') {
       const line = outcome === 'pass-new' ? 'PASS NEW' : 'PASS OLD';
       session.log.info({ event: line, dnsblRank: session.dnsblRank }, `${line} ${session.clientText}`);
-      this.handover(session, outcome);
+    }
+    this.handover(session, outcome);
+  }
+
+  /** The DNSBL test's result from the score so far (sites that have not answered count as not listed). */
+  private dnsblDecision(session: Session, query: DnsblQuery, allowlisted: boolean, now: number): ScreenDecision {
+    const { settings } = session;
+    const score = query.score();
+    session.dnsblRank = score.rank;
+    this.deps.metrics.dnsblRank.observe(score.rank);
+    const until = now + dnsblLifetimeMs(score.ttlSeconds, settings.dnsblMinTtlMs, settings.dnsblMaxTtlMs);
+    // postscreen_dnsbl_allowlist_threshold: every test is flagged passed with the DNSBL TTL.
+    if (allowlisted) return { test: 'dnsbl', outcome: 'pass', until, everyTest: true };
+    if (score.rank < settings.dnsblThreshold) return { test: 'dnsbl', outcome: 'pass', until };
+    const site = dnsblDisplayName(settings.dnsblReplyMap, score.listedBy ?? settings.dnsblSites[0]?.domain ?? 'unknown');
+    session.log.info(
+      {
+        event: 'DNSBL rank',
+        rank: score.rank,
+        site,
+        sites: score.sites.map((s) => ({ domain: dnsblDisplayName(settings.dnsblReplyMap, s.domain), result: s.result, weight: s.weight })),
+        action: settings.dnsblAction,
+      },
+      `DNSBL rank ${score.rank} for ${session.clientText}`,
+    );
+    return dnsblFailure(settings.dnsblAction, session.client.address, site);
+  }
+
+  /**
+   * Applies one test's decision: counts it (mxscreen_screen_verdicts_total), records the
+   * test's state, and under drop ends the session with the 521 (PSC_DROP_SESSION_STATE).
+   */
+  private apply(session: Session, decision: ScreenDecision): void {
+    const { metrics } = this.deps;
+    if (decision.outcome === 'pass') {
+      metrics.screenVerdicts.inc({ test: decision.test, result: 'pass', action: 'none' });
+      recordPass(session.tests, decision, session.settings.deepTests);
+      return;
+    }
+    metrics.screenVerdicts.inc({ test: decision.test, result: 'fail', action: decision.action });
+    switch (decision.action) {
+      case 'drop':
+        this.drop(session, decision.reply);
+        return;
+      case 'enforce':
+        session.tests[decision.test] = { status: 'fail', decision };
+        return;
+      case 'ignore':
+        // The access list is un-failed (postscreen.c): the client goes on as if not listed.
+        // Another test's ignored failure is logged, then treated as passed and not cached.
+        session.tests[decision.test] = decision.test === 'access' ? { status: 'pass', until: undefined } : { status: 'fail', decision };
+        return;
+      default: {
+        const never: never = decision.action;
+        throw new Error(`unknown action ${String(never)}`);
+      }
     }
   }
 
@@ -507,7 +472,8 @@ export class Screener {
     const { settings, socket } = session;
     this.deps.metrics.connections.inc({ verdict: 'noforward' });
     const startedAt = this.timers.now();
-    const noGreeting = session.pregreetFailed && settings.greetAction === 'enforce';
+    const pregreet = session.tests.pregreet;
+    const noGreeting = pregreet?.status === 'fail' && pregreet.decision.action === 'enforce';
     const monitor = new DeepTestSession(
       socket,
       {
@@ -524,7 +490,7 @@ export class Screener {
         greeting: !noGreeting,
         lineLengthLimit: settings.lineLengthLimit,
         // The last enforce failure wins (PSC_ENFORCE_SESSION_STATE): a deep test, else an early test.
-        rcptReply: () => monitor.failure()?.reply ?? session.enforce?.reply ?? NOFORWARD_RCPT_REPLY,
+        rcptReply: () => monitor.failure()?.reply ?? enforcedFailure(session.tests)?.reply ?? NOFORWARD_RCPT_REPLY,
       },
       {
         log: session.log,
@@ -543,10 +509,12 @@ export class Screener {
   /** The deep tests due in this session (enabled, not valid in the cache), as a monitor. */
   private deepTests(session: Session, outcome: ScreenOutcome): DeepTestSession | undefined {
     const { settings } = session;
-    if (settings.deepTests.size === 0 || outcome === 'allowlisted' || outcome === 'enforce' || session.dnsblAllowlisted) return undefined;
+    if (settings.deepTests.size === 0 || outcome === 'allowlisted' || outcome === 'enforce') return undefined;
     const now = this.timers.now();
     const record = this.deps.cache.get(session.client.address);
-    const due = new Set(DEEP_TESTS.filter((test) => settings.deepTests.has(test) && !testValid(record, test, now)));
+    // A deep test passed in this session only by the DNSWL rule (postscreen_dnsbl_allowlist_threshold).
+    const passed = (test: DeepTest) => session.tests[test]?.status === 'pass';
+    const due = new Set(DEEP_TESTS.filter((test) => settings.deepTests.has(test) && !testValid(record, test, now) && !passed(test)));
     if (due.size === 0) return undefined;
     return new DeepTestSession(session.socket, this.deepTestSettings(session, due), {
       clock: this.timers,
@@ -588,12 +556,13 @@ export class Screener {
     socket.pause();
     this.deps.metrics.connections.inc({ verdict: outcome });
     const deepTests = this.deepTests(session, outcome);
+    const enforce = enforcedFailure(session.tests);
     const verdict: ScreenVerdict = {
       sessionId: session.id,
       client: session.client,
       local: session.local,
       outcome,
-      ...(session.enforce ? { enforce: session.enforce } : {}),
+      ...(enforce ? { enforce: { test: enforce.test, reply: enforce.reply } } : {}),
       ...(session.dnsblRank !== undefined ? { dnsblRank: session.dnsblRank } : {}),
       connectedAt: session.connectedAt,
       ...(deepTests ? { deepTests } : {}),
@@ -640,8 +609,4 @@ export class Screener {
     session.log.info({ event: 'HANGUP', after: Number(formatSeconds(afterMs)) }, `HANGUP after ${formatSeconds(afterMs)} from ${session.clientText} in ${phase}`);
     session.log.info({ event: 'DISCONNECT' }, `DISCONNECT ${session.clientText}`);
   }
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected value ${JSON.stringify(value)}`);
 }

@@ -411,6 +411,22 @@ test('postscreen_access_list: a cidr reject with denylist action enforce runs th
   }
 });
 
+test('postscreen_access_list: a cidr reject with denylist action ignore is un-failed (postscreen.c): DENYLISTED, then PASS NEW and cached', async () => {
+  const { list } = parseAccessList(['cidr:access.cidr'], (spec) => openTable(spec, directory));
+  const screen = await startScreen(settings({ accessList: list, denylistAction: 'ignore' }));
+  try {
+    const client = await screen.connect('127.0.30.2');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'pass-new');
+    assert.equal(verdict.enforce, undefined);
+    assert.deepEqual(screen.events(), ['CONNECT', 'DENYLISTED', 'PASS NEW']);
+    assert.ok(screen.cache.get('127.0.30.2')?.pregreet, 'the pregreet pass is cached');
+  } finally {
+    await screen.close();
+  }
+});
+
 test('a client that hangs up during the greet wait: HANGUP and DISCONNECT, no handover', async () => {
   const screen = await startScreen(settings({ greetWaitMs: 2000 }));
   try {
