@@ -7,40 +7,40 @@
  * valid → PASS OLD, no teaser, on any local address); else, off
  * postscreen_allowlist_interfaces, ALLOWLIST VETO (postscreen.c: the client is never handed
  * to smtpd and nothing is cached, so a bot that only tries the backup MX never gets in);
- * then pregreet ∥ DNSBL in the greet wait (a DNSWL rank at or below
- * postscreen_dnsbl_allowlist_threshold ends it and passes every test). Then PASS NEW
- * (cached), or the failed test's action (drop: 521 and close; enforce: handover with the
- * 550; ignore: handover); a vetoed client instead stays in postscreen's own engine
- * (builtin-smtpd.ts, every deep test on, RCPT refused). At handover the deep tests still due
- * run on the live session (deep-tests.ts). Every deadline sits in one TimerQueue. Hangup →
- * HANGUP + DISCONNECT.
- * Leaves to others: reading main.cf (screen-settings.ts), SMTP after the handover (policy/),
- * the tests, the cache store.
+ * then the greet wait (early-tests.ts: pregreet ∥ DNSBL). Every test's result is a
+ * ScreenDecision (screen-decision.ts) applied in one place: counted, recorded as the test's
+ * state, and under drop 521 and close. Then PASS NEW (cached), or the failed test's action
+ * (enforce: handover with the 550; ignore: handover); a vetoed client instead stays in
+ * postscreen's own engine (builtin-smtpd.ts, every deep test on, RCPT refused). At handover
+ * the deep tests still due run on the live session (deep-tests.ts). Every deadline sits in
+ * one TimerQueue. Hangup → HANGUP + DISCONNECT.
+ * Leaves to others: reading main.cf (screen-settings.ts), the cache cleanup and the DNSBL
+ * self-test (main.ts), SMTP after the handover (policy/), the tests, the cache store.
  * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants; on a
  * vetoed address PASS OLD needs every enabled test valid, elsewhere only the early ones
  * (the deep tests run on the live session, which postscreen cannot do).
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { Clock, Timer } from '../clock.js';
+import type { Clock } from '../clock.js';
 import { matchNetwork } from '../tables/match-list.js';
 import { formatReply, type SmtpReply } from '../errors.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { DnsblHealthView } from '../dnsbl/dnsbl-query.js';
 import { evaluateAccessList } from './access-list.js';
-import { startDnsblQuery, type DnsblHealthView, type DnsblQuery } from '../dnsbl/dnsbl-query.js';
-import { dnsblDisplayName } from '../dnsbl/dnsbl-reply-map.js';
-import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, STRESS_GREET_WAIT_MS, type ConnectionSlot, type LimitRefusal } from './connection-limits.js';
+import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, type ConnectionSlot, type LimitRefusal } from './connection-limits.js';
 import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY } from './builtin-smtpd.js';
 import { DEEP_TESTS, DeepTestSession, type DeepTest, type DeepTestSettings } from './deep-tests.js';
+import { EarlyTests } from './early-tests.js';
+import { formatSeconds } from './pregreet.js';
 import { readProxyHeader } from './proxy-protocol.js';
 import type { ScreenSettings } from './screen-settings.js';
-import { SCREEN_REPLIES, anyFailure, dnsblFailure, enforcedFailure, failure, passesToCache, recordPass, screenOutcome, type ScreenDecision, type TestStates } from './screen-decision.js';
+import { SCREEN_REPLIES, anyFailure, enforcedFailure, failure, passesToCache, recordPass, screenOutcome, type ScreenDecision, type TestStates } from './screen-decision.js';
 import { TimerQueue } from './timer-queue.js';
-import { formatPregreet, formatSeconds, watchPregreet, type PregreetEvent, type PregreetWatch } from './pregreet.js';
-import { dnsblLifetimeMs, testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
+import { testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
 import type { ScreenOutcome, ScreenVerdict } from './verdict.js';
 
 export interface ScreenerDeps {
@@ -83,12 +83,10 @@ interface Session {
   record: CacheRecord | undefined;
   /** Each test's state in this session (screen-decision.ts): due early tests start as todo. */
   readonly tests: TestStates;
-  dnsbl: DnsblQuery | undefined;
-  /** The DNSBL query settled: every site answered, failed or timed out. */
-  dnsblAnswered: boolean;
+  /** The DNSBL rank of this session's query, once the greet wait is over. */
   dnsblRank: number | undefined;
-  watch: PregreetWatch | undefined;
-  timer: Timer | undefined;
+  /** The greet wait's tests, while they run. */
+  early: EarlyTests | undefined;
   /** Listeners the screener added directly, removed before any handover. */
   readonly cleanups: (() => void)[];
   finished: boolean;
@@ -191,11 +189,8 @@ export class Screener {
       veto: this.vetoOn(settings, local.address),
       record: undefined,
       tests: {},
-      dnsbl: undefined,
-      dnsblAnswered: false,
       dnsblRank: undefined,
-      watch: undefined,
-      timer: undefined,
+      early: undefined,
       cleanups: [],
       finished: false,
     };
@@ -263,9 +258,8 @@ export class Screener {
     const { settings } = session;
     const needed: CachedTest[] = settings.dnsblSites.length > 0 ? ['pregreet', 'dnsbl'] : ['pregreet'];
     let todo = needed;
-    if (anyFailure(session.tests)) {
-      // A failed test skips the cache (postscreen.c: only when no test failed).
-    } else {
+    // A failed test skips the cache (postscreen.c: only when no test failed).
+    if (!anyFailure(session.tests)) {
       const now = this.deps.clock.now();
       session.record = this.deps.cache.get(session.client.address);
       todo = needed.filter((test) => !testValid(session.record, test, now));
@@ -291,82 +285,28 @@ export class Screener {
     this.startEarlyTests(session);
   }
 
-  /** Pregreet ∥ DNSBL during the greet wait (postscreen_early.c psc_early_tests). */
+  /** Pregreet ∥ DNSBL during the greet wait (early-tests.ts). */
   private startEarlyTests(session: Session): void {
-    const { settings, socket } = session;
-    const clock = this.timers;
-    if (session.tests.pregreet) {
-      session.watch = watchPregreet(socket, { banner: settings.greetBanner, connectedAt: session.connectedAt, clock }, (event) => this.onPregreet(session, event));
-    } else {
-      // Not reading: bytes wait in the socket for the policy stage. Watch only for the end.
-      const onClose = () => this.hangup(session, clock.now() - session.connectedAt);
-      socket.on('close', onClose);
-      session.cleanups.push(() => socket.off('close', onClose));
-    }
-    if (session.tests.dnsbl) {
-      const query = startDnsblQuery(settings.dnsblSites, session.client.address, settings.dnsblTimeoutMs, {
-        resolver: this.deps.resolver,
-        clock,
-        metrics: this.deps.metrics,
-        log: session.log,
-        displayName: (domain) => dnsblDisplayName(settings.dnsblReplyMap, domain),
-        ...(this.deps.health ? { health: this.deps.health } : {}),
-      });
-      session.dnsbl = query;
-      void query.settled.then((score) => {
-        session.dnsblAnswered = true;
-        if (settings.dnsblAllowlistThreshold < 0 && score.rank <= settings.dnsblAllowlistThreshold && !anyFailure(session.tests) && !session.veto) {
-          this.conclude(session, true);
-        } else if (this.earlyTestsDone(session)) {
-          this.conclude(session);
-        }
-      });
-    }
-    if (session.finished) return; // the teaser write may already have failed
-    session.timer = clock.setTimer(session.stress ? Math.min(STRESS_GREET_WAIT_MS, settings.greetWaitMs) : settings.greetWaitMs, () => this.conclude(session));
+    const { socket, settings, clientText, connectedAt, log, stress, veto, tests } = session;
+    const { resolver, metrics, health } = this.deps;
+    session.early = new EarlyTests(
+      { socket, settings, address: session.client.address, clientText, connectedAt, log, stress, veto, tests },
+      { clock: this.timers, resolver, metrics, ...(health ? { health } : {}) },
+      {
+        decided: (decision) => this.apply(session, decision),
+        concluded: (decisions, dnsblRank) => this.conclude(session, decisions, dnsblRank),
+        hangup: (afterMs) => this.hangup(session, afterMs),
+      },
+    );
+    session.early.start();
   }
 
-  /** True when no due test can still change: pregreet failed or not due, DNSBL answered or not due. */
-  private earlyTestsDone(session: Session): boolean {
-    const pregreetDone = session.tests.pregreet?.status !== 'todo';
-    const dnsblDone = !session.tests.dnsbl || session.dnsblAnswered;
-    return pregreetDone && dnsblDone;
-  }
-
-  private onPregreet(session: Session, event: PregreetEvent): void {
+  /** The greet wait is over: its last results, then the engine (veto) or the handover (psc_conclude). */
+  private conclude(session: Session, decisions: readonly ScreenDecision[], dnsblRank: number | undefined): void {
     if (session.finished) return;
-    switch (event.kind) {
-      case 'hangup':
-        this.hangup(session, event.afterMs);
-        return;
-      case 'talk': {
-        const { settings } = session;
-        session.log.info(
-          { event: 'PREGREET', bytes: event.bytes, after: Number(formatSeconds(event.afterMs)), text: event.text, action: settings.greetAction },
-          formatPregreet(event, session.clientText),
-        );
-        this.apply(session, failure('pregreet', settings.greetAction, SCREEN_REPLIES.pregreet));
-        if (!session.finished && this.earlyTestsDone(session)) this.conclude(session);
-        return;
-      }
-      default: {
-        const never: never = event;
-        throw new Error(`unknown pregreet event ${JSON.stringify(never)}`);
-      }
-    }
-  }
-
-  /**
-   * End of the greet wait, or every due test has its result (psc_early_event EVENT_TIME);
-   * `allowlisted`: the DNSWL rank reached postscreen_dnsbl_allowlist_threshold.
-   */
-  private conclude(session: Session, allowlisted = false): void {
-    if (session.finished) return;
-    const { settings } = session;
-    const now = this.timers.now();
-    if (session.tests.pregreet?.status === 'todo') this.apply(session, { test: 'pregreet', outcome: 'pass', until: now + settings.greetTtlMs });
-    if (session.tests.dnsbl && session.dnsbl) {
-      this.apply(session, this.dnsblDecision(session, session.dnsbl, allowlisted, now));
+    session.dnsblRank = dnsblRank;
+    for (const decision of decisions) {
+      this.apply(session, decision);
       if (session.finished) return;
     }
     if (session.veto) {
@@ -382,30 +322,6 @@ export class Screener {
       session.log.info({ event: line, dnsblRank: session.dnsblRank }, `${line} ${session.clientText}`);
     }
     this.handover(session, outcome);
-  }
-
-  /** The DNSBL test's result from the score so far (sites that have not answered count as not listed). */
-  private dnsblDecision(session: Session, query: DnsblQuery, allowlisted: boolean, now: number): ScreenDecision {
-    const { settings } = session;
-    const score = query.score();
-    session.dnsblRank = score.rank;
-    this.deps.metrics.dnsblRank.observe(score.rank);
-    const until = now + dnsblLifetimeMs(score.ttlSeconds, settings.dnsblMinTtlMs, settings.dnsblMaxTtlMs);
-    // postscreen_dnsbl_allowlist_threshold: every test is flagged passed with the DNSBL TTL.
-    if (allowlisted) return { test: 'dnsbl', outcome: 'pass', until, everyTest: true };
-    if (score.rank < settings.dnsblThreshold) return { test: 'dnsbl', outcome: 'pass', until };
-    const site = dnsblDisplayName(settings.dnsblReplyMap, score.listedBy ?? settings.dnsblSites[0]?.domain ?? 'unknown');
-    session.log.info(
-      {
-        event: 'DNSBL rank',
-        rank: score.rank,
-        site,
-        sites: score.sites.map((s) => ({ domain: dnsblDisplayName(settings.dnsblReplyMap, s.domain), result: s.result, weight: s.weight })),
-        action: settings.dnsblAction,
-      },
-      `DNSBL rank ${score.rank} for ${session.clientText}`,
-    );
-    return dnsblFailure(settings.dnsblAction, session.client.address, site);
   }
 
   /**
@@ -450,8 +366,7 @@ export class Screener {
   /** Stops timers and watches and removes every listener the screener added. */
   private stopTests(session: Session): void {
     session.finished = true;
-    session.timer?.cancel();
-    session.watch?.stop();
+    session.early?.stop();
     for (const cleanup of session.cleanups.splice(0)) cleanup();
   }
 
