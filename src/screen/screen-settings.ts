@@ -7,10 +7,10 @@
  * postscreen_upstream_proxy_protocol is haproxy or empty; postscreen_forbidden_commands
  * upper-case; the deep tests enabled by postscreen_*_enable; what postscreen's own engine
  * announces (smtpd_banner, myhostname, message_size_limit, disable_vrfy_command,
- * smtpd_helo_required). Every problem is reported together as one ConfigError with the
- * file:line of each setting.
+ * smtpd_helo_required); the verdict cache's size, retention and cleanup interval. Every
+ * problem is reported together as one ConfigError with the file:line of each setting.
  * Leaves to others: parameter defaults and types (config/catalogue.ts), table opening
- * (config/config.ts), using the settings (screener.ts).
+ * (config/config.ts), using the settings (screener.ts, screen-stage.ts).
  */
 import { configuredTable, problemAt, settingAt } from '../config/config.js';
 import type { Action, Config, MatchList } from '../config/value.js';
@@ -80,6 +80,31 @@ export interface ScreenSettings {
   readonly lineLengthLimit: number;
   /** myhostname, in 421 replies. */
   readonly myhostname: string;
+}
+
+/** The screen stage's settings: the screener's, and its verdict cache's. */
+export interface ScreenStageSettings {
+  readonly screener: ScreenSettings;
+  readonly cache: {
+    /** mxscreen_verdict_cache_size, entries (a reload does not change it). */
+    readonly maxEntries: number;
+    /** postscreen_cache_retention_time, ms (a reload does not change it). */
+    readonly retentionMs: number;
+    /** postscreen_cache_cleanup_interval, ms; 0 = no cleanup. */
+    readonly cleanupIntervalMs: number;
+  };
+}
+
+/** The screen stage's settings from `config`; throws ConfigError as screenSettingsFromConfig. */
+export function screenStageSettingsFromConfig(config: Config): ScreenStageSettings {
+  return {
+    screener: screenSettingsFromConfig(config),
+    cache: {
+      maxEntries: config.get('mxscreen_verdict_cache_size'),
+      retentionMs: config.get('postscreen_cache_retention_time'),
+      cleanupIntervalMs: config.get('postscreen_cache_cleanup_interval'),
+    },
+  };
 }
 
 /**

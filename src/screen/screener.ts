@@ -15,7 +15,7 @@
  * the deep tests still due run on the live session (deep-tests.ts). Every deadline sits in
  * one TimerQueue. Hangup → HANGUP + DISCONNECT.
  * Leaves to others: reading main.cf (screen-settings.ts), the cache cleanup and the DNSBL
- * self-test (main.ts), SMTP after the handover (policy/), the tests, the cache store.
+ * self-test (screen-stage.ts), SMTP after the handover (policy/), the tests, the cache store.
  * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants; on a
  * vetoed address PASS OLD needs every enabled test valid, elsewhere only the early ones
  * (the deep tests run on the live session, which postscreen cannot do).
