@@ -89,6 +89,7 @@ interface Session {
   early: EarlyTests | undefined;
   /** Listeners the screener added directly, removed before any handover. */
   readonly cleanups: (() => void)[];
+  /** The connection left the screen's tests (handover, drop, hangup, the engine): later events do nothing. */
   finished: boolean;
 }
 
@@ -107,7 +108,7 @@ function newSessionId(): string {
   return idPool.toString('hex', idPoolAt - SESSION_ID_BYTES, idPoolAt).toUpperCase();
 }
 
-/** The screen stage. One instance serves every listener; `screen()` per accepted socket. */
+/** The screener of the screen stage (screen-stage.ts). One instance serves every listener; `screen()` per accepted socket. */
 export class Screener {
   private settings: ScreenSettings;
   private readonly deps: ScreenerDeps;
