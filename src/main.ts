@@ -3,13 +3,15 @@
  * reload and stop.
  *
  * Decides: the order in which the stages start and stop (queue first up, last down, so
- * that a message the policy stage said 250 to always has a queue manager behind it) and
- * what a reload may change: settings and tables of every stage, the DNS servers and time
- * limit (mxscreen_dns_servers, postscreen_dnsbl_timeout), the cache cleanup interval;
- * a changed parameter marked `reload: 'restart'` in the catalogue (listen addresses,
- * queue directory, verdict cache size and retention) keeps its old value and is logged,
- * one WARN line each, as taking effect after a restart.
- * Leaves to others: everything the stages decide (screen/, policy/, queue/, delivery/).
+ * that a message the policy stage said 250 to always has a queue manager behind it); that
+ * a reload builds every stage's settings from the new main.cf before any stage takes its
+ * part, so a bad configuration changes nothing; the DNS resolver every stage shares, rebuilt
+ * when a reload changes mxscreen_dns_servers or postscreen_dnsbl_timeout; that a changed
+ * parameter marked `reload: 'restart'` in the catalogue (listen addresses, queue directory,
+ * verdict cache size and retention) keeps its old value and is logged, one WARN line each,
+ * as taking effect after a restart.
+ * Leaves to others: everything the stages decide and own (screen/screen-stage.ts with its
+ * cache cleanup and DNSBL self-test, policy/, queue/, delivery/).
  * Bugs: one process runs all stages; README "Design", More than one core, is a later step.
  */
 import type { DestinationStream } from 'pino';
@@ -25,11 +27,9 @@ import { restartOnlyChanges } from './config/reload-check.js';
 import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
-import { Screener, screenSettingsFromConfig, type ScreenSettings } from './screen/screener.js';
-import { dnsblDisplayName } from './dnsbl/dnsbl-reply-map.js';
-import { DnsblHealth } from './screen/dnsbl-health.js';
+import { screenStageSettingsFromConfig, type ScreenStageSettings } from './screen/screen-settings.js';
+import { startScreenStage, type ScreenStage } from './screen/screen-stage.js';
 import { SmtpListener } from './screen/listener.js';
-import { LruVerdictCache } from './screen/verdict-cache.js';
 import { Smtpd } from './policy/smtpd.js';
 import { SmtpdClientLimits, smtpdClientLimitSettingsFromConfig, type SmtpdClientLimitSettings } from './policy/smtpd-client-limits.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-settings.js';
@@ -85,7 +85,7 @@ export interface Mxscreen {
 
 /** The settings of every stage, built from one configuration. */
 export interface StageSettings {
-  readonly screen: ScreenSettings;
+  readonly screen: ScreenStageSettings;
   readonly smtpd: SmtpdSettings;
   /** smtpd's anvil(8) limits, applied at the handover before the session starts. */
   readonly smtpdClientLimits: SmtpdClientLimitSettings;
@@ -107,7 +107,7 @@ export function stageSettingsFromConfig(config: Config): StageSettings {
       return undefined;
     }
   }
-  const screen = attempt(() => screenSettingsFromConfig(config));
+  const screen = attempt(() => screenStageSettingsFromConfig(config));
   const smtpd = attempt(() => smtpdSettingsFromConfig(config));
   const queue = attempt(() => queueSettingsFromConfig(config));
   if (!screen || !smtpd || !queue) throw new ConfigError(problems);
@@ -130,26 +130,67 @@ export function checkConfiguration(file: string): ConfigProblem[] {
   }
 }
 
+/** What every stage shares: time, logs, metrics and the DNS resolver. */
+interface Shared {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly resolver: DnsResolver;
+}
+
+/** The running stages. */
+interface Stages {
+  readonly spool: Spool;
+  readonly queue: QueueManager;
+  readonly smtpd: Smtpd;
+  readonly clientLimits: SmtpdClientLimits;
+  readonly screen: ScreenStage;
+}
+
+/** What mxscreen listens on: the SMTP sockets (the screen stage's) and the /metrics endpoint. */
+interface Endpoints {
+  readonly listener: SmtpListener;
+  readonly smtp: BoundAddress[];
+  readonly metricsEndpoint: MetricsEndpoint | undefined;
+}
+
+/** The resolver's options from `config`: mxscreen_dns_servers, postscreen_dnsbl_timeout. */
+function dnsOptions(config: Config): NodeResolverOptions {
+  return { servers: config.get('mxscreen_dns_servers'), timeoutMs: config.get('postscreen_dnsbl_timeout') };
+}
+
 /**
  * Starts every stage on the configuration in `options.configFile`.
  * Throws ConfigError (every `file:line: message`) when the configuration is bad, and
  * the listen error (EADDRINUSE, EACCES) when a socket cannot be bound.
  */
 export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen> {
-  let config = loadConfig(options.configFile);
+  const config = loadConfig(options.configFile);
   const settings = stageSettingsFromConfig(config);
-  const clock = options.clock ?? systemClock;
   const log = createLogger({ destination: options.logDestination });
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
-  const dnsOptions = (from: Config): NodeResolverOptions => ({ servers: from.get('mxscreen_dns_servers'), timeoutMs: from.get('postscreen_dnsbl_timeout') });
-  let reloadableResolver: ReloadableResolver | undefined;
-  const resolver: DnsResolver = options.resolver ?? (reloadableResolver = new ReloadableResolver(dnsOptions(config)));
+  // node:dns against mxscreen_dns_servers, rebuilt by a reload; an injected one stays.
+  const reloadableResolver = options.resolver ? undefined : new ReloadableResolver(dnsOptions(config));
+  const resolver: DnsResolver = options.resolver ?? reloadableResolver!;
+  const shared: Shared = { clock: options.clock ?? systemClock, log, metrics, resolver };
+  const stages = await startStages(settings, shared);
+  const endpoints = await listen(config, stages, metrics);
+  for (const bound of endpoints.smtp) log.info({ event: 'LISTEN', address: bound.address, port: bound.port }, `listening on [${bound.address}]:${bound.port}`);
+  const { metricsEndpoint } = endpoints;
+  if (metricsEndpoint) log.info({ event: 'LISTEN', address: metricsEndpoint.address, port: metricsEndpoint.port, path: '/metrics' }, `metrics on [${metricsEndpoint.address}]:${metricsEndpoint.port}/metrics`);
+  log.info({ event: 'START', config: config.file, queueDirectory: settings.queue.directory }, 'mxscreen started');
+  return new RunningMxscreen(options, config, shared, stages, endpoints, reloadableResolver);
+}
 
-  const queueSettings = settings.queue;
-  const spool = await Spool.open(queueSettings.directory, { log, metrics, clock });
-  const queue = new QueueManager(queueSettings, { spool, resolver, clock, log, metrics });
+/**
+ * Starts the stages queue first, so that a message the policy stage says 250 to always
+ * has a queue manager behind it; then the policy stage and the screen stage handing to it.
+ */
+async function startStages(settings: StageSettings, shared: Shared): Promise<Stages> {
+  const { clock, log, metrics, resolver } = shared;
+  const spool = await Spool.open(settings.queue.directory, { log, metrics, clock });
+  const queue = new QueueManager(settings.queue, { spool, resolver, clock, log, metrics });
   await queue.start();
-
   const smtpd = new Smtpd(settings.smtpd, {
     queue: spool,
     clock,
@@ -159,131 +200,118 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
     // ETRN that passed smtpd_etrn_restrictions and fast_flush_domains: deliver that domain's mail now.
     etrn: (domain) => void queue.flush(domain),
     resolver,
-    verifyCacheDirectory: queueSettings.directory,
+    verifyCacheDirectory: settings.queue.directory,
   });
   const clientLimits = new SmtpdClientLimits(settings.smtpdClientLimits, { clock, log, metrics });
-  const cache = new LruVerdictCache({ maxEntries: config.get('mxscreen_verdict_cache_size'), clock, retentionMs: config.get('postscreen_cache_retention_time') });
-  let screenSettings = settings.screen;
-  const health = new DnsblHealth({
+  const screen = startScreenStage(settings.screen, {
     resolver,
     clock,
     log,
     metrics,
-    // postscreen_dnsbl_timeout as the last reload left it.
-    get timeoutMs() {
-      return screenSettings.dnsblTimeoutMs;
-    },
-    displayName: (domain) => dnsblDisplayName(screenSettings.dnsblReplyMap, domain),
-  });
-  health.setSites(screenSettings.dnsblSites);
-  health.start();
-  // postscreen_cache_cleanup_interval: the cleanup runs in slices, never blocking the event
-  // loop. A reload that changes the interval starts it over from the reload.
-  let cleanupTimer: { cancel(): void } | undefined;
-  const scheduleCleanup = () => {
-    cleanupTimer?.cancel();
-    cleanupTimer = undefined;
-    const interval = config.get('postscreen_cache_cleanup_interval');
-    if (interval <= 0) return;
-    cleanupTimer = clock.setTimer(interval, () => {
-      cleanupTimer = undefined;
-      void cache.cleanup().then(({ kept }) => {
-        metrics.cacheEntries.set(kept);
-        scheduleCleanup();
-      });
-    });
-  };
-  scheduleCleanup();
-  const screener = new Screener(settings.screen, {
-    resolver,
-    clock,
-    log,
-    metrics,
-    cache,
-    health,
     // smtpd(8): the anvil limits first (421 instead of the 220), then the session.
     handoff: (socket, verdict) => clientLimits.gate(socket, verdict, () => smtpd.accept(socket, verdict)),
   });
-  const listener = new SmtpListener(config.get('mxscreen_listen'), (socket) => screener.screen(socket));
+  return { spool, queue, smtpd, clientLimits, screen };
+}
 
-  let smtp: BoundAddress[];
-  let metricsEndpoint: MetricsEndpoint | undefined;
+/** Binds mxscreen_listen and mxscreen_metrics_listen; on an error stops the stages and throws it. */
+async function listen(config: Config, stages: Stages, metrics: Metrics): Promise<Endpoints> {
+  const listener = new SmtpListener(config.get('mxscreen_listen'), stages.screen.screen);
   try {
-    smtp = await listener.listen();
+    const smtp = await listener.listen();
     const metricsListen = config.get('mxscreen_metrics_listen');
-    metricsEndpoint = metricsListen ? await serveMetrics(metricsListen, metrics) : undefined;
+    const metricsEndpoint = metricsListen ? await serveMetrics(metricsListen, metrics) : undefined;
+    return { listener, smtp, metricsEndpoint };
   } catch (error) {
     await listener.close();
-    await queue.stop();
-    spool.close();
+    stages.screen.stop();
+    await stages.queue.stop();
+    stages.spool.close();
     throw error;
   }
-  for (const bound of smtp) log.info({ event: 'LISTEN', address: bound.address, port: bound.port }, `listening on [${bound.address}]:${bound.port}`);
-  if (metricsEndpoint) log.info({ event: 'LISTEN', address: metricsEndpoint.address, port: metricsEndpoint.port, path: '/metrics' }, `metrics on [${metricsEndpoint.address}]:${metricsEndpoint.port}/metrics`);
-  log.info({ event: 'START', config: config.file, queueDirectory: queueSettings.directory }, 'mxscreen started');
+}
 
-  let stopping: Promise<void> | undefined;
-  let watcher: SourceWatcher | undefined;
-  const running: Mxscreen = {
-    get config() {
-      return config;
-    },
-    log,
-    metrics,
-    smtp,
-    metricsEndpoint: metricsEndpoint && { address: metricsEndpoint.address, port: metricsEndpoint.port },
-    queue,
-    async reload() {
-      let next: Config;
-      let nextSettings: StageSettings;
-      try {
-        next = loadConfig(options.configFile);
-        nextSettings = stageSettingsFromConfig(next);
-        reloadableResolver?.configure(dnsOptions(next));
-      } catch (error) {
-        const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [String(error)];
-        log.error({ event: 'RELOAD FAILED', problems }, 'reload failed, keeping the running configuration');
-        return false;
-      }
-      for (const name of restartOnlyChanges(config, next)) {
-        log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
-      }
-      screener.setSettings(nextSettings.screen);
-      screenSettings = nextSettings.screen;
-      health.setSites(nextSettings.screen.dnsblSites);
-      smtpd.setSettings(nextSettings.smtpd);
-      clientLimits.setSettings(nextSettings.smtpdClientLimits);
-      queue.setSettings(nextSettings.queue);
-      const cleanupChanged = next.get('postscreen_cache_cleanup_interval') !== config.get('postscreen_cache_cleanup_interval');
-      config = next;
-      if (cleanupChanged) scheduleCleanup();
-      watcher?.setFiles(configSources(next));
-      log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
-      return true;
-    },
-    stop() {
-      stopping ??= (async () => {
-        watcher?.stop();
-        await listener.close();
-        health.stop();
-        cleanupTimer?.cancel();
-        await smtpd.close(config.get('mxscreen_shutdown_timeout'));
-        await queue.stop();
-        spool.close();
-        await metricsEndpoint?.close();
-        log.info({ event: 'STOP' }, 'mxscreen stopped');
-      })();
-      return stopping;
-    },
-  };
-  // main.cf and every table reload when their file changes on disk (and on SIGHUP, cli.ts).
-  watcher = new SourceWatcher(configSources(config), {
-    clock,
-    intervalMs: options.tableCheckIntervalMs ?? 1000,
-    onChange: (files) => {
-      log.info({ event: 'RELOAD', files }, `${files.join(', ')} changed: reloading`);
-      void running.reload();
-    },
-  });
-  return running;
+/** A running mxscreen: the stages, their endpoints, and the watch on main.cf and its tables. */
+class RunningMxscreen implements Mxscreen {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly smtp: readonly BoundAddress[];
+  readonly metricsEndpoint: BoundAddress | undefined;
+  readonly queue: QueueManager;
+  #config: Config;
+  readonly #options: MxscreenOptions;
+  readonly #stages: Stages;
+  readonly #endpoints: Endpoints;
+  readonly #resolver: ReloadableResolver | undefined;
+  readonly #watcher: SourceWatcher;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: MxscreenOptions, config: Config, shared: Shared, stages: Stages, endpoints: Endpoints, resolver: ReloadableResolver | undefined) {
+    this.#options = options;
+    this.#config = config;
+    this.log = shared.log;
+    this.metrics = shared.metrics;
+    this.#stages = stages;
+    this.#endpoints = endpoints;
+    this.#resolver = resolver;
+    this.smtp = endpoints.smtp;
+    const { metricsEndpoint } = endpoints;
+    this.metricsEndpoint = metricsEndpoint && { address: metricsEndpoint.address, port: metricsEndpoint.port };
+    this.queue = stages.queue;
+    // main.cf and every table reload when their file changes on disk (and on SIGHUP, cli.ts).
+    this.#watcher = new SourceWatcher(configSources(config), {
+      clock: shared.clock,
+      intervalMs: options.tableCheckIntervalMs ?? 1000,
+      onChange: (files) => {
+        this.log.info({ event: 'RELOAD', files }, `${files.join(', ')} changed: reloading`);
+        void this.reload();
+      },
+    });
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  async reload(): Promise<boolean> {
+    let next: Config;
+    let settings: StageSettings;
+    try {
+      next = loadConfig(this.#options.configFile);
+      settings = stageSettingsFromConfig(next);
+      this.#resolver?.configure(dnsOptions(next));
+    } catch (error) {
+      const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [String(error)];
+      this.log.error({ event: 'RELOAD FAILED', problems }, 'reload failed, keeping the running configuration');
+      return false;
+    }
+    for (const name of restartOnlyChanges(this.#config, next)) {
+      this.log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
+    }
+    const { screen, smtpd, clientLimits, queue } = this.#stages;
+    screen.setSettings(settings.screen);
+    smtpd.setSettings(settings.smtpd);
+    clientLimits.setSettings(settings.smtpdClientLimits);
+    queue.setSettings(settings.queue);
+    this.#config = next;
+    this.#watcher.setFiles(configSources(next));
+    this.log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
+    return true;
+  }
+
+  /** Stops accepting, then the stages in reverse order of their start: screen, policy, queue. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      const { screen, smtpd, queue, spool } = this.#stages;
+      this.#watcher.stop();
+      await this.#endpoints.listener.close();
+      screen.stop();
+      await smtpd.close(this.#config.get('mxscreen_shutdown_timeout'));
+      await queue.stop();
+      spool.close();
+      await this.#endpoints.metricsEndpoint?.close();
+      this.log.info({ event: 'STOP' }, 'mxscreen stopped');
+    })();
+    return this.#stopping;
+  }
 }

@@ -106,6 +106,17 @@ export function configuredTable(config: Config, spec: string): LookupTable {
   return config instanceof LoadedConfig ? config.table(spec) : openTable(spec, config.directory);
 }
 
+/** Where main.cf set parameter `name`, as a ConfigProblem location (line 0 of config.file for a default). */
+export function settingAt(config: Config, name: ParameterName): { readonly file: string; readonly line: number } {
+  const match = /^(.*):(\d+)$/.exec(config.where(name));
+  return match ? { file: match[1]!, line: Number(match[2]) } : { file: config.file, line: 0 };
+}
+
+/** A problem with parameter `name` at its setting (settingAt), the message prefixed `name: `; for the stages' own checks. */
+export function problemAt(config: Config, name: ParameterName, message: string): ConfigProblem {
+  return { ...settingAt(config, name), message: `${name}: ${message}` };
+}
+
 /** A restriction class (smtpd_restriction_classes): its name, its expanded list words and where it was set. */
 export interface RestrictionClass {
   readonly name: string;
@@ -132,20 +143,19 @@ function readMainCf(file: string): string | ConfigProblem {
   }
 }
 
+/** What one load collects as it reads: its problems, the tables it opened (null: failed) and the files read. */
+interface LoadState {
+  readonly file: string;
+  readonly directory: string;
+  readonly problems: ConfigProblem[];
+  readonly tables: Map<string, LookupTable | null>;
+  readonly sources: Set<string>;
+}
+
 function buildConfig(text: string, file: string, directory: string): { config?: LoadedConfig; problems: ConfigProblem[] } {
   const parsed = parseMainCf(text, file);
-  const problems: ConfigProblem[] = [...parsed.problems];
-  const settings = new Map<string, MainCfEntry>();
-  const others: MainCfEntry[] = [];
-  for (const entry of parsed.entries) {
-    const spec = BY_NAME.get(entry.name);
-    if (spec === undefined) {
-      others.push(entry);
-      continue;
-    }
-    const earlier = settings.get(spec.name);
-    if (earlier === undefined || earlier.line < entry.line) settings.set(spec.name, entry);
-  }
+  const load: LoadState = { file, directory, problems: [...parsed.problems], tables: new Map(), sources: new Set([file]) };
+  const { settings, others } = settingsByName(parsed.entries);
   const classEntries = new Map<string, MainCfEntry>();
   const expander = new ParameterExpander(
     (name) => settings.get(name)?.value ?? classEntries.get(name)?.value ?? BY_NAME.get(name)?.default,
@@ -156,95 +166,114 @@ function buildConfig(text: string, file: string, directory: string): { config?: 
   const classNames = new Set(splitList(expander.value('smtpd_restriction_classes').value));
   for (const entry of others) {
     if (classNames.has(entry.name)) classEntries.set(entry.name, entry);
-    else problems.push({ file, line: entry.line, message: `unknown parameter: ${entry.name}` });
+    else load.problems.push({ file, line: entry.line, message: `unknown parameter: ${entry.name}` });
   }
-
-  const tables = new Map<string, LookupTable | null>();
-  const sources = new Set<string>([file]);
   const values = new Map<string, unknown>();
   const withProblems = new Set<string>();
-  for (const spec of SPECS) {
-    const entry = settings.get(spec.name);
-    const origin = { file, line: entry?.line ?? 0 };
-    const label = entry === undefined ? `${spec.name} (default "${spec.default}")` : spec.name;
-    const report = (message: string): void => {
-      problems.push({ ...origin, message: `${label}: ${message}` });
-    };
-    const context: ParameterContext = {
-      openTable(tableSpec) {
-        const known = tables.get(tableSpec);
-        if (known !== undefined) return known ?? undefined;
-        try {
-          const table = openTable(tableSpec, directory, origin);
-          tables.set(tableSpec, table);
-          const source = tableSourceFile(tableSpec, directory);
-          if (source !== undefined) sources.add(source);
-          return table;
-        } catch (error) {
-          if (!(error instanceof ConfigError)) throw error;
-          problems.push(...error.problems);
-          tables.set(tableSpec, null);
-          return undefined;
-        }
-      },
-      readPatternFile(path) {
-        try {
-          const words = readLogicalLines(readFileSync(path, 'utf8')).lines.flatMap((line) => splitList(line.text));
-          sources.add(path);
-          return words;
-        } catch (error) {
-          report(`cannot read pattern file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-          return undefined;
-        }
-      },
-    };
-    const expanded = expander.value(spec.name);
-    if (expanded.problem !== undefined) report(expanded.problem);
-    const read = readKind(spec, expanded.value, context);
-    // A value built from a parameter with a problem is not judged again: that one is reported.
-    // A default that copies a parameter with a problem ($relay_domains) is not reported again.
-    const copiesBroken = entry === undefined && [...spec.default.matchAll(/\$\{?(\w+)/g)].some((match) => withProblems.has(match[1]!));
-    if (expanded.broken !== true && !copiesBroken) for (const message of read.problems) report(message);
-    if (read.problems.length > 0 || expanded.problem !== undefined) withProblems.add(spec.name);
-    let value: unknown = read.value;
-    if ((PATH_PARAMETERS as readonly string[]).includes(spec.name) && typeof value === 'string' && value !== '') {
-      value = isAbsolute(value) ? value : resolve(directory, value);
+  for (const spec of SPECS) values.set(spec.name, readParameter(load, spec, settings.get(spec.name), expander, withProblems));
+  const classes = readRestrictionClasses(load, classNames, classEntries, settings.get('smtpd_restriction_classes')?.line ?? 0, expander);
+  if (load.problems.length > 0) return { problems: orderProblems(load.problems, file) };
+  const opened = new Map<string, LookupTable>();
+  for (const [tableSpec, table] of load.tables) if (table !== null) opened.set(tableSpec, table);
+  return { config: new LoadedConfig(file, directory, values, settings, opened, [...load.sources], classes), problems: [] };
+}
+
+/** The last setting of each catalogue parameter (by its name, aliases included), and the entries of other names. */
+function settingsByName(entries: readonly MainCfEntry[]): { settings: Map<string, MainCfEntry>; others: MainCfEntry[] } {
+  const settings = new Map<string, MainCfEntry>();
+  const others: MainCfEntry[] = [];
+  for (const entry of entries) {
+    const spec = BY_NAME.get(entry.name);
+    if (spec === undefined) {
+      others.push(entry);
+      continue;
     }
-    if (read.problems.length === 0 && expanded.problem === undefined && expanded.broken !== true) {
-      for (const message of PARAMETER_CHECKS[spec.name as ParameterName]?.(value) ?? []) report(message);
-    }
-    values.set(spec.name, value);
+    const earlier = settings.get(spec.name);
+    if (earlier === undefined || earlier.line < entry.line) settings.set(spec.name, entry);
   }
+  return { settings, others };
+}
+
+/**
+ * The value of parameter `spec`: expanded, read as its kind, a path made absolute, then its
+ * own check; every problem is reported at the setting (`withProblems` collects the names
+ * that had one, so a default that copies one is not reported again).
+ */
+function readParameter(load: LoadState, spec: ParameterSpec, entry: MainCfEntry | undefined, expander: ParameterExpander, withProblems: Set<string>): unknown {
+  const origin = { file: load.file, line: entry?.line ?? 0 };
+  const label = entry === undefined ? `${spec.name} (default "${spec.default}")` : spec.name;
+  const report = (message: string): void => {
+    load.problems.push({ ...origin, message: `${label}: ${message}` });
+  };
+  const context: ParameterContext = {
+    openTable: (tableSpec) => loadTable(load, tableSpec, origin),
+    readPatternFile(path) {
+      try {
+        const words = readLogicalLines(readFileSync(path, 'utf8')).lines.flatMap((line) => splitList(line.text));
+        load.sources.add(path);
+        return words;
+      } catch (error) {
+        report(`cannot read pattern file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        return undefined;
+      }
+    },
+  };
+  const expanded = expander.value(spec.name);
+  if (expanded.problem !== undefined) report(expanded.problem);
+  const read = readKind(spec, expanded.value, context);
+  // A value built from a parameter with a problem is not judged again: that one is reported.
+  // A default that copies a parameter with a problem ($relay_domains) is not reported again.
+  const copiesBroken = entry === undefined && [...spec.default.matchAll(/\$\{?(\w+)/g)].some((match) => withProblems.has(match[1]!));
+  if (expanded.broken !== true && !copiesBroken) for (const message of read.problems) report(message);
+  if (read.problems.length > 0 || expanded.problem !== undefined) withProblems.add(spec.name);
+  let value: unknown = read.value;
+  if ((PATH_PARAMETERS as readonly string[]).includes(spec.name) && typeof value === 'string' && value !== '') {
+    value = isAbsolute(value) ? value : resolve(load.directory, value);
+  }
+  if (read.problems.length === 0 && expanded.problem === undefined && expanded.broken !== true) {
+    for (const message of PARAMETER_CHECKS[spec.name as ParameterName]?.(value) ?? []) report(message);
+  }
+  return value;
+}
+
+/**
+ * The restriction classes named in smtpd_restriction_classes (set at `classesLine`): each
+ * must be defined; its words are expanded and the tables among them opened now.
+ */
+function readRestrictionClasses(load: LoadState, names: ReadonlySet<string>, entries: ReadonlyMap<string, MainCfEntry>, classesLine: number, expander: ParameterExpander): Map<string, RestrictionClass> {
   const classes = new Map<string, RestrictionClass>();
-  for (const name of classNames) {
-    const entry = classEntries.get(name);
-    const origin = { file, line: entry?.line ?? settings.get('smtpd_restriction_classes')?.line ?? 0 };
+  for (const name of names) {
+    const entry = entries.get(name);
+    const origin = { file: load.file, line: entry?.line ?? classesLine };
     if (entry === undefined) {
-      problems.push({ ...origin, message: `smtpd_restriction_classes: restriction class "${name}" is not defined` });
+      load.problems.push({ ...origin, message: `smtpd_restriction_classes: restriction class "${name}" is not defined` });
       continue;
     }
     const expanded = expander.value(name);
-    if (expanded.problem !== undefined) problems.push({ ...origin, message: `${name}: ${expanded.problem}` });
+    if (expanded.problem !== undefined) load.problems.push({ ...origin, message: `${name}: ${expanded.problem}` });
     const words = splitList(expanded.value);
-    for (const word of words) if (tableTypeOf(word) !== undefined) openForClass(word, origin);
-    classes.set(name, { name, words, file, line: origin.line });
+    for (const word of words) if (tableTypeOf(word) !== undefined) loadTable(load, word, origin);
+    classes.set(name, { name, words, file: load.file, line: origin.line });
   }
-  function openForClass(tableSpec: string, origin: { file: string; line: number }): void {
-    if (tables.has(tableSpec)) return;
-    try {
-      tables.set(tableSpec, openTable(tableSpec, directory, origin));
-      const source = tableSourceFile(tableSpec, directory);
-      if (source !== undefined) sources.add(source);
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      problems.push(...error.problems);
-      tables.set(tableSpec, null);
-    }
+  return classes;
+}
+
+/** The table `spec`, opened once per load; its problems are reported once and it is then undefined. */
+function loadTable(load: LoadState, spec: string, origin: { file: string; line: number }): LookupTable | undefined {
+  const known = load.tables.get(spec);
+  if (known !== undefined) return known ?? undefined;
+  try {
+    const table = openTable(spec, load.directory, origin);
+    load.tables.set(spec, table);
+    const source = tableSourceFile(spec, load.directory);
+    if (source !== undefined) load.sources.add(source);
+    return table;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    load.problems.push(...error.problems);
+    load.tables.set(spec, null);
+    return undefined;
   }
-  if (problems.length > 0) return { problems: orderProblems(problems, file) };
-  const opened = new Map<string, LookupTable>();
-  for (const [tableSpec, table] of tables) if (table !== null) opened.set(tableSpec, table);
-  return { config: new LoadedConfig(file, directory, values, settings, opened, [...sources], classes), problems: [] };
 }
 
 /** main.cf problems first, by line; then table files' problems in the order found. */

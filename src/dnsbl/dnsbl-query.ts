@@ -10,7 +10,7 @@
  * (`skipped`). The reply names the matching site with the largest weight. Cache TTL as
  * Postfix: rank > 0 → the smallest TTL of positive-weight answers, else of negative-weight
  * ones.
- * Leaves to others: threshold, action, shown names (screener.ts), TTL clamping.
+ * Leaves to others: threshold, action, shown names (screen/early-tests.ts), TTL clamping.
  * Bugs: node:dns hides NXDOMAIN TTLs, so a clean client's pass lasts the min TTL.
  */
 import type { Clock } from '../clock.js';

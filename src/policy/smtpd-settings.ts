@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { configuredTable, restrictionClasses } from '../config/config.js';
+import { configuredTable, problemAt, restrictionClasses, settingAt } from '../config/config.js';
 import type { Config, MatchList } from '../config/value.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { TransportSettings } from '../delivery/transport.js';
@@ -75,14 +75,6 @@ export interface SmtpdSettings {
   readonly limits: ContentLimits;
 }
 
-function problemAt(config: Config, name: Parameters<Config['where']>[0], message: string): ConfigProblem {
-  const where = config.where(name);
-  const colon = where.lastIndexOf(':');
-  const line = colon > 0 ? Number(where.slice(colon + 1)) : NaN;
-  if (Number.isInteger(line)) return { file: where.slice(0, colon), line, message: `${name}: ${message}` };
-  return { file: config.file, line: 0, message: `${name}: ${message}` };
-}
-
 /**
  * Reads the smtpd(8) parameters from `config`: smtpd_banner (`host ESMTP text`),
  * myhostname, mail_name, message_size_limit (bytes), smtpd_recipient_limit,
@@ -94,23 +86,8 @@ function problemAt(config: Config, name: Parameters<Config['where']>[0], message
  */
 export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
   const problems: ConfigProblem[] = [];
-  const banner = config.get('smtpd_banner').trim();
-  const bannerMatch = /^(\S+)\s+ESMTP(?:\s+(.*))?$/.exec(banner);
-  if (!bannerMatch) problems.push(problemAt(config, 'smtpd_banner', 'must begin with a host name followed by ESMTP'));
-
-  let tlsFiles: SmtpdSettings['tls'];
-  const certFile = config.get('smtpd_tls_cert_file').trim();
-  const keyFile = config.get('smtpd_tls_key_file').trim();
-  if (certFile !== '' && keyFile !== '') {
-    try {
-      const cert = readFileSync(config.resolvePath(certFile));
-      const key = readFileSync(config.resolvePath(keyFile));
-      tls.createSecureContext({ cert, key }); // a mismatched pair fails here, at start
-      tlsFiles = { cert, key };
-    } catch (error) {
-      problems.push(problemAt(config, 'smtpd_tls_cert_file', `cannot use ${certFile} and ${keyFile}: ${(error as Error).message}`));
-    }
-  }
+  const banner = readBanner(config, problems);
+  const tlsFiles = readTlsFiles(config, problems);
   const table = (spec: string): LookupTable | string => {
     try {
       return configuredTable(config, spec);
@@ -119,30 +96,12 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       throw error;
     }
   };
-  const classDefinitions = restrictionClasses(config);
-  const classNames = new Set(classDefinitions.keys());
-  const parseContext = { table, classes: classNames };
-  const restrictions = {} as Record<RestrictionStage, readonly ParsedRestriction[]>;
-  for (const stage of RESTRICTION_STAGES) {
-    const parameter = `smtpd_${stage}_restrictions` as const;
-    const where = problemAt(config, parameter, '');
-    const parsed = parseRestrictions(config.get(parameter), parseContext, { file: where.file, line: where.line, parameter });
-    problems.push(...parsed.problems);
-    restrictions[stage] = parsed.restrictions;
-  }
-  const classes = new Map<string, readonly ParsedRestriction[]>();
-  for (const definition of classDefinitions.values()) {
-    const parsed = parseRestrictions(definition.words, parseContext, { file: definition.file, line: definition.line, parameter: definition.name });
-    problems.push(...parsed.problems);
-    classes.set(definition.name, parsed.restrictions);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const { restrictions, classes } = readRestrictions(config, table, problems);
+  if (problems.length > 0 || banner === undefined) throw new ConfigError(problems);
   const parentMatching = config.get('parent_domain_matches_subdomains');
-  const queueDirectory = config.resolvePath(config.get('queue_directory'));
-
   return {
-    greetingHost: bannerMatch![1]!,
-    greetingText: (bannerMatch![2] ?? '').trim(),
+    greetingHost: banner.host,
+    greetingText: banner.text,
     myhostname: config.get('myhostname'),
     mailName: config.get('mail_name'),
     messageSizeLimit: config.get('message_size_limit'),
@@ -153,7 +112,7 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
     relay: {
       mynetworks: config.get('mynetworks'),
       relayDomains: config.get('relay_domains'),
-      relayDomainsMatchSubdomains: config.get('parent_domain_matches_subdomains').includes('relay_domains'),
+      relayDomainsMatchSubdomains: parentMatching.includes('relay_domains'),
     },
     relayRecipientMaps: config.get('relay_recipient_maps'),
     restrictions,
@@ -165,6 +124,70 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
     virtualAliasMaps: config.get('virtual_alias_maps'),
     fastFlushDomains: config.get('fast_flush_domains'),
     fastFlushMatchSubdomains: parentMatching.includes('fast_flush_domains'),
+    policyService: {
+      timeoutMs: config.get('smtpd_policy_service_timeout'),
+      defaultAction: config.get('smtpd_policy_service_default_action'),
+      queueDirectory: config.resolvePath(config.get('queue_directory')),
+    },
+    transport: { transportMaps: config.get('transport_maps'), relayhost: config.get('relayhost'), transportMapsMatchSubdomains: parentMatching.includes('transport_maps') },
+    ...parameterGroups(config),
+    limits: contentLimitsFromConfig(config),
+  };
+}
+
+/** smtpd_banner as `host ESMTP text`; undefined (and a problem) when it is not of that form. */
+function readBanner(config: Config, problems: ConfigProblem[]): { host: string; text: string } | undefined {
+  const match = /^(\S+)\s+ESMTP(?:\s+(.*))?$/.exec(config.get('smtpd_banner').trim());
+  if (!match) {
+    problems.push(problemAt(config, 'smtpd_banner', 'must begin with a host name followed by ESMTP'));
+    return undefined;
+  }
+  return { host: match[1]!, text: (match[2] ?? '').trim() };
+}
+
+/** smtpd_tls_cert_file and smtpd_tls_key_file, read and checked as a key pair now; undefined when either is empty. */
+function readTlsFiles(config: Config, problems: ConfigProblem[]): SmtpdSettings['tls'] {
+  const certFile = config.get('smtpd_tls_cert_file').trim();
+  const keyFile = config.get('smtpd_tls_key_file').trim();
+  if (certFile === '' || keyFile === '') return undefined;
+  try {
+    const cert = readFileSync(config.resolvePath(certFile));
+    const key = readFileSync(config.resolvePath(keyFile));
+    tls.createSecureContext({ cert, key }); // a mismatched pair fails here, at start
+    return { cert, key };
+  } catch (error) {
+    problems.push(problemAt(config, 'smtpd_tls_cert_file', `cannot use ${certFile} and ${keyFile}: ${(error as Error).message}`));
+    return undefined;
+  }
+}
+
+/** Every smtpd_*_restrictions list and smtpd_restriction_classes entry, parsed; their problems at their settings. */
+function readRestrictions(config: Config, table: (spec: string) => LookupTable | string, problems: ConfigProblem[]): Pick<SmtpdSettings, 'restrictions' | 'classes'> {
+  const classDefinitions = restrictionClasses(config);
+  const parseContext = { table, classes: new Set(classDefinitions.keys()) };
+  const restrictions = {} as Record<RestrictionStage, readonly ParsedRestriction[]>;
+  for (const stage of RESTRICTION_STAGES) {
+    const parameter = `smtpd_${stage}_restrictions` as const;
+    const parsed = parseRestrictions(config.get(parameter), parseContext, { ...settingAt(config, parameter), parameter });
+    problems.push(...parsed.problems);
+    restrictions[stage] = parsed.restrictions;
+  }
+  const classes = new Map<string, readonly ParsedRestriction[]>();
+  for (const definition of classDefinitions.values()) {
+    const parsed = parseRestrictions(definition.words, parseContext, { file: definition.file, line: definition.line, parameter: definition.name });
+    problems.push(...parsed.problems);
+    classes.set(definition.name, parsed.restrictions);
+  }
+  return { restrictions, classes };
+}
+
+/**
+ * The groups read as main.cf has them: smtpd(8)'s protocol rules, verify(8)'s cache times,
+ * polling and reply code with mxscreen's cache and probe limits, and the content checks
+ * (the header_checks tables, mxscreen_blocked_attachment_types in lower case).
+ */
+function parameterGroups(config: Config): Pick<SmtpdSettings, 'protocol' | 'verify' | 'content'> {
+  return {
     protocol: {
       heloRequired: config.get('smtpd_helo_required'),
       strictEnvelopes: config.get('strict_rfc821_envelopes'),
@@ -172,11 +195,6 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       softErrorLimit: config.get('smtpd_soft_error_limit'),
       hardErrorLimit: config.get('smtpd_hard_error_limit'),
       errorSleepMs: config.get('smtpd_error_sleep_time'),
-    },
-    policyService: {
-      timeoutMs: config.get('smtpd_policy_service_timeout'),
-      defaultAction: config.get('smtpd_policy_service_default_action'),
-      queueDirectory,
     },
     verify: {
       positiveExpire: config.get('address_verify_positive_expire_time'),
@@ -189,7 +207,6 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       cacheSize: config.get('mxscreen_verify_cache_size'),
       probeLimit: config.get('mxscreen_verify_probe_limit'),
     },
-    transport: { transportMaps: config.get('transport_maps'), relayhost: config.get('relayhost'), transportMapsMatchSubdomains: parentMatching.includes('transport_maps') },
     content: {
       tables: {
         header_checks: config.get('header_checks'),
@@ -198,6 +215,5 @@ export function smtpdSettingsFromConfig(config: Config): SmtpdSettings {
       },
       blockedTypes: config.get('mxscreen_blocked_attachment_types').map((type) => type.toLowerCase()),
     },
-    limits: contentLimitsFromConfig(config),
   };
 }

@@ -10,7 +10,8 @@
  * during the screen is read and thrown away: smtp-server would answer bytes that arrive
  * before its greeting with "421 You talk too soon" and hang up, so the screener consumes
  * them (Postfix instead lets its dummy SMTP engine read them).
- * Leaves to others: the greet wait timer, the action and the verdict (screener.ts).
+ * Leaves to others: the greet wait timer (early-tests.ts), the action and the verdict
+ * (screen-decision.ts, screener.ts).
  * Bugs: a pipelining bot's early commands are lost, not answered.
  */
 import type { Socket } from 'node:net';

@@ -7,103 +7,41 @@
  * valid → PASS OLD, no teaser, on any local address); else, off
  * postscreen_allowlist_interfaces, ALLOWLIST VETO (postscreen.c: the client is never handed
  * to smtpd and nothing is cached, so a bot that only tries the backup MX never gets in);
- * then pregreet ∥ DNSBL in the greet wait (a DNSWL rank at or below
- * postscreen_dnsbl_allowlist_threshold ends it and passes every test). Then PASS NEW
- * (cached), or the failed test's action (drop: 521 and close; enforce: handover with the
- * 550; ignore: handover); a vetoed client instead stays in postscreen's own engine
- * (builtin-smtpd.ts, every deep test on, RCPT refused). At handover the deep tests still due
- * run on the live session (deep-tests.ts). Every deadline sits in one TimerQueue. Hangup →
- * HANGUP + DISCONNECT.
- * Leaves to others: SMTP after the handover (policy/), the tests, the cache store.
+ * then the greet wait (early-tests.ts: pregreet ∥ DNSBL). Every test's result is a
+ * ScreenDecision (screen-decision.ts) applied in one place: counted, recorded as the test's
+ * state, and under drop 521 and close. Then PASS NEW (cached), or the failed test's action
+ * (enforce: handover with the 550; ignore: handover); a vetoed client instead stays in
+ * postscreen's own engine (builtin-smtpd.ts, every deep test on, RCPT refused). At handover
+ * the deep tests still due run on the live session (deep-tests.ts). Every deadline sits in
+ * one TimerQueue. Hangup → HANGUP + DISCONNECT.
+ * Leaves to others: reading main.cf (screen-settings.ts), the cache cleanup and the DNSBL
+ * self-test (screen-stage.ts), SMTP after the handover (policy/), the tests, the cache store.
  * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants; on a
  * vetoed address PASS OLD needs every enabled test valid, elsewhere only the early ones
  * (the deep tests run on the live session, which postscreen cannot do).
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { Clock, Timer } from '../clock.js';
-import { configuredTable } from '../config/config.js';
-import type { Action, Config, MatchList } from '../config/value.js';
-import type { LookupTable } from '../tables/lookup-table.js';
+import type { Clock } from '../clock.js';
 import { matchNetwork } from '../tables/match-list.js';
-import type { ParameterName } from '../config/catalogue.js';
-import { ConfigError, formatReply, type ConfigProblem, type SmtpReply } from '../errors.js';
+import { formatReply, type SmtpReply } from '../errors.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import { unmapIpv4 } from '../tables/ip-network.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { evaluateAccessList, parseAccessList, type AccessList } from './access-list.js';
-import { startDnsblQuery, type DnsblHealthView, type DnsblQuery } from '../dnsbl/dnsbl-query.js';
-import { parseDnsblSite, type DnsblSite } from '../dnsbl/dnsbl-site.js';
-import { dnsblDisplayName } from '../dnsbl/dnsbl-reply-map.js';
-import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, STRESS_GREET_WAIT_MS, type ConnectionSlot, type LimitRefusal, type LimitSettings } from './connection-limits.js';
-import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY, type BuiltinSmtpdProfile } from './builtin-smtpd.js';
+import type { DnsblHealthView } from '../dnsbl/dnsbl-query.js';
+import { evaluateAccessList } from './access-list.js';
+import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, type ConnectionSlot, type LimitRefusal } from './connection-limits.js';
+import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY } from './builtin-smtpd.js';
 import { DEEP_TESTS, DeepTestSession, type DeepTest, type DeepTestSettings } from './deep-tests.js';
+import { EarlyTests } from './early-tests.js';
+import { formatSeconds } from './pregreet.js';
 import { readProxyHeader } from './proxy-protocol.js';
+import type { ScreenSettings } from './screen-settings.js';
+import { SCREEN_REPLIES, anyFailure, enforcedFailure, failure, passesToCache, recordPass, screenOutcome, type ScreenDecision, type TestStates } from './screen-decision.js';
 import { TimerQueue } from './timer-queue.js';
-import { formatPregreet, formatSeconds, watchPregreet, type PregreetEvent, type PregreetWatch } from './pregreet.js';
-import { dnsblLifetimeMs, testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
-import type { ScreenOutcome, ScreenTest, ScreenVerdict } from './verdict.js';
-
-/** Everything the screen stage reads from main.cf, typed (units in the names). */
-export interface ScreenSettings {
-  /** postscreen_greet_wait, ms. */
-  readonly greetWaitMs: number;
-  /** postscreen_greet_banner; empty = no teaser line. */
-  readonly greetBanner: string;
-  /** postscreen_greet_action. */
-  readonly greetAction: Action;
-  /** postscreen_greet_ttl, ms. */
-  readonly greetTtlMs: number;
-  /** postscreen_dnsbl_sites, parsed; empty = no DNSBL test. */
-  readonly dnsblSites: readonly DnsblSite[];
-  /** postscreen_dnsbl_threshold: the test fails when rank ≥ threshold. */
-  readonly dnsblThreshold: number;
-  /** postscreen_dnsbl_action. */
-  readonly dnsblAction: Action;
-  /** postscreen_dnsbl_timeout, ms: a later answer counts as a DNS error. */
-  readonly dnsblTimeoutMs: number;
-  /** postscreen_dnsbl_min_ttl, ms. */
-  readonly dnsblMinTtlMs: number;
-  /** postscreen_dnsbl_max_ttl, ms. */
-  readonly dnsblMaxTtlMs: number;
-  /** postscreen_denylist_action (old name postscreen_blacklist_action). */
-  readonly denylistAction: Action;
-  /** postscreen_access_list, parsed with its tables open. */
-  readonly accessList: AccessList;
-  /** mynetworks, for permit_mynetworks. */
-  readonly mynetworks: MatchList;
-  /** postscreen_dnsbl_allowlist_threshold: a rank ≤ this (< 0) passes every test; 0 = off. */
-  readonly dnsblAllowlistThreshold: number;
-  /** postscreen_dnsbl_reply_map: domain → the name shown in replies and INFO logs. */
-  readonly dnsblReplyMap: readonly LookupTable[];
-  /** postscreen_allowlist_interfaces: local addresses where a new client may pass (elsewhere: ALLOWLIST VETO). */
-  readonly allowlistInterfaces: MatchList;
-  /** What postscreen's own SMTP engine announces, for vetoed clients. */
-  readonly engine: BuiltinSmtpdProfile;
-  /** Per-client connection count and queue limits. */
-  readonly limits: LimitSettings;
-  /** postscreen_upstream_proxy_protocol = haproxy. */
-  readonly proxyProtocol: boolean;
-  /** postscreen_upstream_proxy_timeout, ms. */
-  readonly proxyTimeoutMs: number;
-  /** The deep tests enabled (postscreen_*_enable). */
-  readonly deepTests: ReadonlySet<DeepTest>;
-  /** postscreen_pipelining_action, …_non_smtp_command_action, …_bare_newline_action. */
-  readonly deepActions: Readonly<Record<DeepTest, Action>>;
-  /** postscreen_*_ttl of the deep tests, ms. */
-  readonly deepTtlMs: Readonly<Record<DeepTest, number>>;
-  /** postscreen_forbidden_commands, upper-case. */
-  readonly forbiddenCommands: readonly string[];
-  /** postscreen_command_count_limit. */
-  readonly commandCountLimit: number;
-  /** postscreen_command_time_limit, ms. */
-  readonly commandTimeLimitMs: number;
-  /** line_length_limit, bytes. */
-  readonly lineLengthLimit: number;
-  /** myhostname, in 421 replies. */
-  readonly myhostname: string;
-}
+import { testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
+import type { ScreenOutcome, ScreenVerdict } from './verdict.js';
 
 export interface ScreenerDeps {
   readonly resolver: DnsResolver;
@@ -118,108 +56,6 @@ export interface ScreenerDeps {
    * listener left on it. It must attach its own 'error' listener at once.
    */
   readonly handoff: (socket: Socket, verdict: ScreenVerdict) => void;
-}
-
-/** The replies postscreen(8) sends or hands on (postscreen.c, postscreen_early.c). */
-export const SCREEN_REPLIES = {
-  denylistDrop: { code: 521, enhanced: '5.3.2', text: 'Service currently unavailable' },
-  denylistEnforce: { code: 550, enhanced: '5.3.2', text: 'Service currently unavailable' },
-  pregreetDrop: { code: 521, enhanced: '5.5.1', text: 'Protocol error' },
-  pregreetEnforce: { code: 550, enhanced: '5.5.1', text: 'Protocol error' },
-} as const satisfies Record<string, SmtpReply>;
-
-/** The DNSBL reply: `521|550 5.7.1 Service unavailable; client [ip] blocked using site`. */
-export function dnsblReply(code: 521 | 550, address: string, site: string): SmtpReply {
-  return { code, enhanced: '5.7.1', text: `Service unavailable; client [${address}] blocked using ${site}` };
-}
-
-/** Where parameter `name` was set, as a ConfigProblem location (line 0 for a default). */
-function settingAt(config: Config, name: ParameterName): { file: string; line: number } {
-  const match = /^(.*):(\d+)$/.exec(config.where(name));
-  return match ? { file: match[1]!, line: Number(match[2]) } : { file: config.file, line: 0 };
-}
-
-function problemAt(config: Config, name: ParameterName, message: string): ConfigProblem {
-  return { ...settingAt(config, name), message: `${name}: ${message}` };
-}
-
-/**
- * Reads the screen settings from `config`, taking the postscreen_access_list tables the
- * configuration opened at load (config.ts configuredTable). Throws ConfigError listing every bad
- * postscreen_dnsbl_sites entry and access list element with the file:line of the setting.
- */
-export function screenSettingsFromConfig(config: Config): ScreenSettings {
-  const problems: ConfigProblem[] = [];
-  const dnsblSites: DnsblSite[] = [];
-  for (const text of config.get('postscreen_dnsbl_sites')) {
-    const site = parseDnsblSite(text);
-    if ('error' in site) problems.push(problemAt(config, 'postscreen_dnsbl_sites', site.error));
-    else dnsblSites.push(site);
-  }
-  let accessList: AccessList = { elements: [] };
-  try {
-    const parsed = parseAccessList(config.get('postscreen_access_list'), (spec) => configuredTable(config, spec));
-    accessList = parsed.list;
-    for (const problem of parsed.problems) problems.push({ ...settingAt(config, 'postscreen_access_list'), message: problem });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    problems.push(...error.problems);
-  }
-  const proxy = config.get('postscreen_upstream_proxy_protocol').trim();
-  if (proxy !== '' && proxy !== 'haproxy') problems.push(problemAt(config, 'postscreen_upstream_proxy_protocol', `unsupported protocol "${proxy}" (expected haproxy or empty)`));
-  if (problems.length > 0) throw new ConfigError(problems);
-  const deepTests = new Set<DeepTest>();
-  if (config.get('postscreen_pipelining_enable')) deepTests.add('pipelining');
-  if (config.get('postscreen_non_smtp_command_enable')) deepTests.add('non_smtp_command');
-  if (config.get('postscreen_bare_newline_enable')) deepTests.add('bare_newline');
-  return {
-    dnsblAllowlistThreshold: config.get('postscreen_dnsbl_allowlist_threshold'),
-    dnsblReplyMap: config.get('postscreen_dnsbl_reply_map'),
-    allowlistInterfaces: config.get('postscreen_allowlist_interfaces'),
-    engine: {
-      banner: config.get('smtpd_banner'),
-      hostname: config.get('myhostname'),
-      messageSizeLimit: config.get('message_size_limit'),
-      disableVrfy: config.get('disable_vrfy_command'),
-      heloRequired: config.get('smtpd_helo_required'),
-    },
-    limits: {
-      clientConnectionCountLimit: config.get('postscreen_client_connection_count_limit'),
-      preQueueLimit: config.get('postscreen_pre_queue_limit'),
-      postQueueLimit: config.get('postscreen_post_queue_limit'),
-    },
-    proxyProtocol: proxy === 'haproxy',
-    proxyTimeoutMs: config.get('postscreen_upstream_proxy_timeout'),
-    deepTests,
-    deepActions: {
-      pipelining: config.get('postscreen_pipelining_action'),
-      non_smtp_command: config.get('postscreen_non_smtp_command_action'),
-      bare_newline: config.get('postscreen_bare_newline_action'),
-    },
-    deepTtlMs: {
-      pipelining: config.get('postscreen_pipelining_ttl'),
-      non_smtp_command: config.get('postscreen_non_smtp_command_ttl'),
-      bare_newline: config.get('postscreen_bare_newline_ttl'),
-    },
-    forbiddenCommands: config.get('postscreen_forbidden_commands').map((word) => word.toUpperCase()),
-    commandCountLimit: config.get('postscreen_command_count_limit'),
-    commandTimeLimitMs: config.get('postscreen_command_time_limit'),
-    lineLengthLimit: config.get('line_length_limit'),
-    myhostname: config.get('myhostname'),
-    greetWaitMs: config.get('postscreen_greet_wait'),
-    greetBanner: config.get('postscreen_greet_banner'),
-    greetAction: config.get('postscreen_greet_action'),
-    greetTtlMs: config.get('postscreen_greet_ttl'),
-    dnsblSites,
-    dnsblThreshold: config.get('postscreen_dnsbl_threshold'),
-    dnsblAction: config.get('postscreen_dnsbl_action'),
-    dnsblTimeoutMs: config.get('postscreen_dnsbl_timeout'),
-    dnsblMinTtlMs: config.get('postscreen_dnsbl_min_ttl'),
-    dnsblMaxTtlMs: config.get('postscreen_dnsbl_max_ttl'),
-    denylistAction: config.get('postscreen_denylist_action'),
-    accessList,
-    mynetworks: config.get('mynetworks'),
-  };
 }
 
 /** Per-connection state, one typed record (no flag bits). */
@@ -245,22 +81,15 @@ interface Session {
   readonly veto: boolean;
   /** The cache record found at connect, if any. */
   record: CacheRecord | undefined;
-  /** Early tests to run in this session. */
-  todo: ReadonlySet<CachedTest>;
-  pregreetFailed: boolean;
-  dnsbl: DnsblQuery | undefined;
-  dnsblDone: boolean;
+  /** Each test's state in this session (screen-decision.ts): due early tests start as todo. */
+  readonly tests: TestStates;
+  /** The DNSBL rank of this session's query, once the greet wait is over. */
   dnsblRank: number | undefined;
-  /** The DNSWL rank reached postscreen_dnsbl_allowlist_threshold: every test passes. */
-  dnsblAllowlisted: boolean;
-  /** Set by a failed test with action enforce; the last one wins (Postfix). */
-  enforce: { test: ScreenTest; reply: SmtpReply } | undefined;
-  /** A test failed with action ignore. */
-  ignoredFailure: boolean;
-  watch: PregreetWatch | undefined;
-  timer: Timer | undefined;
+  /** The greet wait's tests, while they run. */
+  early: EarlyTests | undefined;
   /** Listeners the screener added directly, removed before any handover. */
   readonly cleanups: (() => void)[];
+  /** The connection left the screen's tests (handover, drop, hangup, the engine): later events do nothing. */
   finished: boolean;
 }
 
@@ -279,7 +108,7 @@ function newSessionId(): string {
   return idPool.toString('hex', idPoolAt - SESSION_ID_BYTES, idPoolAt).toUpperCase();
 }
 
-/** The screen stage. One instance serves every listener; `screen()` per accepted socket. */
+/** The screener of the screen stage (screen-stage.ts). One instance serves every listener; `screen()` per accepted socket. */
 export class Screener {
   private settings: ScreenSettings;
   private readonly deps: ScreenerDeps;
@@ -360,16 +189,9 @@ export class Screener {
       inMynetworks,
       veto: this.vetoOn(settings, local.address),
       record: undefined,
-      todo: new Set(),
-      pregreetFailed: false,
-      dnsbl: undefined,
-      dnsblDone: false,
+      tests: {},
       dnsblRank: undefined,
-      dnsblAllowlisted: false,
-      enforce: undefined,
-      ignoredFailure: false,
-      watch: undefined,
-      timer: undefined,
+      early: undefined,
       cleanups: [],
       finished: false,
     };
@@ -410,31 +232,21 @@ export class Screener {
     if (access.problem) session.log.warn({ table: access.by }, access.problem);
     switch (access.decision) {
       case 'permit':
-        this.deps.metrics.screenVerdicts.inc({ test: 'access', result: 'pass', action: 'none' });
+        this.apply(session, { test: 'access', outcome: 'pass', until: undefined });
         session.log.info({ event: 'ALLOWLISTED', by: access.by }, `ALLOWLISTED ${session.clientText}`);
         this.handover(session, 'allowlisted');
         return;
       case 'reject':
-        this.deps.metrics.screenVerdicts.inc({ test: 'access', result: 'fail', action: settings.denylistAction });
         session.log.info({ event: 'DENYLISTED', by: access.by, action: settings.denylistAction }, `DENYLISTED ${session.clientText}`);
-        switch (settings.denylistAction) {
-          case 'drop':
-            this.drop(session, SCREEN_REPLIES.denylistDrop);
-            return;
-          case 'enforce':
-            session.enforce = { test: 'access', reply: SCREEN_REPLIES.denylistEnforce };
-            break;
-          case 'ignore':
-            // Postfix un-fails the test: the client goes on as if not listed; not cached.
-            break;
-          default:
-            return assertNever(settings.denylistAction);
-        }
+        this.apply(session, failure('access', settings.denylistAction, SCREEN_REPLIES.access));
+        if (session.finished) return;
         break;
       case 'dunno':
         break;
-      default:
-        return assertNever(access.decision);
+      default: {
+        const never: never = access.decision;
+        throw new Error(`unknown access decision ${String(never)}`);
+      }
     }
     this.checkCache(session);
   }
@@ -446,13 +258,12 @@ export class Screener {
   private checkCache(session: Session): void {
     const { settings } = session;
     const needed: CachedTest[] = settings.dnsblSites.length > 0 ? ['pregreet', 'dnsbl'] : ['pregreet'];
-    if (session.enforce) {
-      // A failed test skips the cache (postscreen.c: only when no test failed).
-      session.todo = new Set(needed);
-    } else {
+    let todo = needed;
+    // A failed test skips the cache (postscreen.c: only when no test failed).
+    if (!anyFailure(session.tests)) {
       const now = this.deps.clock.now();
       session.record = this.deps.cache.get(session.client.address);
-      const todo = needed.filter((test) => !testValid(session.record, test, now));
+      todo = needed.filter((test) => !testValid(session.record, test, now));
       // On a vetoed address the deep tests cannot run on a live session: they must be valid too.
       const deepDue = session.veto && [...settings.deepTests].some((test) => !testValid(session.record, test, now));
       if (todo.length === 0 && !deepDue) {
@@ -461,13 +272,13 @@ export class Screener {
         this.handover(session, 'pass-old');
         return;
       }
-      session.todo = new Set(todo);
       this.deps.metrics.cacheLookups.inc({ result: 'miss' });
     }
+    for (const test of todo) session.tests[test] = { status: 'todo' };
     if (session.veto) {
       // postscreen.c: "Don't allowlist clients that connect to backup MX addresses."
       session.log.info({ event: 'ALLOWLIST VETO' }, `ALLOWLIST VETO ${session.clientText}`);
-      if (session.todo.size === 0) {
+      if (todo.length === 0) {
         this.startEngine(session);
         return;
       }
@@ -475,154 +286,73 @@ export class Screener {
     this.startEarlyTests(session);
   }
 
-  /** Pregreet ∥ DNSBL during the greet wait (postscreen_early.c psc_early_tests). */
+  /** Pregreet ∥ DNSBL during the greet wait (early-tests.ts). */
   private startEarlyTests(session: Session): void {
-    const { settings, socket } = session;
-    const clock = this.timers;
-    if (session.todo.has('pregreet')) {
-      session.watch = watchPregreet(socket, { banner: settings.greetBanner, connectedAt: session.connectedAt, clock }, (event) => this.onPregreet(session, event));
-    } else {
-      // Not reading: bytes wait in the socket for the policy stage. Watch only for the end.
-      const onClose = () => this.hangup(session, clock.now() - session.connectedAt);
-      socket.on('close', onClose);
-      session.cleanups.push(() => socket.off('close', onClose));
-    }
-    if (session.todo.has('dnsbl')) {
-      const query = startDnsblQuery(settings.dnsblSites, session.client.address, settings.dnsblTimeoutMs, {
-        resolver: this.deps.resolver,
-        clock,
-        metrics: this.deps.metrics,
-        log: session.log,
-        displayName: (domain) => dnsblDisplayName(settings.dnsblReplyMap, domain),
-        ...(this.deps.health ? { health: this.deps.health } : {}),
-      });
-      session.dnsbl = query;
-      void query.settled.then((score) => {
-        session.dnsblDone = true;
-        if (settings.dnsblAllowlistThreshold < 0 && score.rank <= settings.dnsblAllowlistThreshold && !session.enforce && !session.pregreetFailed && !session.veto) {
-          session.dnsblAllowlisted = true;
-          this.conclude(session);
-        } else if (this.earlyTestsDone(session)) {
-          this.conclude(session);
-        }
-      });
-    }
-    if (session.finished) return; // the teaser write may already have failed
-    session.timer = clock.setTimer(session.stress ? Math.min(STRESS_GREET_WAIT_MS, settings.greetWaitMs) : settings.greetWaitMs, () => this.conclude(session));
+    const { socket, settings, clientText, connectedAt, log, stress, veto, tests } = session;
+    const { resolver, metrics, health } = this.deps;
+    session.early = new EarlyTests(
+      { socket, settings, address: session.client.address, clientText, connectedAt, log, stress, veto, tests },
+      { clock: this.timers, resolver, metrics, ...(health ? { health } : {}) },
+      {
+        decided: (decision) => this.apply(session, decision),
+        concluded: (decisions, dnsblRank) => this.conclude(session, decisions, dnsblRank),
+        hangup: (afterMs) => this.hangup(session, afterMs),
+      },
+    );
+    session.early.start();
   }
 
-  /** True when no due test can still change: pregreet failed or not due, DNSBL answered or not due. */
-  private earlyTestsDone(session: Session): boolean {
-    const pregreetDone = !session.todo.has('pregreet') || session.pregreetFailed;
-    const dnsblDone = !session.todo.has('dnsbl') || session.dnsblDone;
-    return pregreetDone && dnsblDone;
-  }
-
-  private onPregreet(session: Session, event: PregreetEvent): void {
+  /** The greet wait is over: its last results, then the engine (veto) or the handover (psc_conclude). */
+  private conclude(session: Session, decisions: readonly ScreenDecision[], dnsblRank: number | undefined): void {
     if (session.finished) return;
-    switch (event.kind) {
-      case 'hangup':
-        this.hangup(session, event.afterMs);
-        return;
-      case 'talk': {
-        const { settings } = session;
-        session.pregreetFailed = true;
-        this.deps.metrics.screenVerdicts.inc({ test: 'pregreet', result: 'fail', action: settings.greetAction });
-        session.log.info(
-          { event: 'PREGREET', bytes: event.bytes, after: Number(formatSeconds(event.afterMs)), text: event.text, action: settings.greetAction },
-          formatPregreet(event, session.clientText),
-        );
-        switch (settings.greetAction) {
-          case 'drop':
-            this.drop(session, SCREEN_REPLIES.pregreetDrop);
-            return;
-          case 'enforce':
-            session.enforce = { test: 'pregreet', reply: SCREEN_REPLIES.pregreetEnforce };
-            break;
-          case 'ignore':
-            session.ignoredFailure = true;
-            break;
-          default:
-            return assertNever(settings.greetAction);
-        }
-        if (this.earlyTestsDone(session)) this.conclude(session);
-        return;
-      }
-      default:
-        return assertNever(event);
+    session.dnsblRank = dnsblRank;
+    for (const decision of decisions) {
+      this.apply(session, decision);
+      if (session.finished) return;
     }
-  }
-
-  /** End of the greet wait, or every due test has its result (psc_early_event EVENT_TIME). */
-  private conclude(session: Session): void {
-    if (session.finished) return;
-    const { settings } = session;
-    const { metrics } = this.deps;
-    const now = this.timers.now();
-    const passed: { -readonly [T in CachedTest]?: number } = {};
-
-    if (session.todo.has('pregreet') && !session.pregreetFailed) {
-      passed.pregreet = now + settings.greetTtlMs;
-      metrics.screenVerdicts.inc({ test: 'pregreet', result: 'pass', action: 'none' });
-    }
-    if (session.todo.has('dnsbl') && session.dnsbl) {
-      // Partial when some site has not answered yet: those count as not listed.
-      const score = session.dnsbl.score();
-      session.dnsblRank = score.rank;
-      metrics.dnsblRank.observe(score.rank);
-      const lifetime = dnsblLifetimeMs(score.ttlSeconds, settings.dnsblMinTtlMs, settings.dnsblMaxTtlMs);
-      if (session.dnsblAllowlisted) {
-        // postscreen_dnsbl_allowlist_threshold: every test is flagged passed with the DNSBL TTL.
-        for (const test of ['pregreet', 'dnsbl', ...settings.deepTests] as const) passed[test] = Math.max(passed[test] ?? 0, now + lifetime);
-        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'pass', action: 'none' });
-      } else if (score.rank < settings.dnsblThreshold) {
-        passed.dnsbl = now + lifetime;
-        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'pass', action: 'none' });
-      } else {
-        const site = dnsblDisplayName(settings.dnsblReplyMap, score.listedBy ?? settings.dnsblSites[0]?.domain ?? 'unknown');
-        metrics.screenVerdicts.inc({ test: 'dnsbl', result: 'fail', action: settings.dnsblAction });
-        session.log.info(
-          {
-            event: 'DNSBL rank',
-            rank: score.rank,
-            site,
-            sites: score.sites.map((s) => ({ domain: dnsblDisplayName(settings.dnsblReplyMap, s.domain), result: s.result, weight: s.weight })),
-            action: settings.dnsblAction,
-          },
-          `DNSBL rank ${score.rank} for ${session.clientText}`,
-        );
-        switch (settings.dnsblAction) {
-          case 'drop':
-            this.drop(session, dnsblReply(521, session.client.address, site));
-            return;
-          case 'enforce':
-            session.enforce = { test: 'dnsbl', reply: dnsblReply(550, session.client.address, site) };
-            break;
-          case 'ignore':
-            session.ignoredFailure = true;
-            break;
-          default:
-            return assertNever(settings.dnsblAction);
-        }
-      }
-    }
-
     if (session.veto) {
       // ALLOWLIST VETO is a failure too: no PASS line, nothing cached, never handed over.
       this.startEngine(session);
       return;
     }
-    // A failure (other than ignored ones) voids this session's passes (psc_conclude).
-    if (!session.enforce && Object.keys(passed).length > 0) this.store(session, passed, []);
-    if (session.enforce) {
-      this.handover(session, 'enforce');
-    } else if (session.ignoredFailure) {
-      this.handover(session, 'ignored-failure');
-    } else {
-      const outcome = session.record === undefined ? 'pass-new' : 'pass-old';
+    const passes = passesToCache(session.tests);
+    if (Object.keys(passes).length > 0) this.store(session, passes, []);
+    const outcome = screenOutcome(session.tests, session.record !== undefined);
+    if (outcome === 'pass-new' || outcome === 'pass-old') {
       const line = outcome === 'pass-new' ? 'PASS NEW' : 'PASS OLD';
       session.log.info({ event: line, dnsblRank: session.dnsblRank }, `${line} ${session.clientText}`);
-      this.handover(session, outcome);
+    }
+    this.handover(session, outcome);
+  }
+
+  /**
+   * Applies one test's decision: counts it (mxscreen_screen_verdicts_total), records the
+   * test's state, and under drop ends the session with the 521 (PSC_DROP_SESSION_STATE).
+   */
+  private apply(session: Session, decision: ScreenDecision): void {
+    const { metrics } = this.deps;
+    if (decision.outcome === 'pass') {
+      metrics.screenVerdicts.inc({ test: decision.test, result: 'pass', action: 'none' });
+      recordPass(session.tests, decision, session.settings.deepTests);
+      return;
+    }
+    metrics.screenVerdicts.inc({ test: decision.test, result: 'fail', action: decision.action });
+    switch (decision.action) {
+      case 'drop':
+        this.drop(session, decision.reply);
+        return;
+      case 'enforce':
+        session.tests[decision.test] = { status: 'fail', decision };
+        return;
+      case 'ignore':
+        // The access list is un-failed (postscreen.c): the client goes on as if not listed.
+        // Another test's ignored failure is logged, then treated as passed and not cached.
+        session.tests[decision.test] = decision.test === 'access' ? { status: 'pass', until: undefined } : { status: 'fail', decision };
+        return;
+      default: {
+        const never: never = decision.action;
+        throw new Error(`unknown action ${String(never)}`);
+      }
     }
   }
 
@@ -637,8 +367,7 @@ export class Screener {
   /** Stops timers and watches and removes every listener the screener added. */
   private stopTests(session: Session): void {
     session.finished = true;
-    session.timer?.cancel();
-    session.watch?.stop();
+    session.early?.stop();
     for (const cleanup of session.cleanups.splice(0)) cleanup();
   }
 
@@ -659,7 +388,8 @@ export class Screener {
     const { settings, socket } = session;
     this.deps.metrics.connections.inc({ verdict: 'noforward' });
     const startedAt = this.timers.now();
-    const noGreeting = session.pregreetFailed && settings.greetAction === 'enforce';
+    const pregreet = session.tests.pregreet;
+    const noGreeting = pregreet?.status === 'fail' && pregreet.decision.action === 'enforce';
     const monitor = new DeepTestSession(
       socket,
       {
@@ -676,7 +406,7 @@ export class Screener {
         greeting: !noGreeting,
         lineLengthLimit: settings.lineLengthLimit,
         // The last enforce failure wins (PSC_ENFORCE_SESSION_STATE): a deep test, else an early test.
-        rcptReply: () => monitor.failure()?.reply ?? session.enforce?.reply ?? NOFORWARD_RCPT_REPLY,
+        rcptReply: () => monitor.failure()?.reply ?? enforcedFailure(session.tests)?.reply ?? NOFORWARD_RCPT_REPLY,
       },
       {
         log: session.log,
@@ -695,10 +425,12 @@ export class Screener {
   /** The deep tests due in this session (enabled, not valid in the cache), as a monitor. */
   private deepTests(session: Session, outcome: ScreenOutcome): DeepTestSession | undefined {
     const { settings } = session;
-    if (settings.deepTests.size === 0 || outcome === 'allowlisted' || outcome === 'enforce' || session.dnsblAllowlisted) return undefined;
+    if (settings.deepTests.size === 0 || outcome === 'allowlisted' || outcome === 'enforce') return undefined;
     const now = this.timers.now();
     const record = this.deps.cache.get(session.client.address);
-    const due = new Set(DEEP_TESTS.filter((test) => settings.deepTests.has(test) && !testValid(record, test, now)));
+    // A deep test passed in this session only by the DNSWL rule (postscreen_dnsbl_allowlist_threshold).
+    const passed = (test: DeepTest) => session.tests[test]?.status === 'pass';
+    const due = new Set(DEEP_TESTS.filter((test) => settings.deepTests.has(test) && !testValid(record, test, now) && !passed(test)));
     if (due.size === 0) return undefined;
     return new DeepTestSession(session.socket, this.deepTestSettings(session, due), {
       clock: this.timers,
@@ -740,12 +472,13 @@ export class Screener {
     socket.pause();
     this.deps.metrics.connections.inc({ verdict: outcome });
     const deepTests = this.deepTests(session, outcome);
+    const enforce = enforcedFailure(session.tests);
     const verdict: ScreenVerdict = {
       sessionId: session.id,
       client: session.client,
       local: session.local,
       outcome,
-      ...(session.enforce ? { enforce: session.enforce } : {}),
+      ...(enforce ? { enforce: { test: enforce.test, reply: enforce.reply } } : {}),
       ...(session.dnsblRank !== undefined ? { dnsblRank: session.dnsblRank } : {}),
       connectedAt: session.connectedAt,
       ...(deepTests ? { deepTests } : {}),
@@ -792,8 +525,4 @@ export class Screener {
     session.log.info({ event: 'HANGUP', after: Number(formatSeconds(afterMs)) }, `HANGUP after ${formatSeconds(afterMs)} from ${session.clientText} in ${phase}`);
     session.log.info({ event: 'DISCONNECT' }, `DISCONNECT ${session.clientText}`);
   }
-}
-
-function assertNever(value: never): never {
-  throw new Error(`unexpected value ${JSON.stringify(value)}`);
 }

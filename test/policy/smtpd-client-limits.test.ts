@@ -10,7 +10,7 @@ import { configFromText } from '../../src/config/config.js';
 import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { SmtpdClientLimits, smtpdClientLimitSettingsFromConfig, type ClientLimitSlot, type SmtpdClientLimitSettings } from '../../src/policy/smtpd-client-limits.js';
-import { screenSettingsFromConfig } from '../../src/screen/screener.js';
+import { screenSettingsFromConfig } from '../../src/screen/screen-settings.js';
 import type { ScreenVerdict } from '../../src/screen/verdict.js';
 import { connectClient } from '../fakes/scripted-client.js';
 import { ManualClock } from '../queue/manual-clock.js';

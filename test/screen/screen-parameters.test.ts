@@ -1,8 +1,12 @@
 // Screen-stage parameters by their effect through the screener, on real loopback sockets
-// and an injected clock: postscreen_dnsbl_threshold above 1, postscreen_greet_ttl expiry,
-// and the refusals at postscreen_pre_queue_limit and postscreen_post_queue_limit.
+// and an injected clock: postscreen_dnsbl_threshold above 1, the DNSWL allowlist threshold
+// after a failure, postscreen_greet_ttl expiry, and the refusals at
+// postscreen_pre_queue_limit and postscreen_post_queue_limit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { parseAccessList } from '../../src/screen/access-list.js';
+import { openTable } from '../../src/tables/open-table.js';
 import { BANNER, EVENT_BOUND_MS, GREET_WAIT_MS, GREETING, manualSettings, sites, startManualScreen, until, type ManualScreen } from './manual-screen.js';
 
 
@@ -35,6 +39,27 @@ test('postscreen_dnsbl_threshold = 2: a client listed on one site of weight 1 pa
     const rank = screen.events('DNSBL rank')[0];
     assert.equal(rank?.rank, 2);
     assert.match(String(rank?.msg), /^DNSBL rank 2 for \[127\.0\.96\.2\]:\d+$/);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_dnsbl_allowlist_threshold: a DNSWL rank ends the greet wait at once, but not for a client that already failed a test (denylisted under enforce)', async () => {
+  const wl = 'wl.allowlist.dnswl.test';
+  const { list } = parseAccessList(['inline:{ 127.0.96.9=reject }'], (spec) => openTable(spec, tmpdir()));
+  const screen = await startManualScreen(manualSettings({ dnsblSites: sites(`${wl}*-5`), dnsblAllowlistThreshold: -1, accessList: list, denylistAction: 'enforce' }));
+  screen.dns.listDnsbl(wl, '127.0.96.9', ['127.0.2.3']);
+  screen.dns.listDnsbl(wl, '127.0.96.10', ['127.0.2.3']);
+  try {
+    const clean = await screen.connectTeased('127.0.96.10');
+    assert.equal((await screen.handoffOf(clean)).verdict.outcome, 'pass-new', 'no clock tick: the DNSWL rank ended the wait');
+    const denylisted = await screen.connectTeased('127.0.96.9');
+    await until(async () => (await screen.dnsblAnswers()) === 2, 'the DNSWL answered for 127.0.96.9');
+    assert.equal(screen.handedOver(denylisted), false, 'a failed test: the DNSWL rank does not end the greet wait');
+    screen.clock.advance(GREET_WAIT_MS);
+    const { verdict } = await screen.handoffOf(denylisted);
+    assert.equal(verdict.outcome, 'enforce');
+    assert.equal(verdict.enforce?.test, 'access');
   } finally {
     await screen.close();
   }

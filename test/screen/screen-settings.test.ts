@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFromText } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
-import { screenSettingsFromConfig } from '../../src/screen/screener.js';
+import { screenSettingsFromConfig } from '../../src/screen/screen-settings.js';
 
 let directory: string;
 before(() => {

@@ -11,7 +11,8 @@ import { Metrics } from '../../src/ops/metrics.js';
 import { parseAccessList } from '../../src/screen/access-list.js';
 import { parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
 import { SmtpListener } from '../../src/screen/listener.js';
-import { Screener, type ScreenSettings } from '../../src/screen/screener.js';
+import { Screener } from '../../src/screen/screener.js';
+import type { ScreenSettings } from '../../src/screen/screen-settings.js';
 import { LruVerdictCache } from '../../src/screen/verdict-cache.js';
 import type { ScreenVerdict } from '../../src/screen/verdict.js';
 import { openTable } from '../../src/tables/open-table.js';
@@ -405,6 +406,22 @@ test('postscreen_access_list: a cidr reject with denylist action enforce runs th
     assert.equal(verdict.outcome, 'enforce');
     assert.deepEqual(verdict.enforce, { test: 'access', reply: { code: 550, enhanced: '5.3.2', text: 'Service currently unavailable' } });
     assert.equal(screen.cache.get('127.0.30.2'), undefined);
+  } finally {
+    await screen.close();
+  }
+});
+
+test('postscreen_access_list: a cidr reject with denylist action ignore is un-failed (postscreen.c): DENYLISTED, then PASS NEW and cached', async () => {
+  const { list } = parseAccessList(['cidr:access.cidr'], (spec) => openTable(spec, directory));
+  const screen = await startScreen(settings({ accessList: list, denylistAction: 'ignore' }));
+  try {
+    const client = await screen.connect('127.0.30.2');
+    assert.equal(await client.readLine(1000), `220-${BANNER}`);
+    const { verdict } = await screen.nextHandoff(1);
+    assert.equal(verdict.outcome, 'pass-new');
+    assert.equal(verdict.enforce, undefined);
+    assert.deepEqual(screen.events(), ['CONNECT', 'DENYLISTED', 'PASS NEW']);
+    assert.ok(screen.cache.get('127.0.30.2')?.pregreet, 'the pregreet pass is cached');
   } finally {
     await screen.close();
   }

@@ -1,0 +1,120 @@
+/*
+ * screen-stage — the screen stage as one unit: the screener, its verdict cache with the
+ * cache cleanup, and the DNSBL self-test, started, reloaded and stopped together.
+ *
+ * Decides: what the stage builds from its settings: the verdict cache
+ * (mxscreen_verdict_cache_size entries, postscreen_cache_retention_time; both fixed at start,
+ * config/reload-check.ts logs a change as taking effect after a restart), the DNSBL health
+ * monitor on postscreen_dnsbl_sites (self-tests with the running postscreen_dnsbl_timeout,
+ * sites shown through the running postscreen_dnsbl_reply_map), and the cache cleanup every
+ * postscreen_cache_cleanup_interval (0 = none; in slices that never block the event loop; a
+ * reload that changes the interval starts it over from the reload). A reload gives new
+ * connections the new settings and watches the new sites; connections being screened keep
+ * theirs.
+ * Leaves to others: one connection (screener.ts), reading main.cf (screen-settings.ts), the
+ * resolver (main.ts builds and reloads it: policy/ and delivery/ share it), the listening
+ * sockets (listener.ts).
+ */
+import type { Socket } from 'node:net';
+import type { Clock, Timer } from '../clock.js';
+import type { DnsResolver } from '../dns/resolver.js';
+import { dnsblDisplayName } from '../dnsbl/dnsbl-reply-map.js';
+import type { Logger } from '../ops/log.js';
+import type { Metrics } from '../ops/metrics.js';
+import { DnsblHealth } from './dnsbl-health.js';
+import { Screener } from './screener.js';
+import type { ScreenStageSettings } from './screen-settings.js';
+import { LruVerdictCache } from './verdict-cache.js';
+import type { ScreenVerdict } from './verdict.js';
+
+export interface ScreenStageDeps {
+  readonly resolver: DnsResolver;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Receives every connection that survives the screen (see ScreenerDeps.handoff). */
+  readonly handoff: (socket: Socket, verdict: ScreenVerdict) => void;
+}
+
+/** A running screen stage. */
+export interface ScreenStage {
+  /** Screens one accepted connection (the listener's callback); never throws. */
+  readonly screen: (socket: Socket) => void;
+  /** Reload: the settings for new connections, the DNSBL sites to self-test, the cleanup interval. */
+  setSettings(next: ScreenStageSettings): void;
+  /** Stops the self-tests and the cleanup; connections being screened go on. */
+  stop(): void;
+}
+
+/** Builds the stage on `settings` and starts its self-tests and cache cleanup. */
+export function startScreenStage(settings: ScreenStageSettings, deps: ScreenStageDeps): ScreenStage {
+  const { resolver, clock, log, metrics } = deps;
+  let current = settings;
+  const cache = new LruVerdictCache({ maxEntries: settings.cache.maxEntries, clock, retentionMs: settings.cache.retentionMs });
+  const health = new DnsblHealth({
+    resolver,
+    clock,
+    log,
+    metrics,
+    get timeoutMs() {
+      return current.screener.dnsblTimeoutMs;
+    },
+    displayName: (domain) => dnsblDisplayName(current.screener.dnsblReplyMap, domain),
+  });
+  health.setSites(settings.screener.dnsblSites);
+  health.start();
+  const cleanup = new CacheCleanup(cache, clock, metrics);
+  cleanup.schedule(settings.cache.cleanupIntervalMs);
+  const screener = new Screener(settings.screener, { resolver, clock, log, metrics, cache, health, handoff: deps.handoff });
+  return {
+    screen: (socket) => screener.screen(socket),
+    setSettings(next) {
+      const intervalChanged = next.cache.cleanupIntervalMs !== current.cache.cleanupIntervalMs;
+      current = next;
+      screener.setSettings(next.screener);
+      health.setSites(next.screener.dnsblSites);
+      if (intervalChanged) cleanup.schedule(next.cache.cleanupIntervalMs);
+    },
+    stop() {
+      health.stop();
+      cleanup.stop();
+    },
+  };
+}
+
+/** postscreen_cache_cleanup_interval: one cleanup at a time, the next one an interval after it ends. */
+class CacheCleanup {
+  #timer: Timer | undefined;
+  #intervalMs = 0;
+
+  constructor(
+    private readonly cache: LruVerdictCache,
+    private readonly clock: Clock,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Runs the cleanup every `intervalMs` from now on (0: never), replacing the schedule. */
+  schedule(intervalMs: number): void {
+    this.#intervalMs = intervalMs;
+    this.#arm();
+  }
+
+  /** No more cleanups (one running finishes and is not followed by another). */
+  stop(): void {
+    this.schedule(0);
+  }
+
+  /** The next cleanup one interval from now; a cleanup that ends re-arms it with the interval of the time. */
+  #arm(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    if (this.#intervalMs <= 0) return;
+    this.#timer = this.clock.setTimer(this.#intervalMs, () => {
+      this.#timer = undefined;
+      void this.cache.cleanup().then(({ kept }) => {
+        this.metrics.cacheEntries.set(kept);
+        this.#arm();
+      });
+    });
+  }
+}
