@@ -6,12 +6,15 @@
  * a null MX (RFC 7505, `.`) as a bounce; for a [bracketed] nexthop, its A/AAAA records;
  * an IP address as itself. A name that does not exist bounces (5.4.4, Postfix: "Host or
  * domain name not found"); a lookup that could not be done defers (4.4.3).
- * At most `MX_ADDRESS_LIMIT` addresses are returned (postconf smtp_mx_address_limit).
+ * At most `MX_ADDRESS_LIMIT` addresses are returned (postconf smtp_mx_address_limit). A
+ * nexthop list (Postfix 3.5) stands for the targets of each destination in order; it fails
+ * only when none has any, a temporary failure outweighing a permanent one.
  * Leaves to others: which nexthop (transport.ts), connecting to the targets (smtp-delivery.ts).
  * Bugs: IPv4 first; AAAA records are used only when a host has no A record.
  */
 import { isIP } from 'node:net';
 import { DnsError, type DnsResolver } from '../dns/resolver.js';
+import type { Nexthop } from './transport.js';
 
 /** postconf(5) smtp_mx_address_limit default. */
 export const MX_ADDRESS_LIMIT = 5;
@@ -52,6 +55,24 @@ export async function lookupTargets(
     else return dnsFailure(error, host, 'MX');
   }
   return addressTargets(exchanges, port, resolver, host);
+}
+
+/**
+ * The targets of every destination of a nexthop list (transport.ts `also`), in list order,
+ * up to MX_ADDRESS_LIMIT for each. Never throws: a `failure` only when no destination has a
+ * target (temporary when any destination failed temporarily).
+ */
+export async function lookupNexthopTargets(nexthop: Extract<Nexthop, { kind: 'smtp' }>, resolver: DnsResolver): Promise<TargetLookup> {
+  const targets: DeliveryTarget[] = [];
+  let failure: Extract<TargetLookup, { kind: 'failure' }> | undefined;
+  // Bounded by the length of the nexthop list.
+  for (const destination of [nexthop, ...(nexthop.also ?? [])]) {
+    const lookup = await lookupTargets(destination, resolver);
+    if (lookup.kind === 'targets') targets.push(...lookup.targets);
+    else if (!failure || (failure.permanent && !lookup.permanent)) failure = lookup;
+  }
+  if (targets.length) return { kind: 'targets', targets };
+  return failure ?? { kind: 'failure', permanent: false, dsn: '4.4.3', text: 'no delivery target' };
 }
 
 function groupByPreference<T extends { readonly priority: number }>(answers: readonly T[]): T[] {

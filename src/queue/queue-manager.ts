@@ -29,7 +29,7 @@ import { backoffDelay } from './backoff.js';
 import { initialDeliveryState, isFinished, isUndelivered, type DeliveryState, type RecipientState } from './delivery-state.js';
 import { applyControl, matchesSite, PID_FILE, type ControlCommand, type ControlOwner, type ControlReply, type ControlRequest } from './queue-control.js';
 import { formatNexthop, resolveNexthop, type Nexthop } from '../delivery/transport.js';
-import { lookupTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
+import { lookupNexthopTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
 import { deliverMessage, SmtpSession, type RecipientResult } from '../delivery/smtp-delivery.js';
 import { ConnectionCache } from '../delivery/connection-cache.js';
 import { DeadNexthops } from './dead-nexthop.js';
@@ -650,16 +650,8 @@ export class QueueManager implements ControlOwner {
 
   /** The targets of every destination of a nexthop list, in order; a failure only when none has any. */
   async #targets(nexthop: Extract<Nexthop, { kind: 'smtp' }>): Promise<{ targets: DeliveryTarget[] } | { failure: { permanent: boolean; dsn: string; text: string } }> {
-    const targets: DeliveryTarget[] = [];
-    let failure: { permanent: boolean; dsn: string; text: string } | undefined;
-    // Bounded by the length of the nexthop list.
-    for (const destination of [nexthop, ...(nexthop.also ?? [])]) {
-      const lookup = await lookupTargets(destination, this.#deps.resolver);
-      if (lookup.kind === 'targets') targets.push(...lookup.targets);
-      else if (!failure || (failure.permanent && !lookup.permanent)) failure = lookup; // a temporary failure outweighs a permanent one
-    }
-    if (targets.length) return { targets };
-    return { failure: failure ?? { permanent: false, dsn: '4.4.3', text: 'no delivery target' } };
+    const lookup = await lookupNexthopTargets(nexthop, this.#deps.resolver);
+    return lookup.kind === 'targets' ? { targets: [...lookup.targets] } : { failure: lookup };
   }
 
   #queueError(id: string, error: unknown): void {
