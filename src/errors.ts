@@ -2,11 +2,11 @@
  * errors — the one error base of mxscreen, with stable codes.
  *
  * Decides: the shape of every error the code throws on purpose. `MxError` carries a
- * stable `code` (tests assert it, never the message text); `SmtpError` adds the SMTP
- * reply `{ code, enhanced, text }` (RFC 5321 §4.2, RFC 3463 enhanced status codes);
- * `ConfigError` carries every `file:line: message` found while loading configuration.
- * Leaves to others: turning an SmtpError into what smtp-server reads
- * (policy/smtp-reply-adapter.ts) and logging.
+ * stable `code` (tests assert it, never the message text); `ConfigError` carries every
+ * `file:line: message` found while loading configuration. Also the SMTP reply value
+ * `{ code, enhanced, text }` (RFC 5321 §4.2, RFC 3463 enhanced status codes) and its one
+ * wire format (formatReply, replyText).
+ * Leaves to others: handing a reply to smtp-server (policy/smtp-reply-adapter.ts) and logging.
  */
 
 /** Stable error codes. Add a code here before throwing it. */
@@ -42,16 +42,15 @@ export interface SmtpReply {
 
 /** Formats a reply as it goes on the wire, without CRLF: `550 5.7.1 text`. */
 export function formatReply(reply: SmtpReply): string {
-  return reply.enhanced ? `${reply.code} ${reply.enhanced} ${reply.text}` : `${reply.code} ${reply.text}`;
+  return `${reply.code} ${replyText(reply)}`;
 }
 
-/** An SMTP-level refusal: the stage that throws it wants the client to see `reply`. */
-export class SmtpError extends MxError {
-  readonly reply: SmtpReply;
-  constructor(reply: SmtpReply, options?: { cause?: unknown }) {
-    super('ERR_SMTP_REPLY', formatReply(reply), options);
-    this.reply = reply;
-  }
+/**
+ * What follows the code on the wire: `5.7.1 text`, or `text` for a reply without an
+ * enhanced code (RFC 3463 §2: the enhanced code precedes the text).
+ */
+export function replyText(reply: SmtpReply): string {
+  return reply.enhanced ? `${reply.enhanced} ${reply.text}` : reply.text;
 }
 
 /**

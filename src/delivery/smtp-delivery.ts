@@ -13,13 +13,18 @@
  * to a server that offers it, MAIL FROM carries the client's RET and ENVID, and each RCPT TO
  * its own recipient's NOTIFY and ORCPT (xtext.ts), all recipients in one transaction; to a
  * server that does not, none of them, and `dsnSupported` tells the queue that success
- * notices are ours to send. Postfix texts.
+ * notices are ours to send. Postfix texts. A verify(8) probe (SmtpSession.probe, for
+ * policy/verify-probe.ts) runs on the same client: EHLO, `MAIL FROM:<>`, RCPT TO, no DATA,
+ * then RSET and QUIT.
  * Leaves to others: nexthop grouping and the cache key (delivery-agent.ts), nexthop and
- * targets (transport.ts, mx-lookup.ts), retries and notices (queue/).
+ * targets (transport.ts, mx-lookup.ts), retries and notices (queue/), what a probe's reply
+ * means (verify-probe.ts).
  * XXX: nodemailer takes one NOTIFY/ORCPT per message; DsnConnection relies on nodemailer
  * 10 internals to give each RCPT TO its own: _sendRcpt() sends the recipients in envelope
  * order, each with the text of _getDsnRcptToArgs(), and _supportedExtensions lists the
- * EHLO keywords; dsn-delivery.test.ts pins them.
+ * EHLO keywords; and nodemailer has no envelope without DATA, so the probe sends its
+ * commands with _sendCommand() and _responseActions as nodemailer's reset() does.
+ * package.json pins nodemailer exactly; dsn-delivery.test.ts pins these internals.
  * Bugs: no certificate verification (Postfix "encrypt", not "verify"); no pipelining
  * of several messages on one connection.
  */
@@ -69,8 +74,11 @@ export interface DeliveryRequest {
   readonly cache?: { readonly connections: ConnectionCache<SmtpSession>; readonly key: string; readonly limit: number };
 }
 
+/** What connecting a session needs: the EHLO name, the time limits and the TLS level. */
+export type SessionOptions = Pick<DeliveryRequest, 'helo' | 'connectTimeout' | 'commandTimeout' | 'tlsLevel'>;
+
 /** The shape nodemailer gives its errors (NodemailerError). */
-interface SmtpClientError extends Error {
+export interface SmtpClientError extends Error {
   code?: string;
   response?: string;
   responseCode?: number;
@@ -143,11 +151,28 @@ function relayName(target: DeliveryTarget): string {
   return `${target.hostname}[${target.address}]:${target.port}`;
 }
 
+function serverName(target: DeliveryTarget): string {
+  return `${target.hostname}[${target.address}]`;
+}
+
+function connectionClosed(): SmtpClientError {
+  return Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' });
+}
+
 type OpenResult =
   | { readonly session: SmtpSession }
   | { readonly failure: Omit<RecipientResult, 'address'>; readonly relay: string; readonly tryNext: boolean };
 
 type SendOutcome = { error: SmtpClientError } | { info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string } };
+
+/** How a probe's envelope ended: the reply that decided it (to MAIL FROM when refused, else to RCPT TO), or the error that came first. */
+export type ProbeOutcome = { readonly command: 'MAIL FROM' | 'RCPT TO'; readonly reply: string } | { readonly error: SmtpClientError };
+
+/** The nodemailer 10 internals the envelope-only probe sends its commands with (see the XXX in the file head). */
+interface CommandInternals {
+  _sendCommand(line: string): void;
+  _responseActions: ((reply: string) => void)[];
+}
 
 /** nodemailer's SMTP client with the RCPT TO parameters chosen per recipient (see the XXX in the file head). */
 class DsnConnection extends SMTPConnection {
@@ -162,6 +187,21 @@ class DsnConnection extends SMTPConnection {
   /** True when the server announced DSN (RFC 3461) in its EHLO reply. */
   get dsnSupported(): boolean {
     return (this as unknown as { _supportedExtensions?: string[] })._supportedExtensions?.includes('DSN') ?? false;
+  }
+
+  /**
+   * `MAIL FROM:<sender>`, then (when it got 2xx) `RCPT TO:<recipient>`, and no DATA: nodemailer's
+   * send() always goes on to DATA, so these are sent as its own reset() sends RSET.
+   * `done` gets the command and the reply (multi-line replies joined by \n) that ended it.
+   */
+  sendEnvelopeOnly(sender: string, recipient: string, done: (command: 'MAIL FROM' | 'RCPT TO', reply: string) => void): void {
+    const internals = this as unknown as CommandInternals;
+    internals._sendCommand(`MAIL FROM:<${sender}>`);
+    internals._responseActions.push((reply) => {
+      if (reply.charAt(0) !== '2') return done('MAIL FROM', reply);
+      internals._sendCommand(`RCPT TO:<${recipient}>`);
+      internals._responseActions.push((rcptReply) => done('RCPT TO', rcptReply));
+    });
   }
 }
 
@@ -192,7 +232,7 @@ export class SmtpSession implements CachedConnection {
   private constructor(connection: DsnConnection, target: DeliveryTarget) {
     this.#connection = connection;
     this.relay = relayName(target);
-    this.server = `${target.hostname}[${target.address}]`;
+    this.server = serverName(target);
     // A failed connect is reported only as an 'error' event (then 'end'), never to the
     // connect callback; keep the last one so 'end' can say what happened.
     connection.on('error', (error: SmtpClientError) => {
@@ -209,11 +249,11 @@ export class SmtpSession implements CachedConnection {
   }
 
   /**
-   * Connects, greets (EHLO), and upgrades with STARTTLS as `request.tlsLevel` says.
-   * Never throws: a failure says whether the next target should be tried.
+   * Connects, greets (EHLO), and upgrades with STARTTLS as `options.tlsLevel` says (default
+   * may). Never throws: on failure, nodemailer's error (with `responseCode` when the server
+   * answered) and the connection closed.
    */
-  static async open(target: DeliveryTarget, request: DeliveryRequest): Promise<OpenResult> {
-    const level = request.tlsLevel ?? 'may';
+  static async connect(target: DeliveryTarget, request: SessionOptions): Promise<{ readonly session: SmtpSession } | { readonly error: SmtpClientError }> {
     const connection = new DsnConnection({
       host: target.address,
       port: target.port,
@@ -222,7 +262,7 @@ export class SmtpSession implements CachedConnection {
       greetingTimeout: request.commandTimeout,
       socketTimeout: request.commandTimeout,
       socketCloseTimeout: 1000,
-      ...tlsOptions(level),
+      ...tlsOptions(request.tlsLevel ?? 'may'),
       tls: { rejectUnauthorized: false, ...(target.hostname !== target.address ? { servername: target.hostname } : {}) },
       logger: false,
     });
@@ -230,17 +270,30 @@ export class SmtpSession implements CachedConnection {
     const error = await session.#untilEnd<SmtpClientError | undefined>((settle) => connection.connect((e) => settle(e ?? undefined)));
     if (!error) return { session };
     connection.close();
-    const server = session.server;
+    return { error };
+  }
+
+  /**
+   * Connects as connect() does. Never throws: a failure, in Postfix smtp(8) words, says
+   * whether the next target should be tried.
+   */
+  static async open(target: DeliveryTarget, request: SessionOptions): Promise<OpenResult> {
+    const level = request.tlsLevel ?? 'may';
+    const connected = await SmtpSession.connect(target, request);
+    if ('session' in connected) return connected;
+    const error = connected.error;
+    const relay = relayName(target);
+    const server = serverName(target);
     if (level === 'encrypt' && (error.code === 'ETLS' || error.command === 'STARTTLS' || /STARTTLS/.test(error.message))) {
       const text = error.responseCode ? `TLS is required, but was not offered by host ${server}` : `Cannot start TLS: handshake failure with ${server}`;
-      return { failure: { status: 'deferred', dsn: '4.7.4', text }, relay: session.relay, tryNext: true };
+      return { failure: { status: 'deferred', dsn: '4.7.4', text }, relay, tryNext: true };
     }
     if (error.responseCode) {
       const reply = replyOutcome(error);
-      return { failure: { ...reply, text: `${server} refused to talk to me: ${oneLine(error.response)}` }, relay: session.relay, tryNext: true };
+      return { failure: { ...reply, text: `${server} refused to talk to me: ${oneLine(error.response)}` }, relay, tryNext: true };
     }
     // Postfix logs relay=none when no server answered.
-    return { failure: { status: 'deferred', dsn: '4.4.1', text: `connect to ${session.relay}: ${connectFailureText(error)}` }, relay: 'none', tryNext: true };
+    return { failure: { status: 'deferred', dsn: '4.4.1', text: `connect to ${relay}: ${connectFailureText(error)}` }, relay: 'none', tryNext: true };
   }
 
   get open(): boolean {
@@ -304,7 +357,7 @@ export class SmtpSession implements CachedConnection {
     };
     const outcome = await this.#untilEnd<SendOutcome>(
       (settle) => this.#connection.send(envelope, request.body(), (error, info) => settle(error ? { error } : { info: info! })),
-      () => ({ error: this.#lastError ?? Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' }) }),
+      () => ({ error: this.#lastError ?? connectionClosed() }),
     );
     this.#clean = 'info' in outcome;
     const server = this.server;
@@ -331,6 +384,20 @@ export class SmtpSession implements CachedConnection {
     return { stale, results: all('deferred', '4.4.2', `lost connection with ${server}${during}: ${error.message}`) };
   }
 
+  /**
+   * A verify(8) probe on this new connection: `MAIL FROM:<>`, `RCPT TO:<recipient>`, no DATA,
+   * then RSET and QUIT without waiting for their replies; the session closes. Never rejects.
+   */
+  async probe(recipient: string): Promise<ProbeOutcome> {
+    const outcome = await this.#untilEnd<ProbeOutcome>(
+      (settle) => this.#connection.sendEnvelopeOnly('', recipient, (command, reply) => settle({ command, reply })),
+      () => ({ error: this.#lastError ?? connectionClosed() }),
+    );
+    if (this.open) this.#connection.reset(() => undefined);
+    this.close();
+    return outcome;
+  }
+
   /** Runs `start`, settling with its callback's value or, if the connection ends first, `onEnd()`. */
   #untilEnd<T>(start: (settle: (value: T) => void) => void, onEnd?: () => T): Promise<T> {
     return new Promise<T>((resolve) => {
@@ -341,7 +408,7 @@ export class SmtpSession implements CachedConnection {
         this.#endWaiters.delete(waiter);
         resolve(value);
       };
-      const waiter = () => settle(onEnd ? onEnd() : ((this.#lastError ?? Object.assign(new Error('Connection closed'), { code: 'ECONNECTION' })) as T));
+      const waiter = () => settle(onEnd ? onEnd() : ((this.#lastError ?? connectionClosed()) as T));
       this.#endWaiters.add(waiter);
       if (this.#closed) setImmediate(waiter);
       start(settle);

@@ -1,21 +1,23 @@
 /*
- * smtp-reply-adapter — the one place where our SmtpReply becomes what smtp-server sends.
+ * smtp-reply-adapter — the one place where our SmtpReply becomes what smtp-server sends,
+ * and where the policy stage counts the replies it writes.
  *
  * Decides: how a reply `{ code, enhanced, text }` (errors.ts) is handed to smtp-server so
- * that the client reads exactly `code enhanced text`. smtp-server writes
- * `responseCode [its own enhanced code] message`; its own enhanced code comes from a fixed
- * table by reply code (554 → 5.6.0, 552 → 5.2.2) and is added only when the server option
- * `hideENHANCEDSTATUSCODES` is false. So the policy stage runs smtp-server with that option
- * left true (SMTPD_SERVER_REPLY_OPTIONS) and puts our RFC 3463 code at the head of the text.
- * Also counts replies in `metrics.smtpReplies` (see countReply).
+ * that the client reads exactly formatReply(reply), `code enhanced text`. smtp-server
+ * writes `responseCode [its own enhanced code] message`; its own enhanced code comes from a
+ * fixed table by reply code (554 → 5.6.0, 552 → 5.2.2) and is added only when the server
+ * option `hideENHANCEDSTATUSCODES` is false. So the policy stage runs smtp-server with that
+ * option left true (SMTPD_SERVER_REPLY_OPTIONS) and gives it errors.ts replyText(), our
+ * RFC 3463 code at the head of the text: as a handler callback's error
+ * (toSmtpServerError) or written by the session (sendReply). Counts replies in
+ * `metrics.smtpReplies` (countReply).
  * Leaves to others: which reply to give (relay-control, recipient-check, smtpd).
  * Bugs: ENHANCEDSTATUSCODES is not advertised in EHLO (smtp-server ties the keyword to its
  * own code table), and replies smtp-server composes itself (250 Accepted, 503, its 501 for
  * a duplicate or valueless parameter; the MAIL/RCPT checks smtpd-connection.ts makes first
  * carry ours) have no enhanced code. Postfix advertises it and always sends one.
  */
-import type { SmtpReply } from '../errors.js';
-import { SmtpError } from '../errors.js';
+import { replyText, type SmtpReply } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
 
 /**
@@ -34,26 +36,29 @@ export interface SmtpServerReplyError extends Error {
 }
 
 /**
- * The text smtp-server must be given so that the wire shows `code enhanced text`:
- * `"5.7.1 <a@b>: Relay access denied"`, or just `text` when the reply has no enhanced code.
- * Source: RFC 3463 §2 (enhanced code precedes the text), RFC 2034 §4.
+ * Turns a reply into the Error object smtp-server's handler callbacks read:
+ * `responseCode` = reply code, `message` = replyText(reply) (enhanced code + text).
+ * Never throws. smtp-server reads `responseCode`, not `statusCode`.
  */
-export function smtpServerText(reply: SmtpReply): string {
-  return reply.enhanced ? `${reply.enhanced} ${reply.text}` : reply.text;
-}
-
-/**
- * Turns an SmtpError (or a bare reply) into the Error object smtp-server's handler
- * callbacks read: `responseCode` = reply code, `message` = enhanced code + text.
- * Never throws. smtp-server reads `responseCode`, not `statusCode` (STYLE.md 4).
- */
-export function toSmtpServerError(source: SmtpError | SmtpReply): SmtpServerReplyError {
-  const reply = source instanceof SmtpError ? source.reply : source;
-  const err = new Error(smtpServerText(reply)) as SmtpServerReplyError;
+export function toSmtpServerError(reply: SmtpReply): SmtpServerReplyError {
+  const err = new Error(replyText(reply)) as SmtpServerReplyError;
   err.responseCode = reply.code;
   err.code = 'ERR_SMTP_REPLY';
   err.reply = reply;
   return err;
+}
+
+/** The part of smtp-server's connection that writes a reply: `send(code, text, context)`. */
+export interface ReplyWriter {
+  send(code: number, data?: string | string[] | null, context?: string | false): void;
+}
+
+/**
+ * Writes `reply` through smtp-server's send() (on a PolicyConnection: counted, and held
+ * during the tarpit), context `false`: no enhanced code of smtp-server's own.
+ */
+export function sendReply(connection: ReplyWriter, reply: SmtpReply): void {
+  connection.send(reply.code, replyText(reply), false);
 }
 
 /**
@@ -61,8 +66,9 @@ export function toSmtpServerError(source: SmtpError | SmtpReply): SmtpServerRepl
  *
  * The policy stage calls it for every reply written to a client: each session reports
  * what smtp-server's send() writes (smtpd-connection.ts onReply: ours and smtp-server's
- * own, EHLO, QUIT, 500/501/503, the idle-timeout 421), and smtpd.ts the 421 it writes
- * itself to a handover during shutdown. The screen stage counts its own replies.
+ * own, EHLO, QUIT, 500/501/503, the idle-timeout 421), smtpd.ts the 421 it writes
+ * itself to a handover during shutdown, and smtpd-client-limits.ts its 421 instead of
+ * the greeting. The screen stage counts its own replies.
  */
 export function countReply(metrics: Metrics, code: number): void {
   metrics.smtpReplies.inc({ code: String(code) });

@@ -27,6 +27,7 @@ import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { ScreenVerdict } from '../screen/verdict.js';
 import { matchNetwork } from '../tables/match-list.js';
+import { countReply } from './smtp-reply-adapter.js';
 
 /**
  * The service name in smtpd's log lines: the master.cf name of the smtpd service behind
@@ -146,7 +147,7 @@ export class SmtpdClientLimits {
     const log = this.#deps.log.child({ session: verdict.sessionId, client: formatClient(address, verdict.client.port) });
     const event = admitted.limit === 'concurrency' ? 'Connection concurrency limit exceeded' : 'Connection rate limit exceeded';
     log.warn({ event, count: admitted.count, service: SMTPD_SERVICE }, `${event}: ${admitted.count} from unknown[${address}] for service ${SMTPD_SERVICE}`);
-    this.#deps.metrics.smtpReplies.inc({ code: String(admitted.reply.code) });
+    countReply(this.#deps.metrics, admitted.reply.code);
     socket.on('error', () => socket.destroy());
     if (socket.destroyed) return;
     socket.end(`${formatReply(admitted.reply)}\r\n`, () => socket.destroy());

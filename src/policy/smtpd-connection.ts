@@ -17,8 +17,10 @@
  * XXX: relies on smtp-server 3.21 internals: SMTPConnection's constructor, init(),
  * _setListeners(), connectionReady(), send(), _onCommand(), handler_* lookup by name,
  * _parseAddressCommand(), _dataStream, _upgrading, _socket, its hide* options, and
- * SMTPServer.connect()'s wiring; smtpd-connection.test.ts pins them.
- * Leaves to others: every policy decision (smtpd.ts and the restrictions).
+ * SMTPServer.connect()'s wiring; package.json pins smtp-server exactly and
+ * smtpd-connection.test.ts pins these internals.
+ * Leaves to others: every policy decision (smtpd.ts and the restrictions); how a reply is
+ * handed to smtp-server and counted (smtp-reply-adapter.ts sendReply, countReply).
  */
 import type net from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -26,6 +28,7 @@ import type { SMTPServer } from 'smtp-server';
 import type { Clock } from '../clock.js';
 import type { SmtpReply } from '../errors.js';
 import { commandLineFault } from './command-line.js';
+import { sendReply } from './smtp-reply-adapter.js';
 import { mailFromFault, rcptToFault, splitAddressCommand, type EsmtpOffer } from './esmtp-parameters.js';
 
 /** smtpd(8) protocol rules from main.cf (see the file head). */
@@ -48,8 +51,8 @@ export interface ConnectionRules extends ProtocolRules {
   readonly etrn: (connection: PolicyConnection, domain: string) => Promise<SmtpReply>;
   /** Checks before 354 at DATA; resolves the refusal, or undefined to go on. */
   readonly data: (connection: PolicyConnection) => Promise<SmtpReply | undefined>;
-  /** Called once for every reply the session writes to the client, ours and smtp-server's own, with its code (metrics). */
-  readonly onReply?: (code: number) => void;
+  /** Called once for every reply the session writes to the client, ours and smtp-server's own, with its code (smtp-reply-adapter.ts countReply). */
+  readonly onReply: (code: number) => void;
 }
 
 interface SocketOptions {
@@ -78,11 +81,6 @@ const COMMANDS_NEEDING_HELO = ['MAIL', 'RCPT', 'DATA', 'ETRN', 'BDAT'] as const;
 
 function reply(code: number, enhanced: string, text: string): SmtpReply {
   return { code, enhanced, text };
-}
-
-/** `code enhanced text` as smtp-server's send() takes it (no enhanced code of its own). */
-function wire(connection: SMTPConnection, value: SmtpReply): void {
-  connection.send(value.code, value.enhanced ? `${value.enhanced} ${value.text}` : value.text, false);
 }
 
 export class PolicyConnection extends SMTPConnection {
@@ -170,7 +168,7 @@ export class PolicyConnection extends SMTPConnection {
    */
   #write(item: HeldReply): void {
     const socket = this._socket;
-    if (!this._upgrading && !socket.destroyed && socket.readyState === 'open') this.rules.onReply?.(item.code);
+    if (!this._upgrading && !socket.destroyed && socket.readyState === 'open') this.rules.onReply(item.code);
     super.send(item.code, item.data, item.context);
   }
 
@@ -185,13 +183,13 @@ export class PolicyConnection extends SMTPConnection {
     const done = callback ?? (() => false);
     const fault = this._ready && !this._upgrading ? commandLineFault(command) : undefined;
     if (fault) {
-      wire(this, fault);
+      sendReply(this, fault);
       setImmediate(done);
       return;
     }
     if (this._ready && !this.hostNameAppearsAs && (COMMANDS_NEEDING_HELO as readonly string[]).includes(name)) {
       if (this.rules.heloRequired || name === 'ETRN') {
-        wire(this, reply(503, '5.5.1', 'Error: send HELO/EHLO first'));
+        sendReply(this, reply(503, '5.5.1', 'Error: send HELO/EHLO first'));
         setImmediate(done);
         return;
       }
@@ -218,7 +216,7 @@ export class PolicyConnection extends SMTPConnection {
     this.rules.data(this).then(
       (refusal) => {
         if (refusal) {
-          wire(this, refusal);
+          sendReply(this, refusal);
           callback();
           return;
         }
@@ -227,7 +225,7 @@ export class PolicyConnection extends SMTPConnection {
         if (stream) stream.once('end', () => (this.#consumed = this.#received));
       },
       () => {
-        wire(this, reply(451, '4.3.0', 'Error: internal error'));
+        sendReply(this, reply(451, '4.3.0', 'Error: internal error'));
         callback();
       },
     );
@@ -236,7 +234,7 @@ export class PolicyConnection extends SMTPConnection {
   override handler_MAIL(command: Buffer, callback: () => void): void {
     const line = command.toString('utf8'); // valid UTF-8: _onCommand checked the bytes
     if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(line)) {
-      wire(this, reply(501, '5.1.7', 'Bad sender address syntax'));
+      sendReply(this, reply(501, '5.1.7', 'Bad sender address syntax'));
       callback();
       return;
     }
@@ -248,7 +246,7 @@ export class PolicyConnection extends SMTPConnection {
         ? mailFromFault(splitAddressCommand(line), this.#offer(), this.rules.messageSizeLimit)
         : reply(501, '5.1.7', 'Bad sender address syntax');
       if (refusal) {
-        wire(this, refusal);
+        sendReply(this, refusal);
         callback();
         return;
       }
@@ -259,7 +257,7 @@ export class PolicyConnection extends SMTPConnection {
   override handler_RCPT(command: Buffer, callback: () => void): void {
     const line = command.toString('utf8');
     if (this.rules.strictEnvelopes && !/^RCPT TO:\s?<[^<>]*>(\s|$)/i.test(line)) {
-      wire(this, reply(501, '5.1.3', 'Bad recipient address syntax'));
+      sendReply(this, reply(501, '5.1.3', 'Bad recipient address syntax'));
       callback();
       return;
     }
@@ -271,7 +269,7 @@ export class PolicyConnection extends SMTPConnection {
         ? rcptToFault(splitAddressCommand(line), this.#offer(), this.session.envelope.smtpUtf8 === true)
         : reply(501, '5.1.3', 'Bad recipient address syntax');
       if (refusal) {
-        wire(this, refusal);
+        sendReply(this, refusal);
         callback();
         return;
       }
@@ -296,7 +294,7 @@ export class PolicyConnection extends SMTPConnection {
 
   override handler_VRFY(command: Buffer, callback: () => void): void {
     if (this.rules.vrfyDisabled) {
-      wire(this, reply(502, '5.5.1', 'VRFY command is disabled'));
+      sendReply(this, reply(502, '5.5.1', 'VRFY command is disabled'));
       callback();
       return;
     }
@@ -307,23 +305,23 @@ export class PolicyConnection extends SMTPConnection {
   handler_ETRN(command: Buffer, callback: () => void): void {
     const argument = command.toString('latin1').trim().split(/\s+/).slice(1);
     if (this.session.envelope?.mailFrom) {
-      wire(this, reply(503, '5.5.1', 'Error: MAIL transaction in progress'));
+      sendReply(this, reply(503, '5.5.1', 'Error: MAIL transaction in progress'));
       callback();
       return;
     }
     const domain = argument[0] ?? '';
     if (argument.length !== 1 || !/^[@#]?[A-Za-z0-9_.-]+$/.test(domain) || domain.startsWith('#')) {
-      wire(this, reply(501, '5.5.4', 'Syntax: ETRN domain'));
+      sendReply(this, reply(501, '5.5.4', 'Syntax: ETRN domain'));
       callback();
       return;
     }
     this.rules.etrn(this, domain.replace(/^@/, '').replace(/\.$/, '').toLowerCase()).then(
       (answer) => {
-        wire(this, answer);
+        sendReply(this, answer);
         callback();
       },
       () => {
-        wire(this, reply(451, '4.3.0', 'Error: internal error'));
+        sendReply(this, reply(451, '4.3.0', 'Error: internal error'));
         callback();
       },
     );

@@ -18,7 +18,7 @@
 import type net from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
-import { formatReply, type SmtpReply } from '../errors.js';
+import { formatReply, replyText, type SmtpReply } from '../errors.js';
 import { DnsError, type DnsResolver } from '../dns/resolver.js';
 import { matchDomain } from '../tables/match-list.js';
 import type { Clock } from '../clock.js';
@@ -27,7 +27,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { QueueWriter } from '../queue/envelope.js';
 import type { ScreenVerdict } from '../screen/verdict.js';
 import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js';
-import { countReply, SMTPD_SERVER_REPLY_OPTIONS, smtpServerText, toSmtpServerError } from './smtp-reply-adapter.js';
+import { countReply, sendReply, SMTPD_SERVER_REPLY_OPTIONS, toSmtpServerError } from './smtp-reply-adapter.js';
 import type { RestrictionEnvironment } from './restriction.js';
 import { evaluateRestrictions } from './restriction-list.js';
 import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
@@ -168,7 +168,7 @@ export class Smtpd {
     for (const state of this.#sessions.values()) {
       for (const connection of state.generation.server.connections) {
         if (connection.id !== state.key) continue;
-        connection.send(SHUTTING_DOWN.code, smtpServerText(SHUTTING_DOWN));
+        sendReply(connection, SHUTTING_DOWN);
         connection.close();
       }
     }
@@ -453,7 +453,7 @@ export class Smtpd {
       .then((outcome) => {
         reportCleanupOutcome(state, session, envelope, outcome, this.#deps);
         const reply = cleanupReply(outcome);
-        if (outcome.kind === 'queued' || outcome.kind === 'discarded') callback(null, smtpServerText(reply));
+        if (outcome.kind === 'queued' || outcome.kind === 'discarded') callback(null, replyText(reply));
         else callback(toSmtpServerError(reply));
       });
   }

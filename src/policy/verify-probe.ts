@@ -1,19 +1,23 @@
 /*
  * verify-probe — one address verification probe (verify(8)): does the nexthop accept
- * this recipient? `MAIL FROM:<>`, `RCPT TO:<addr>`, then `RSET` and `QUIT`; no message.
+ * this recipient? Run on the delivery client, as verify(8) probes go through smtp(8)
+ * (delivery/smtp-delivery.ts SmtpSession): EHLO, `MAIL FROM:<>`, `RCPT TO:<addr>`, then
+ * `RSET` and `QUIT`; no DATA.
  *
  * Decides: the nexthop is the one transport_maps (then relayhost, then MX) names for the
- * recipient (delivery/transport.ts resolveNexthop, delivery/mx-lookup.ts lookupTargets),
- * the first address that answers is used; RCPT 2xx → `deliverable`, 5xx → `undeliverable`,
- * anything else (4xx, no connection, a timeout, transport `retry:`) → `unknown`;
- * transport `error:` → undeliverable. Every step is limited by `timeoutMs`.
- * Leaves to others: caching and limits (address-verify.ts).
+ * recipient (delivery/transport.ts resolveNexthop), a nexthop list's destinations in order
+ * (delivery/mx-lookup.ts lookupNexthopTargets); the first address that answers is used,
+ * the next one tried only when one cannot be reached (no connection, or no greeting in
+ * time); RCPT 2xx → `deliverable`, 5xx → `undeliverable`, anything else (4xx, no
+ * connection, a timeout, transport `retry:`) → `unknown`; transport `error:` →
+ * undeliverable. Every step is limited by `timeoutMs`.
+ * Leaves to others: caching and limits (address-verify.ts), the SMTP dialogue (smtp-delivery.ts).
  * Bugs: no STARTTLS in probes; a greeting other than 220 is `unknown`.
  */
-import net from 'node:net';
 import type { DnsResolver } from '../dns/resolver.js';
 import { formatNexthop, resolveNexthop, type TransportSettings } from '../delivery/transport.js';
-import { lookupTargets } from '../delivery/mx-lookup.js';
+import { lookupNexthopTargets, type DeliveryTarget } from '../delivery/mx-lookup.js';
+import { SmtpSession, type ProbeOutcome, type SmtpClientError } from '../delivery/smtp-delivery.js';
 
 export type ProbeStatus = 'deliverable' | 'undeliverable' | 'unknown';
 
@@ -52,56 +56,39 @@ export async function probeRecipient(recipient: string, options: ProbeOptions): 
       return never;
     }
   }
-  const targets = await lookupTargets(nexthop, options.resolver);
+  const targets = await lookupNexthopTargets(nexthop, options.resolver);
   if (targets.kind === 'failure') return { status: targets.permanent ? 'undeliverable' : 'unknown', text: targets.text };
   let last: ProbeResult = { status: 'unknown', text: 'no nexthop address' };
-  for (const target of targets.targets.slice(0, 5)) {
-    last = await dialogue(target.address, target.port, recipient, options);
-    if (last.status !== 'unknown' || !last.text.startsWith('connect')) return last;
+  // Bounded by the targets: MX_ADDRESS_LIMIT for each destination of the list.
+  for (const target of targets.targets) {
+    const connected = await SmtpSession.connect(target, { helo: options.helo, connectTimeout: options.timeoutMs, commandTimeout: options.timeoutMs, tlsLevel: 'none' });
+    if ('session' in connected) return probeResult(await connected.session.probe(recipient), target);
+    last = connectFailure(connected.error, target);
+    if (connected.error.responseCode) return last; // the server answered: its answer stands
   }
   return last;
 }
 
-function dialogue(host: string, port: number, recipient: string, options: ProbeOptions): Promise<ProbeResult> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    let buffer = '';
-    let step = 0;
-    let settled = false;
-    const commands = [`EHLO ${options.helo}`, 'MAIL FROM:<>', `RCPT TO:<${recipient}>`];
-    const finish = (result: ProbeResult): void => {
-      if (settled) return;
-      settled = true;
-      socket.end('RSET\r\nQUIT\r\n');
-      socket.destroySoon?.();
-      setTimeout(() => socket.destroy(), 100).unref();
-      resolve(result);
-    };
-    socket.setTimeout(options.timeoutMs, () => finish({ status: 'unknown', text: `${step === 0 ? 'connect' : 'conversation'} with [${host}]:${port} timed out` }));
-    socket.on('error', (err) => finish({ status: 'unknown', text: `connect to [${host}]:${port}: ${err.message}` }));
-    socket.on('close', () => finish({ status: 'unknown', text: `lost connection with [${host}]:${port}` }));
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      for (let guard = 0; guard < 100; guard++) {
-        const end = buffer.indexOf('\n');
-        if (end < 0) return;
-        const line = buffer.slice(0, end).replace(/\r$/, '');
-        buffer = buffer.slice(end + 1);
-        if (line.charAt(3) === '-') continue;
-        const code = Number(line.slice(0, 3));
-        if (step === 3) {
-          const said = `host [${host}] said: ${line}`;
-          finish({ status: code >= 200 && code < 300 ? 'deliverable' : code >= 500 ? 'undeliverable' : 'unknown', text: said });
-          return;
-        }
-        if (!(code >= 200 && code < 400)) {
-          finish({ status: 'unknown', text: `host [${host}] refused to talk: ${line}` });
-          return;
-        }
-        socket.write(`${commands[step]}\r\n`);
-        step++;
-      }
-    });
-  });
+/** What the reply to RCPT TO (or the refusal of MAIL FROM, or a failure on the way) means. */
+function probeResult(outcome: ProbeOutcome, target: DeliveryTarget): ProbeResult {
+  const where = `[${target.address}]:${target.port}`;
+  if ('error' in outcome) {
+    return { status: 'unknown', text: outcome.error.code === 'ETIMEDOUT' ? `conversation with ${where} timed out` : `lost connection with ${where}` };
+  }
+  const line = lastLine(outcome.reply);
+  if (outcome.command === 'MAIL FROM') return { status: 'unknown', text: `host [${target.address}] refused to talk: ${line}` };
+  const code = Number(line.slice(0, 3));
+  return { status: code >= 200 && code < 300 ? 'deliverable' : code >= 500 ? 'undeliverable' : 'unknown', text: `host [${target.address}] said: ${line}` };
+}
+
+/** Why no session came up: the server's refusal of the greeting or EHLO, or no connection. */
+function connectFailure(error: SmtpClientError, target: DeliveryTarget): ProbeResult {
+  const where = `[${target.address}]:${target.port}`;
+  if (error.responseCode) return { status: 'unknown', text: `host [${target.address}] refused to talk: ${lastLine(error.response ?? '')}` };
+  return { status: 'unknown', text: error.code === 'ETIMEDOUT' ? `connect with ${where} timed out` : `connect to ${where}: ${error.message}` };
+}
+
+/** The last line of a (multi-line) reply, the one with the final code. */
+function lastLine(reply: string): string {
+  return reply.trimEnd().split('\n').pop() ?? '';
 }

@@ -1,6 +1,6 @@
 // DSN parameters on delivery (smtp-delivery.ts, RFC 3461 §5.2.1): the nodemailer internals
-// its per-recipient RCPT TO parameters rely on, and each recipient's own NOTIFY/ORCPT on the
-// wire, also after a recipient the server refuses.
+// its per-recipient RCPT TO parameters (and its probe without DATA) rely on, and each
+// recipient's own NOTIFY/ORCPT on the wire, also after a recipient the server refuses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
@@ -8,16 +8,22 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { deliverMessage } from '../../src/delivery/smtp-delivery.js';
 import { decodeXtext, encodeXtext } from '../../src/delivery/xtext.js';
 import { MailboxServer } from '../fakes/mailbox-server.js';
+import { pinnedVersion } from '../fakes/dependency-pin.js';
 
-test('nodemailer internals that smtp-delivery.ts relies on for per-recipient DSN parameters are still there', () => {
+test('nodemailer internals that smtp-delivery.ts relies on (per-recipient DSN parameters, the probe without DATA) are still there (nodemailer is pinned exactly)', () => {
+  const version = pinnedVersion('nodemailer', 'DsnConnection (smtp-delivery.ts) subclasses its SMTPConnection');
+  const broken = (what: string) => `nodemailer ${version}: ${what}. DsnConnection (src/delivery/smtp-delivery.ts, see its XXX) relies on it: adapt it before upgrading`;
   const proto = SMTPConnection.prototype as unknown as Record<string, unknown>;
   // Each RCPT TO is sent by _sendRcpt, in envelope order, with what _getDsnRcptToArgs() returns.
-  assert.match(String(proto._sendRcpt), /this\._sendCommand\('RCPT TO:<' \+ recipient \+ '>' \+ this\._getDsnRcptToArgs\(\)\)/);
-  assert.match(String(proto._setEnvelope), /while \(this\._envelope\.rcptQueue\.length\) \{\s*this\._sendRcpt\(this\._envelope\.rcptQueue\.shift\(\), callback\);/);
-  assert.match(String(proto._advanceEnvelope), /return this\._sendRcpt\(envelope\.rcptQueue\.shift\(\), callback\);/);
-  assert.equal(String(proto._setEnvelope).match(/_getDsnRcptToArgs/g), null, 'MAIL FROM does not use the RCPT TO parameters');
+  assert.match(String(proto._sendRcpt), /this\._sendCommand\('RCPT TO:<' \+ recipient \+ '>' \+ this\._getDsnRcptToArgs\(\)\)/, broken('_sendRcpt() no longer adds _getDsnRcptToArgs() to RCPT TO'));
+  assert.match(String(proto._setEnvelope), /while \(this\._envelope\.rcptQueue\.length\) \{\s*this\._sendRcpt\(this\._envelope\.rcptQueue\.shift\(\), callback\);/, broken('_setEnvelope() no longer sends the recipients in order through _sendRcpt()'));
+  assert.match(String(proto._advanceEnvelope), /return this\._sendRcpt\(envelope\.rcptQueue\.shift\(\), callback\);/, broken('_advanceEnvelope() no longer sends the next recipient through _sendRcpt()'));
+  assert.equal(String(proto._setEnvelope).match(/_getDsnRcptToArgs/g), null, broken('MAIL FROM now uses the RCPT TO parameters'));
   // The EHLO keywords, DSN among them.
-  assert.match(String(proto._parseEhloExtensions), /this\._supportedExtensions\.push\('DSN'\)/);
+  assert.match(String(proto._parseEhloExtensions), /this\._supportedExtensions\.push\('DSN'\)/, broken('_supportedExtensions no longer lists DSN'));
+  // The probe's MAIL FROM and RCPT TO go out as reset() sends RSET: _sendCommand(), then the reply's action on _responseActions.
+  assert.match(String(proto.reset), /this\._sendCommand\('RSET'\);\s*this\._responseActions\.push\(str => \{/, broken('commands are no longer sent with _sendCommand() and answered through _responseActions'));
+  assert.match(String(proto._processResponse), /const action = this\._responseActions\.shift\(\);/, broken('_processResponse() no longer hands each reply to the next of _responseActions'));
 });
 
 test('xtext (RFC 3461 §4): encodes what is not xchar, decodes only + with two upper case hex digits', () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DnsError, type AddressAnswer, type DnsFailureKind, type DnsResolver, type MxAnswer } from '../../src/dns/resolver.js';
-import { lookupTargets, type TargetLookup } from '../../src/delivery/mx-lookup.js';
+import { lookupNexthopTargets, lookupTargets, type TargetLookup } from '../../src/delivery/mx-lookup.js';
 
 type Answer<T> = T[] | DnsFailureKind;
 
@@ -85,4 +85,23 @@ test('mx lookup: a temporary failure of one MX host defers rather than bounces',
   const dns = resolver({ mx: { 'x.test': [{ exchange: 'a.x.test', priority: 1 }, { exchange: 'b.x.test', priority: 2 }] }, a: { 'a.x.test': 'servfail' } });
   const result = await lookupTargets({ host: 'x.test', port: 25, mxLookup: true }, dns);
   assert.equal(result.kind === 'failure' && result.permanent, false);
+});
+
+test('mx lookup: a nexthop list gives the targets of each destination in order; it fails only when none has one, a temporary failure outweighing a permanent one', async () => {
+  const dns = resolver({ a: { 'one.test': [a('192.0.2.1')], 'two.test': [a('192.0.2.2')], 'slow.test': 'timeout' } });
+  const list = (...hosts: string[]) => ({ kind: 'smtp' as const, transport: 'smtp', host: hosts[0]!, port: 25, mxLookup: false, also: hosts.slice(1).map((host) => ({ host, port: 26, mxLookup: false })) });
+  assert.deepEqual(await lookupNexthopTargets(list('one.test', 'gone.test', 'two.test'), dns), {
+    kind: 'targets',
+    targets: [
+      { hostname: 'one.test', address: '192.0.2.1', port: 25 },
+      { hostname: 'two.test', address: '192.0.2.2', port: 26 },
+    ],
+  });
+  const failed = async (...hosts: string[]) => {
+    const lookup = await lookupNexthopTargets(list(...hosts), dns);
+    return lookup.kind === 'failure' ? [lookup.permanent, lookup.dsn] : lookup;
+  };
+  assert.deepEqual(await failed('gone.test', 'slow.test'), [false, '4.4.3']);
+  assert.deepEqual(await failed('slow.test', 'gone.test'), [false, '4.4.3']);
+  assert.deepEqual(await failed('gone.test', 'gone2.test'), [true, '5.4.4']);
 });

@@ -217,10 +217,16 @@ test('check_policy_service inet: one connection for many requests; a silent serv
   }
 });
 
-/** A nexthop that answers RCPT per `users`, counting probes. */
-async function startNexthop(users: readonly string[]): Promise<{ port: number; probes: string[]; close(): Promise<void> }> {
+/**
+ * A nexthop that answers RCPT per `users`, counting probes; `sessions` has, for each
+ * connection, the commands it got (resolved when the connection closes).
+ */
+async function startNexthop(users: readonly string[]): Promise<{ port: number; probes: string[]; sessions: Promise<string[]>[]; close(): Promise<void> }> {
   const probes: string[] = [];
+  const sessions: Promise<string[]>[] = [];
   const server: Server = createServer((socket) => {
+    const commands: string[] = [];
+    sessions.push(new Promise((resolve) => socket.on('close', () => resolve(commands))));
     socket.write('220 inside.example ESMTP\r\n');
     socket.setEncoding('latin1');
     let buffer = '';
@@ -230,6 +236,7 @@ async function startNexthop(users: readonly string[]): Promise<{ port: number; p
       for (let end = buffer.indexOf('\r\n'); end >= 0; end = buffer.indexOf('\r\n')) {
         const line = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
+        commands.push(line);
         const rcpt = /^RCPT TO:<(.*)>/i.exec(line);
         if (rcpt) {
           probes.push(rcpt[1]!);
@@ -246,8 +253,24 @@ async function startNexthop(users: readonly string[]): Promise<{ port: number; p
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
-  return { port: typeof address === 'object' && address ? address.port : 0, probes, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { port: typeof address === 'object' && address ? address.port : 0, probes, sessions, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
+
+/** A loopback port nothing listens on (a nexthop that is down). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return typeof address === 'object' && address ? address.port : 0;
+}
+
+/** The first probes of a nexthop that knows joe@ only (startNexthop(['joe@example.com'])). */
+const FIRST_PROBES = `${SESSION}
+      C: RCPT TO:<joe@example.com>
+      S: 250
+      C: RCPT TO:<nobody@example.com>
+      S: 450 4.1.1 <nobody@example.com>: Recipient address rejected: undeliverable address: host [127.0.0.1] said: 550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown`;
 
 test('reject_unverified_recipient: probes the transport_maps nexthop and caches both answers', async () => {
   const nexthop = await startNexthop(['joe@example.com']);
@@ -256,11 +279,7 @@ test('reject_unverified_recipient: probes the transport_maps nexthop and caches 
   try {
     await runTranscript(
       policy,
-      `${SESSION}
-      C: RCPT TO:<joe@example.com>
-      S: 250
-      C: RCPT TO:<nobody@example.com>
-      S: 450 4.1.1 <nobody@example.com>: Recipient address rejected: undeliverable address: host [127.0.0.1] said: 550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown
+      `${FIRST_PROBES}
       C: RCPT TO:<joe@example.com>
       S: 250
       C: RCPT TO:<nobody@example.com>
@@ -271,6 +290,29 @@ test('reject_unverified_recipient: probes the transport_maps nexthop and caches 
     await policy.close();
   }
   await nexthop.close();
+});
+
+test('reject_unverified_recipient: a nexthop list is honoured: the first nexthop is down, the second answers; the probe is EHLO, MAIL FROM:<>, RCPT TO, RSET, QUIT', async () => {
+  const down = await closedPort();
+  const nexthop = await startNexthop(['joe@example.com']);
+  const list = `[127.0.0.1]:${down}, [127.0.0.1]:${nexthop.port}`;
+  const policy = await startPolicy({
+    mainCf: `${BASE}transport_maps = hash:transport\nsmtpd_recipient_restrictions = reject_unverified_recipient\naddress_verify_poll_delay = 300ms`,
+    files: { transport: `example.com smtp:${list}\n` },
+  });
+  try {
+    await runTranscript(policy, FIRST_PROBES);
+    assert.deepEqual(nexthop.probes, ['joe@example.com', 'nobody@example.com']);
+    assert.deepEqual(await nexthop.sessions[0], ['EHLO mx1.example.net', 'MAIL FROM:<>', 'RCPT TO:<joe@example.com>', 'RSET', 'QUIT'], 'the probe dialogue: no DATA, then RSET and QUIT');
+    const verified = policy.logs.filter((line) => line['event'] === 'address verify');
+    assert.deepEqual(verified.map((line) => [line['to'], line['nexthop'], line['status']]), [
+      ['joe@example.com', list.replace(' ', ''), 'deliverable'],
+      ['nobody@example.com', list.replace(' ', ''), 'undeliverable'],
+    ]);
+  } finally {
+    await policy.close();
+    await nexthop.close();
+  }
 });
 
 test('reject_unverified_recipient: probes per nexthop are limited and counted; beyond the limit 450 at once', async () => {

@@ -1,42 +1,45 @@
+// The reply path of the policy stage: what smtp-server is handed (a handler callback's
+// error, a reply the session writes) puts exactly errors.ts formatReply() on the wire, and
+// countReply counts by code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SmtpError, type SmtpReply } from '../../src/errors.js';
+import { formatReply, type SmtpReply } from '../../src/errors.js';
 import { Metrics } from '../../src/ops/metrics.js';
-import { countReply, SMTPD_SERVER_REPLY_OPTIONS, smtpServerText, toSmtpServerError } from '../../src/policy/smtp-reply-adapter.js';
+import { countReply, sendReply, SMTPD_SERVER_REPLY_OPTIONS, toSmtpServerError } from '../../src/policy/smtp-reply-adapter.js';
 
-const cases: { name: string; input: SmtpReply; want: { responseCode: number; message: string } }[] = [
+const cases: { name: string; input: SmtpReply; want: { responseCode: number; message: string; wire: string } }[] = [
   {
     name: 'relay denied keeps our enhanced code ahead of the text',
     input: { code: 554, enhanced: '5.7.1', text: '<a@b.example>: Relay access denied' },
-    want: { responseCode: 554, message: '5.7.1 <a@b.example>: Relay access denied' },
+    want: { responseCode: 554, message: '5.7.1 <a@b.example>: Relay access denied', wire: '554 5.7.1 <a@b.example>: Relay access denied' },
   },
   {
     name: 'size refusal',
     input: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed limit' },
-    want: { responseCode: 552, message: '5.3.4 Message size exceeds fixed limit' },
+    want: { responseCode: 552, message: '5.3.4 Message size exceeds fixed limit', wire: '552 5.3.4 Message size exceeds fixed limit' },
   },
   {
     name: 'a reply without an enhanced code is the text alone',
     input: { code: 421, enhanced: '', text: 'mx.example Service not available' },
-    want: { responseCode: 421, message: 'mx.example Service not available' },
+    want: { responseCode: 421, message: 'mx.example Service not available', wire: '421 mx.example Service not available' },
   },
 ];
 
 for (const { name, input, want } of cases) {
-  test(`toSmtpServerError: ${name}`, () => {
-    const err = toSmtpServerError(new SmtpError(input));
+  test(`toSmtpServerError and sendReply: ${name}`, () => {
+    const err = toSmtpServerError(input);
     assert.equal(err.responseCode, want.responseCode);
     assert.equal(err.message, want.message);
     assert.equal(err.code, 'ERR_SMTP_REPLY');
     assert.deepEqual(err.reply, input);
+    assert.equal(formatReply(input), want.wire);
+    // smtp-server writes `responseCode message` (no enhanced code of its own): formatReply's line.
+    assert.equal(`${err.responseCode} ${err.message}`, formatReply(input));
+    const sent: unknown[][] = [];
+    sendReply({ send: (...args: unknown[]) => void sent.push(args) }, input);
+    assert.deepEqual(sent, [[want.responseCode, want.message, false]], 'context false: smtp-server adds no enhanced code');
   });
 }
-
-test('toSmtpServerError accepts a bare reply too', () => {
-  const reply = { code: 550, enhanced: '5.1.1', text: '<x@y>: unknown' };
-  assert.equal(toSmtpServerError(reply).message, smtpServerText(reply));
-  assert.equal(toSmtpServerError(reply).responseCode, 550);
-});
 
 test('smtp-server is told not to add its own enhanced codes', () => {
   assert.equal(SMTPD_SERVER_REPLY_OPTIONS.hideENHANCEDSTATUSCODES, true);

@@ -7,26 +7,43 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPServer } from 'smtp-server';
 import type { DeepTestMonitor } from '../../src/screen/verdict.js';
 import { connectClient } from '../fakes/scripted-client.js';
+import { pinnedVersion } from '../fakes/dependency-pin.js';
 import { lastLine, runTranscript, startPolicy } from './transcript.js';
 
-test('smtp-server internals that smtpd-connection.ts relies on are still there', () => {
+test('smtp-server internals that smtpd-connection.ts relies on are still there (smtp-server is pinned exactly)', () => {
+  const version = pinnedVersion('smtp-server', 'PolicyConnection (smtpd-connection.ts) subclasses its SMTPConnection');
+  const broken = (what: string) => `smtp-server ${version}: ${what}. PolicyConnection (src/policy/smtpd-connection.ts, see its XXX) relies on it: adapt it before upgrading`;
   const proto = SMTPConnection.prototype as unknown as Record<string, unknown>;
   for (const name of ['init', '_setListeners', 'connectionReady', 'send', '_onCommand', 'handler_MAIL', 'handler_RCPT', 'handler_DATA', 'handler_VRFY', '_getHandler', '_parseAddressCommand', 'close']) {
-    assert.equal(typeof proto[name], 'function', name);
+    assert.equal(typeof proto[name], 'function', broken(`SMTPConnection.prototype.${name}() is gone`));
   }
   // _onCommand skips lines read during the TLS handshake; EHLO offers what the hide* options leave.
-  assert.match(String(proto._onCommand), /this\._upgrading/);
-  assert.match(String(proto.handler_EHLO), /\['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN'\]\.filter\(feature => !this\._server\.options\['hide' \+ feature\]\)/);
-  assert.match(String(proto.handler_EHLO), /hideREQUIRETLS/);
+  assert.match(String(proto._onCommand), /this\._upgrading/, broken('_onCommand() no longer checks _upgrading'));
+  assert.match(
+    String(proto.handler_EHLO),
+    /\['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN'\]\.filter\(feature => !this\._server\.options\['hide' \+ feature\]\)/,
+    broken('EHLO no longer offers its keywords by the hide* options'),
+  );
+  assert.match(String(proto.handler_EHLO), /hideREQUIRETLS/, broken('EHLO no longer reads hideREQUIRETLS'));
+  // send() is the one place that writes replies, and writes only when #write() counts one (onReply).
+  assert.match(
+    String(proto.send),
+    /!this\._upgrading && this\._socket && !this\._socket\.destroyed && this\._socket\.readyState === 'open'/,
+    broken('send() writes under other conditions than those onReply counts by'),
+  );
+  // Handler callbacks: an error's responseCode is the reply code, its message the text (smtp-reply-adapter.ts).
+  for (const name of ['handler_MAIL', 'handler_RCPT']) {
+    assert.match(String(proto[name]), /this\.send\(err\.responseCode \|\| 550, err\.message\)/, broken(`${name}() no longer answers a handler error with its responseCode and message`));
+  }
   // Commands are found by name: handler_ETRN on a subclass becomes a command.
-  assert.match(String(proto._getHandler), /handler_/);
+  assert.match(String(proto._getHandler), /handler_/, broken('commands are no longer found as handler_NAME'));
   // init() still holds the greeting back for early talkers (what we skip).
-  assert.match(String(proto.init), /setTimeout\(\(\) => this\.connectionReady\(\), 100\)/);
+  assert.match(String(proto.init), /setTimeout\(\(\) => this\.connectionReady\(\), 100\)/, broken('init() changed (PolicyConnection.init() replaces it)'));
   const server = new SMTPServer({ logger: false, disabledCommands: ['AUTH'] }) as unknown as Record<string, unknown>;
-  assert.ok(server.connections instanceof Set);
-  assert.equal(typeof server._onError, 'function');
-  assert.equal(typeof server._onClientConnect, 'function');
-  assert.match(String(SMTPServer.prototype.connect), /this\.connections\.add\(connection\)/);
+  assert.ok(server.connections instanceof Set, broken('SMTPServer.connections is no longer a Set'));
+  assert.equal(typeof server._onError, 'function', broken('SMTPServer._onError() is gone'));
+  assert.equal(typeof server._onClientConnect, 'function', broken('SMTPServer._onClientConnect() is gone'));
+  assert.match(String(SMTPServer.prototype.connect), /this\.connections\.add\(connection\)/, broken('SMTPServer.connect() no longer registers the connection (startSession() does what it does)'));
 });
 
 test('the 220 greeting comes at once, not after smtp-server\'s 100 ms', async () => {
