@@ -2,7 +2,7 @@
  * queue-settings — the queue manager's settings, read from main.cf (postconf(5) names:
  * queue_directory, relayhost, transport_maps, *_backoff_time, queue_run_delay,
  * maximal_queue_lifetime, bounce_queue_lifetime, delay_warning_time, bounce_size_limit,
- * defer_transports, fast_flush_domains, default_destination_concurrency_limit,
+ * defer_transports, default_destination_concurrency_limit,
  * smtp_connection_cache_time_limit, smtp_tls_security_level, queue_minfree, …).
  *
  * Decides: each setting's unit (ms, bytes) and derived value (the EHLO name falls back
@@ -13,7 +13,7 @@
  * Bugs: concurrency, active limit, command timeout and stop grace are fixed, not main.cf.
  */
 import { hostname } from 'node:os';
-import type { Config, MatchList } from '../config/value.js';
+import type { Config } from '../config/value.js';
 import type { LookupTable } from '../tables/lookup-table.js';
 import { ConfigError } from '../errors.js';
 import { TLS_LEVELS, type TlsLevel } from '../delivery/smtp-delivery.js';
@@ -42,9 +42,6 @@ export interface QueueSettings {
   readonly bounceSizeLimit?: number;
   /** Transports whose mail waits in deferred/ until flush or ETRN (defer_transports). */
   readonly deferTransports?: readonly string[];
-  /** Domains ETRN may flush (fast_flush_domains) and whether parents match subdomains. */
-  readonly fastFlushDomains?: MatchList;
-  readonly fastFlushParentMatches?: boolean;
   /** Connections per nexthop (default_destination_concurrency_limit). */
   readonly destinationConcurrencyLimit?: number;
   /** Idle connection reuse time, ms (smtp_connection_cache_time_limit); 0 = no reuse. */
@@ -77,7 +74,6 @@ export function queueSettingsFromConfig(config: Config): QueueSettings {
     const message = `smtp_tls_security_level: "${level}" is not implemented; use none, may or encrypt`;
     throw new ConfigError([{ file: where?.[1] ?? config.file, line: where ? Number(where[2]) : 0, message }]);
   }
-  const parents = config.get('parent_domain_matches_subdomains').map((name) => name.toLowerCase());
   return {
     directory: config.resolvePath(config.get('queue_directory')),
     transportMaps: config.get('transport_maps'),
@@ -91,8 +87,6 @@ export function queueSettingsFromConfig(config: Config): QueueSettings {
     delayWarningTime: config.get('delay_warning_time'),
     bounceSizeLimit: config.get('bounce_size_limit'),
     deferTransports: config.get('defer_transports').map((name) => name.toLowerCase()),
-    fastFlushDomains: config.get('fast_flush_domains'),
-    fastFlushParentMatches: parents.includes('fast_flush_domains'),
     destinationConcurrencyLimit: config.get('default_destination_concurrency_limit'),
     connectionCacheTime: config.get('smtp_connection_cache_time_limit'),
     tlsLevel: level as TlsLevel,
