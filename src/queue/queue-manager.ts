@@ -22,7 +22,6 @@ import type { Clock, Timer } from '../clock.js';
 import type { DnsResolver } from '../dns/resolver.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import { matchDomain } from '../tables/match-list.js';
 import { hasErrno, MxError, type SmtpReply } from '../errors.js';
 import type { DeliveryAgent, OutboundMessage, RecipientDelivery } from '../delivery-request.js';
 import { SmtpDeliveryAgent } from '../delivery/delivery-agent.js';
@@ -139,7 +138,9 @@ export class QueueManager implements ControlOwner {
    * Delivers deferred mail now (postqueue -f; with `domain`, postqueue -s / ETRN: only
    * messages with an undelivered recipient in that domain, `@domain` also subdomains),
    * including mail held by defer_transports and mail for nexthops thought dead.
-   * Resolves the number of messages scheduled. Never rejects.
+   * Resolves the number of messages scheduled. Never rejects. An SMTP ETRN reaches this
+   * only after the policy stage (smtpd.ts) has applied smtpd_etrn_restrictions and
+   * fast_flush_domains and answered the client.
    */
   async flush(domain?: string): Promise<number> {
     if (this.#state !== 'running') return 0;
@@ -160,22 +161,6 @@ export class QueueManager implements ControlOwner {
     void this.#track(this.#scanIncoming());
     void this.#track(this.#scanDeferred());
     return count;
-  }
-
-  /**
-   * The reply to SMTP `ETRN domain` (RFC 1985; Postfix smtpd): for a domain in
-   * fast_flush_domains, starts a flush of its mail and answers `250 Queuing started`;
-   * otherwise `459 4.3.0 <domain>: service unavailable`. Never throws.
-   */
-  etrn(domain: string): SmtpReply {
-    const site = domain.trim().toLowerCase();
-    const name = site.replace(/^@/, '');
-    const list = this.#settings.fastFlushDomains;
-    if (!name || !list || !matchDomain(list, name, this.#settings.fastFlushParentMatches ?? false)) {
-      return { code: 459, enhanced: '4.3.0', text: `<${domain}>: service unavailable` };
-    }
-    void this.flush(site);
-    return { code: 250, enhanced: '', text: 'Queuing started' };
   }
 
   /** Applies a queue control request (what `mxscreen queue …` sends), as the owner. */

@@ -2,9 +2,8 @@
  * queue-settings — the queue manager's settings, read from main.cf (postconf(5) names:
  * queue_directory, relayhost, transport_maps, *_backoff_time, queue_run_delay,
  * maximal_queue_lifetime, bounce_queue_lifetime, delay_warning_time, bounce_size_limit,
- * defer_transports, fast_flush_domains, parent_domain_matches_subdomains (for
- * fast_flush_domains and transport_maps), default_destination_concurrency_limit,
- * smtp_connection_cache_time_limit, smtp_tls_security_level, queue_minfree, …).
+ * defer_transports, parent_domain_matches_subdomains (for transport_maps),
+ * default_destination_concurrency_limit, smtp_connection_cache_time_limit, smtp_tls_security_level, queue_minfree, …).
  *
  * Decides: each setting's unit (ms, bytes) and derived value (the EHLO name falls back
  * to the machine's host name; the free-space floor is max(queue_minfree, 1.5 ×
@@ -15,7 +14,7 @@
  * Bugs: concurrency, active limit, command timeout and stop grace are fixed, not main.cf.
  */
 import { hostname } from 'node:os';
-import type { Config, MatchList } from '../config/value.js';
+import type { Config } from '../config/value.js';
 import { ConfigError } from '../errors.js';
 import { TLS_LEVELS, type DeliverySettings, type TlsLevel } from '../delivery-request.js';
 
@@ -35,9 +34,6 @@ export interface QueueSettings extends DeliverySettings {
   readonly delayWarningTime?: number;
   /** Largest message returned whole in a bounce, bytes. */
   readonly bounceSizeLimit?: number;
-  /** Domains ETRN may flush (fast_flush_domains) and whether parents match subdomains. */
-  readonly fastFlushDomains?: MatchList;
-  readonly fastFlushParentMatches?: boolean;
   /** Free-space floor of the queue file system, bytes (max(queue_minfree, 1.5 × message_size_limit)). */
   readonly minimumFree?: number;
   /** Messages delivered at once. */
@@ -75,8 +71,6 @@ export function queueSettingsFromConfig(config: Config): QueueSettings {
     delayWarningTime: config.get('delay_warning_time'),
     bounceSizeLimit: config.get('bounce_size_limit'),
     deferTransports: config.get('defer_transports').map((name) => name.toLowerCase()),
-    fastFlushDomains: config.get('fast_flush_domains'),
-    fastFlushParentMatches: parents.includes('fast_flush_domains'),
     destinationConcurrencyLimit: config.get('default_destination_concurrency_limit'),
     connectionCacheTime: config.get('smtp_connection_cache_time_limit'),
     tlsLevel: level as TlsLevel,

@@ -97,11 +97,23 @@ test('SERVFAIL is servfail', async () => {
   assert.equal(await failureKind(resolver().resolve4('broken.example.test')), 'servfail');
 });
 
-test('no answer within timeoutMs is timeout, within the deadline', async () => {
-  const started = Date.now();
-  const kind = await failureKind(createNodeResolver({ servers: [dns.server], timeoutMs: 150, tries: 1 }).resolve4('silent.example.test'));
-  assert.equal(kind, 'timeout');
-  assert.ok(Date.now() - started < 1000, 'the deadline bounds the lookup');
+test('no answer within timeoutMs is timeout: the hard deadline ends the lookup, whatever c-ares does', async (t) => {
+  // setTimeout is mocked: only the resolver's own deadline moves with tick(); c-ares keeps
+  // its real (1 s) timer, which cannot have fired when the lookup has already failed.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    let settled = false;
+    const kind = failureKind(createNodeResolver({ servers: [dns.server], timeoutMs: 1000, tries: 1 }).resolve4('silent.example.test')).finally(() => (settled = true));
+    t.mock.timers.tick(999);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false, 'not before the deadline');
+    t.mock.timers.tick(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, true, 'failed at the deadline');
+    assert.equal(await kind, 'timeout');
+  } finally {
+    t.mock.timers.reset();
+  }
 });
 
 test('a malformed server address is refused at creation', () => {

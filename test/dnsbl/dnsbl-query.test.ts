@@ -7,6 +7,7 @@ import { Metrics } from '../../src/ops/metrics.js';
 import { parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
 import { queryDnsbl, startDnsblQuery, type DnsblDeps } from '../../src/dnsbl/dnsbl-query.js';
 import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
+import { ManualClock } from '../queue/manual-clock.js';
 
 let dns: FakeDns;
 let resolver: DnsResolver;
@@ -99,13 +100,25 @@ test('an error answer next to a real one: the real one counts', async () => {
   assert.deepEqual(score.sites[0]?.addresses, ['127.0.0.2']);
 });
 
-test('a timeout counts as not listed (metric result timeout), within the time limit', async () => {
-  dns.setNoAnswer('8.1.0.127.slow8.dnsbl.test');
+test('a timeout counts as not listed (metric result timeout), at the time limit on the clock', async () => {
   dns.listDnsbl('fast8.dnsbl.test', '127.0.1.8', ['127.0.0.2']);
   const metrics = new Metrics();
-  const started = Date.now();
-  const score = await queryDnsbl(sites('slow8.dnsbl.test*5', 'fast8.dnsbl.test'), '127.0.1.8', 150, deps(metrics));
-  assert.ok(Date.now() - started < 600);
+  const clock = new ManualClock();
+  // The slow site's lookup never ends by itself: only the query's 150 ms on the clock can end it.
+  const patient: DnsResolver = { ...resolver, resolve4: (name) => (name.includes('slow8') ? new Promise(() => undefined) : resolver.resolve4(name)) };
+  const query = startDnsblQuery(sites('slow8.dnsbl.test*5', 'fast8.dnsbl.test'), '127.0.1.8', 150, { resolver: patient, clock, metrics });
+  let settled = false;
+  void query.settled.then(() => (settled = true));
+  // Bounded wait (2 s) for the fast site's answer; the slow one never answers.
+  for (let i = 0; i < 200 && query.score().sites[1]?.result === 'pending'; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(query.score().sites[1]?.result, 'listed');
+  clock.advance(149);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, false, 'still waiting 1 ms before the limit');
+  clock.advance(1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(settled, true, 'done at the limit');
+  const score = await query.settled;
   assert.equal(score.rank, 1);
   assert.equal(score.sites[0]?.result, 'timeout');
   assert.equal(await queries(metrics, 'slow8.dnsbl.test', 'timeout'), 1);
@@ -162,7 +175,7 @@ test('score() before every site answered is partial: the silent site is pending'
   dns.setNoAnswer('16.1.0.127.slow16.dnsbl.test');
   dns.listDnsbl('fast16.dnsbl.test', '127.0.1.16', ['127.0.0.2']);
   const query = startDnsblQuery(sites('slow16.dnsbl.test*4', 'fast16.dnsbl.test'), '127.0.1.16', 150, deps());
-  for (let i = 0; i < 50 && query.score().sites[1]?.result === 'pending'; i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 400 && query.score().sites[1]?.result === 'pending'; i++) await new Promise((r) => setTimeout(r, 5));
   const partial = query.score();
   assert.equal(partial.rank, 1);
   assert.equal(partial.sites[0]?.result, 'pending');
@@ -204,15 +217,23 @@ test('an error code asks the site health for an early self-test; an unhealthy si
   assert.equal(dns.queryCount('20.1.0.127.sick20.dnsbl.test'), 0);
 });
 
-test('all sites are asked in one burst: the time is the slowest answer, not the sum', async () => {
+test('all sites are asked in one burst: every query is out before the first answer comes back', async () => {
   const names = ['b21a.dnsbl.test', 'b21b.dnsbl.test', 'b21c.dnsbl.test', 'b21d.dnsbl.test'];
-  const slow: DnsResolver = {
+  // A resolver that holds every answer until the test lets them go.
+  const asked: string[] = [];
+  const held: (() => void)[] = [];
+  const holding: DnsResolver = {
     ...resolver,
-    resolve4: (name) => new Promise((resolve) => setTimeout(() => resolve([]), 100)).then(() => resolver.resolve4(name)),
+    resolve4: (name) => {
+      asked.push(name);
+      return new Promise<void>((resolve) => held.push(resolve)).then(() => resolver.resolve4(name));
+    },
   };
-  const started = Date.now();
-  await queryDnsbl(sites(...names), '127.0.1.21', 1000, { ...deps(), resolver: slow });
-  assert.ok(Date.now() - started < 250, `took ${Date.now() - started} ms for four 100 ms answers`);
+  const query = startDnsblQuery(sites(...names), '127.0.1.21', 1000, { ...deps(), resolver: holding });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(asked.sort(), names.map((name) => `21.1.0.127.${name}`).sort(), 'all four asked while none has answered');
+  for (const release of held) release();
+  assert.equal((await query.settled).sites.length, 4);
 });
 
 test('displayName hides a secret zone name in metrics', async () => {

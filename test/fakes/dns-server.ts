@@ -4,8 +4,9 @@
  * Decides: what the fake answers. Names set with setA/setAaaa/setMx/setPtr/setTxt/listDnsbl
  * get those records (with their TTL, authoritative); a known name asked for another
  * type gets NOERROR with no answer (c-ares: ENODATA); an unknown name gets NXDOMAIN;
- * setServfail → SERVFAIL; setNoAnswer → the query is never answered (timeouts). Every
- * query is logged (name, type, time) so tests can count them.
+ * setServfail → SERVFAIL; setNoAnswer → the query is never answered (timeouts);
+ * setAnswerDelay → every answer leaves that many ms late (a slow DNSBL). Every query is
+ * logged (name, type, time) so tests can count them.
  * Leaves to others: DNSBL return codes and zones (tests choose them; use fake zones such
  * as zen.dnsbl.test, never real ones).
  * Bugs: UDP only, no truncation/TCP fallback, one question per query, no CNAME chasing.
@@ -70,6 +71,8 @@ export interface FakeDns {
   setNoAnswer(name: string): void;
   /** Queries for `name` are answered SERVFAIL. */
   setServfail(name: string): void;
+  /** Every answer from now on is sent `ms` after its query arrived (0: at once). */
+  setAnswerDelay(ms: number): void;
   /** How many queries for `name` (any type, or only `type`) arrived. */
   queryCount(name: string, type?: string): number;
   clearQueries(): void;
@@ -101,6 +104,7 @@ export async function startDnsServer(): Promise<FakeDns> {
   const misbehaviour = new Map<string, Misbehaviour>();
   const queries: DnsQueryLogEntry[] = [];
   const socket: Socket = createSocket('udp4');
+  let answerDelayMs = 0;
 
   function entry(name: string): NameRecords {
     const k = key(name);
@@ -153,7 +157,15 @@ export async function startDnsServer(): Promise<FakeDns> {
       questions: [question],
       answers,
     });
-    socket.send(response, remote.port, remote.address);
+    const send = () => {
+      try {
+        socket.send(response, remote.port, remote.address);
+      } catch {
+        // closed meanwhile (a delayed answer after close())
+      }
+    };
+    if (answerDelayMs > 0) setTimeout(send, answerDelayMs);
+    else send();
   }
 
   socket.on('message', onMessage);
@@ -198,6 +210,9 @@ export async function startDnsServer(): Promise<FakeDns> {
     },
     setServfail(name) {
       misbehaviour.set(key(name), 'servfail');
+    },
+    setAnswerDelay(ms) {
+      answerDelayMs = Math.max(0, ms);
     },
     queryCount(name, type) {
       const k = key(name);

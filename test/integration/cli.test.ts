@@ -102,6 +102,8 @@ test('queue list on an empty queue prints nothing and exits 0', () => {
   try {
     const result = runCli(['queue', 'list', '-c', file]);
     assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout, '');
+    assert.equal(result.stderr, '');
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

@@ -3,9 +3,11 @@
 // countReply counts by code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { SMTPServer } from 'smtp-server';
 import { formatReply, type SmtpReply } from '../../src/errors.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { countReply, sendReply, SMTPD_SERVER_REPLY_OPTIONS, toSmtpServerError } from '../../src/policy/smtp-reply-adapter.js';
+import { connectClient } from '../fakes/scripted-client.js';
 
 const cases: { name: string; input: SmtpReply; want: { responseCode: number; message: string; wire: string } }[] = [
   {
@@ -41,8 +43,34 @@ for (const { name, input, want } of cases) {
   });
 }
 
-test('smtp-server is told not to add its own enhanced codes', () => {
-  assert.equal(SMTPD_SERVER_REPLY_OPTIONS.hideENHANCEDSTATUSCODES, true);
+test('on the wire, through smtp-server with SMTPD_SERVER_REPLY_OPTIONS, the client reads exactly "code enhanced text" (one enhanced code, not two)', async () => {
+  // smtp-server with its own enhanced codes on would send `554 5.7.1 5.7.1 …` (its table's
+  // code ahead of ours); at MAIL a bare reply, at RCPT one from the table.
+  const server = new SMTPServer({
+    ...SMTPD_SERVER_REPLY_OPTIONS,
+    logger: false,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    onMailFrom: (address, _session, callback) =>
+      callback(address.address === 'refused@sender.example' ? toSmtpServerError({ code: 550, enhanced: '5.1.0', text: '<refused@sender.example>: Sender address rejected' }) : undefined),
+    onRcptTo: (_address, _session, callback) => callback(toSmtpServerError(cases[0]!.input)),
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as { port: number }).port;
+  const client = await connectClient({ port, localAddress: '127.0.0.2' });
+  try {
+    assert.equal((await client.readReply(2000)).code, 220);
+    client.send('EHLO client.example\r\n');
+    assert.equal((await client.readReply(2000)).code, 250);
+    client.send('MAIL FROM:<refused@sender.example>\r\n');
+    assert.deepEqual((await client.readReply(2000)).lines, ['550 5.1.0 <refused@sender.example>: Sender address rejected']);
+    client.send('MAIL FROM:<a@sender.example>\r\n');
+    assert.equal((await client.readReply(2000)).code, 250);
+    client.send('RCPT TO:<a@b.example>\r\n');
+    assert.deepEqual((await client.readReply(2000)).lines, ['554 5.7.1 <a@b.example>: Relay access denied']);
+  } finally {
+    await client.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 test('countReply counts by code', async () => {

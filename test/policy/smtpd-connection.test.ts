@@ -9,6 +9,7 @@ import type { DeepTestMonitor } from '../../src/screen/verdict.js';
 import { connectClient } from '../fakes/scripted-client.js';
 import { pinnedVersion } from '../fakes/dependency-pin.js';
 import { lastLine, runTranscript, startPolicy } from './transcript.js';
+import { ManualClock } from '../queue/manual-clock.js';
 
 test('smtp-server internals that smtpd-connection.ts relies on are still there (smtp-server is pinned exactly)', () => {
   const version = pinnedVersion('smtp-server', 'PolicyConnection (smtpd-connection.ts) subclasses its SMTPConnection');
@@ -46,20 +47,31 @@ test('smtp-server internals that smtpd-connection.ts relies on are still there (
   assert.match(String(SMTPServer.prototype.connect), /this\.connections\.add\(connection\)/, broken('SMTPServer.connect() no longer registers the connection (startSession() does what it does)'));
 });
 
-test('the 220 greeting comes at once, not after smtp-server\'s 100 ms', async () => {
+test('the 220 greeting comes at once, not after smtp-server\'s 100 ms: it comes while that timer cannot fire', async (t) => {
   const policy = await startPolicy({ mainCf: 'relay_domains = example.com' });
+  // setTimeout is frozen: smtp-server's init() would wait for its 100 ms timer forever.
+  // The bounded wait for the greeting runs on setInterval, which stays real.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   try {
-    const timings: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const started = performance.now();
-      const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
-      assert.match(await lastLine(client), /^220 mx1\.example\.net ESMTP/);
-      timings.push(performance.now() - started);
+    const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
+    try {
+      const greeted = await new Promise<boolean>((resolve) => {
+        let polls = 0;
+        const poll = setInterval(() => {
+          polls += 1;
+          if (/\r\n/.test(client.received()) || polls >= 200) {
+            clearInterval(poll);
+            resolve(/\r\n/.test(client.received()));
+          }
+        }, 10);
+      });
+      assert.ok(greeted, 'a greeting within 2 s of real time, with setTimeout frozen');
+      assert.match(client.received(), /^220 mx1\.example\.net ESMTP/);
+    } finally {
       await client.close();
     }
-    timings.sort((a, b) => a - b);
-    assert.ok(timings[1]! < 50, `median time to 220: ${timings[1]} ms`);
   } finally {
+    t.mock.timers.reset();
     await policy.close();
   }
 });
@@ -134,8 +146,14 @@ test('deep tests: asked again at RCPT TO and at DATA (before 354)', async () => 
   const atData = monitor(2);
   const second = await startPolicy({ mainCf: 'relay_domains = example.com', verdict: { deepTests: atData } });
   try {
-    await runTranscript(second, `C: EHLO c.example\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 250\nC: RCPT TO:<joe@example.com>\nS: 250\nC: DATA\nS: 450 4.3.2 Service currently unavailable`);
+    // The client pushes its message after the refused DATA: its lines are commands, not mail.
+    await runTranscript(
+      second,
+      `C: EHLO c.example\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 250\nC: RCPT TO:<joe@example.com>\nS: 250\nC: DATA\nS: 450 4.3.2 Service currently unavailable
+      C: Subject: x\nS~ ^5\\d\\d \nC: .\nS~ ^5\\d\\d \nC: QUIT\nS: 221`,
+    );
     assert.equal(second.queued.length, 0);
+    assert.equal(second.logs.filter((line) => line.event === 'queued').length, 0);
   } finally {
     await second.close();
   }
@@ -165,7 +183,8 @@ test('smtpd_hard_error_limit: the client gets 421 4.7.0 too many errors and is d
 });
 
 test('smtpd_soft_error_limit: past it every reply waits smtpd_error_sleep_time, in order', async () => {
-  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_soft_error_limit = 1\nsmtpd_error_sleep_time = 150ms' });
+  const clock = new ManualClock();
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_soft_error_limit = 1\nsmtpd_error_sleep_time = 150ms', clock });
   try {
     const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
     await lastLine(client);
@@ -173,17 +192,22 @@ test('smtpd_soft_error_limit: past it every reply waits smtpd_error_sleep_time, 
     await lastLine(client);
     client.send('MAIL FROM:<a@b.example>\r\n');
     await lastLine(client);
-    let started = performance.now();
+    // The clock never moves here: a delayed reply would never come.
     client.send('RCPT TO:<x@elsewhere.example>\r\n');
-    assert.match(await lastLine(client), /^454 /);
-    assert.ok(performance.now() - started < 100, 'first error is not delayed');
-    started = performance.now();
+    assert.match(await lastLine(client), /^454 /, 'first error is not delayed');
     client.send('RCPT TO:<y@elsewhere.example>\r\nNOOP\r\n');
+    // Bounded wait (2 s) for the reply to be put on the clock.
+    for (let i = 0; i < 200 && !clock.pending().includes(150); i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(clock.pending().includes(150), 'the second error waits smtpd_error_sleep_time on the clock');
+    assert.doesNotMatch(client.received(), /<y@/, 'not sent before its time');
+    clock.advance(149);
+    assert.ok(clock.pending().includes(1), 'still waiting 1 ms before its time');
+    clock.advance(1);
     assert.match(await lastLine(client), /^454 4\.7\.1 <y@/);
-    assert.ok(performance.now() - started >= 140, 'second error waits');
-    assert.match(await lastLine(client), /^250/);
+    assert.match(await lastLine(client), /^250/, 'NOOP answered after the delayed reply, in order');
     await client.close();
   } finally {
+    clock.advance(60_000); // timers close() sets
     await policy.close();
   }
 });

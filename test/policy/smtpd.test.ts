@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { systemClock } from '../../src/clock.js';
+import { systemClock, type Clock } from '../../src/clock.js';
 import { configFromText } from '../../src/config/config.js';
 import { MxError } from '../../src/errors.js';
 import { createLogger } from '../../src/ops/log.js';
@@ -22,6 +22,7 @@ import { matchList, memoryTable } from './policy-tables.js';
 import { startHandoverServer } from '../fakes/handover-server.js';
 import { makeCertificate } from '../fakes/certificate.js';
 import { END_RECORD_WRITE, FaultyFileSystem } from '../fakes/faulty-file-system.js';
+import { ManualClock } from '../queue/manual-clock.js';
 
 const WAIT = 2000; // upper bound of any single wait; the tests themselves take milliseconds
 
@@ -61,7 +62,7 @@ interface Policy {
 
 
 async function startPolicy(
-  options: { settings?: Partial<SmtpdSettings>; verdict?: Partial<ScreenVerdict>; queue?: QueueWriter; logLevel?: string } = {},
+  options: { settings?: Partial<SmtpdSettings>; verdict?: Partial<ScreenVerdict>; queue?: QueueWriter; logLevel?: string; clock?: Clock } = {},
 ): Promise<Policy> {
   const logs: LogLine[] = [];
   const log = createLogger({ level: options.logLevel ?? 'info', destination: { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) } });
@@ -71,7 +72,7 @@ async function startPolicy(
   const queued: string[] = [];
   const smtpd = new Smtpd({ ...baseSettings, ...options.settings }, {
     queue: options.queue ?? spool!,
-    clock: systemClock,
+    clock: options.clock ?? systemClock,
     log,
     metrics,
     onQueued: (id) => queued.push(id),
@@ -486,36 +487,46 @@ test('queue faults on the real spool: ENOSPC writing the END record → 452 4.3.
 });
 
 test('close(): an idle session gets 421 4.3.2 after the timeout; later handovers get 421 at once', async () => {
-  const policy = await startPolicy();
+  const clock = new ManualClock();
+  const policy = await startPolicy({ clock });
   try {
     const { client } = await session(policy);
-    const started = Date.now();
     const closing = policy.smtpd.close(150);
+    // The clock has not moved: a 421 now is the one for handovers during the stop.
     const late = await connectClient({ port: policy.port, localAddress: '127.0.0.3' });
     assert.equal((await late.readReply(WAIT)).lines[0], '421 4.3.2 Service shutting down');
+    assert.ok(clock.pending().includes(150), 'open sessions are given the timeout');
+    assert.match(await command(client, 'NOOP'), /^250 /, 'the open session goes on until the timeout');
+    clock.advance(149);
+    assert.ok(clock.pending().includes(1), 'still 1 ms to go');
+    clock.advance(1);
     assert.equal((await client.readReply(WAIT)).lines[0], '421 4.3.2 Service shutting down');
     await client.waitForEnd(WAIT);
+    for (let i = 0; i < 200 && policy.smtpd.activeSessions > 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    clock.advance(1000); // the hang-up grace, should a socket linger
     await closing;
-    assert.ok(Date.now() - started >= 140, 'sessions were given their time');
     assert.equal(policy.smtpd.activeSessions, 0);
     await late.close();
     await client.close();
   } finally {
+    clock.advance(60_000);
     await policy.close();
   }
 });
 
-test('close(): resolves as soon as the last session quits', async () => {
-  const policy = await startPolicy();
+test('close(): resolves as soon as the last session quits, not at the timeout', async () => {
+  const clock = new ManualClock(); // never moved: the 5 s timeout cannot end the wait
+  const policy = await startPolicy({ clock });
   try {
     const { client } = await session(policy);
     const closing = policy.smtpd.close(5000);
-    const started = Date.now();
     assert.equal(await command(client, 'QUIT'), '221 Bye');
     await client.close();
-    await closing;
-    assert.ok(Date.now() - started < 2000);
+    const ended = await Promise.race([closing.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), WAIT))]);
+    assert.ok(ended, 'close() resolved once the last session quit');
+    assert.equal(policy.smtpd.activeSessions, 0);
   } finally {
+    clock.advance(60_000);
     await policy.close();
   }
 });

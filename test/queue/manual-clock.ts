@@ -2,7 +2,8 @@
  * manual-clock — a Clock whose time moves only when a test says so.
  *
  * Decides: `advance(ms)` moves time forward and runs every timer that came due, in due
- * order (timers a callback sets that fall within the advance run too). Never sleeps.
+ * order (timers a callback sets that fall within the advance run too); `pending()` shows
+ * the timers still to fire. Never sleeps.
  * Leaves to others: what the timers do.
  */
 import type { Clock, Timer } from '../../src/clock.js';
@@ -29,6 +30,11 @@ export class ManualClock implements Clock {
     const pending: Pending = { due: this.#now + Math.max(0, ms), fn, cancelled: false };
     this.#timers.push(pending);
     return { cancel: () => void (pending.cancelled = true) };
+  }
+
+  /** How far ahead (ms) each timer still to fire is, soonest first; lets a test see what waits. */
+  pending(): number[] {
+    return this.#timers.filter((timer) => !timer.cancelled).map((timer) => timer.due - this.#now).sort((a, b) => a - b);
   }
 
   /** Moves time forward by `ms` and fires due timers (at most 10,000, a bound for loops). */

@@ -109,7 +109,7 @@ test('queue control: a message in delivery is deleted by aborting it, and never 
       await world.manager.start();
       const id = await world.queue(['x@hole.test']);
       world.manager.kick(id);
-      for (let i = 0; i < 100 && sockets.size === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      for (let i = 0; i < 400 && sockets.size === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 5));
       assert.deepEqual(await world.files('active'), [id]);
       const reply = await runQueueControl(world.directory, { command: 'delete', target: id });
       assert.equal(reply.ok, true);

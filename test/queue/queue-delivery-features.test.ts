@@ -6,12 +6,15 @@ import { MailboxServer } from '../fakes/mailbox-server.js';
 import { delivered, MINUTE, notices, withWorld } from './queue-world.js';
 import { encodeQueueFileHead } from '../../src/queue/queue-file.js';
 import { encodeDeliveryState } from '../../src/queue/delivery-state.js';
-import { newQueueId } from '../../src/queue/queue-id.js';
+import { newQueueId, queueIdTime } from '../../src/queue/queue-id.js';
 
-// First in this file: queue ids carry the arrival time, and earlier tests' ManualClocks
-// ran ahead of this one's start (ids never go back in time within a process).
 test('metrics: queue oldest seconds by queue', async () => {
   await withWorld(async (world) => {
+    // Queue ids carry their arrival time and never go back within a process (queue-id.ts);
+    // another test's clock may have taken them past this world's start. Bring the clock up
+    // to them, so that this test passes wherever it runs in the file.
+    const idTime = queueIdTime(newQueueId(world.clock.now()));
+    world.clock.advance(Math.max(0, idTime - world.clock.now()));
     await world.mailbox.down();
     await world.manager.start();
     world.manager.kick(await world.queue(['bob@example.com']));
@@ -233,32 +236,6 @@ test('delivery: flush DOMAIN delivers only mail for that domain', async () => {
     await world.manager.whenIdle();
     assert.deepEqual(delivered(world).map((m) => m.recipients[0]), ['x@other.test']);
   });
-});
-
-test('delivery: ETRN for a fast_flush_domains domain answers 250 Queuing started and flushes', async () => {
-  await withWorld(
-    async (world) => {
-      await world.manager.start();
-      await world.mailbox.down();
-      world.manager.kick(await world.queue(['bob@example.com']));
-      await world.manager.whenIdle();
-      await world.mailbox.restart();
-      assert.deepEqual(world.manager.etrn('example.com'), { code: 250, enhanced: '', text: 'Queuing started' });
-      await world.manager.whenIdle();
-      assert.equal(delivered(world).length, 1);
-    },
-    { fastFlushDomains: { patterns: ['example.com'], tables: [] } },
-  );
-});
-
-test('delivery: ETRN for a domain outside fast_flush_domains is refused', async () => {
-  await withWorld(
-    async (world) => {
-      await world.manager.start();
-      assert.equal(world.manager.etrn('elsewhere.test').code, 459);
-    },
-    { fastFlushDomains: { patterns: ['example.com'], tables: [] } },
-  );
 });
 
 test('schedule: start builds the deferred schedule from state files without reading queue files', async () => {

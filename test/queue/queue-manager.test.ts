@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer, type Socket } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { delivered, MINUTE, notices, withWorld } from './queue-world.js';
 
 test('queue manager: a kicked message is delivered byte for byte and removed', async () => {
@@ -133,7 +134,10 @@ test('queue manager: a new manager on the same directory delivers what is queued
     await world.restart();
     await world.manager.whenIdle();
     assert.deepEqual(world.mailbox.received.map((m) => m.recipients[0]).sort(), ['carol@example.com', 'dave@example.com']);
-    assert.ok(fresh);
+    const sent = world.capture.events('status=sent').map((line) => line['queueId']);
+    assert.deepEqual(sent.sort(), [leftover, fresh].sort(), 'the one left in active/ and the one in incoming/ were delivered, each once');
+    assert.deepEqual(await world.files('active'), []);
+    assert.deepEqual(await world.files('incoming'), []);
     assert.deepEqual(await world.files('deferred'), [deferredId], 'the deferred one waits for its backoff');
     world.clock.advance(5 * MINUTE);
     await world.manager.whenIdle();
@@ -152,7 +156,8 @@ test('queue manager: a corrupt file goes to corrupt/ and the rest is still deliv
     assert.deepEqual(await world.files('corrupt'), [bad]);
     assert.equal(world.capture.events('corrupt').length, 1);
     assert.deepEqual(world.mailbox.received.map((m) => m.recipients[0]), ['bob@example.com']);
-    assert.ok(good);
+    assert.deepEqual(world.capture.events('status=sent').map((line) => line['queueId']), [good]);
+    assert.deepEqual(await world.files('incoming'), []);
   });
 });
 
@@ -228,16 +233,69 @@ test('queue manager: the queue listing shows a deferred message with its last er
   });
 });
 
-test('queue manager: many messages are all delivered with bounded concurrency', async () => {
-  await withWorld(async (world) => {
-    await world.manager.start();
-    const ids: string[] = [];
-    for (let i = 0; i < 30; i += 1) ids.push(await world.queue([`user${i}@example.com`]));
-    for (const id of ids) world.manager.kick(id);
-    await world.manager.whenIdle();
-    assert.equal(world.mailbox.received.length, 30);
-    assert.deepEqual(await world.files('incoming'), []);
+/**
+ * A mailbox server that holds every transaction's final reply until the test releases it,
+ * and counts the transactions open at once (MAIL FROM seen, final reply not yet sent).
+ */
+async function holdingMailbox() {
+  const held: (() => void)[] = [];
+  const state = { open: 0, peak: 0, delivered: 0 };
+  const server = new SMTPServer({
+    logger: false,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    disableReverseLookup: true,
+    onMailFrom: (_address, _session, callback) => {
+      state.open += 1;
+      state.peak = Math.max(state.peak, state.open);
+      callback();
+    },
+    onData: (stream, _session, callback) => {
+      stream.resume();
+      stream.on('end', () =>
+        held.push(() => {
+          state.open -= 1;
+          state.delivered += 1;
+          callback();
+        }),
+      );
+    },
   });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    state,
+    held,
+    nexthop: `smtp:[127.0.0.1]:${(server.server.address() as { port: number }).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('queue manager: many messages are all delivered, never more than `concurrency` at once', async () => {
+  const mailbox = await holdingMailbox();
+  try {
+    await withWorld(async (world) => {
+      world.routes['example.com'] = mailbox.nexthop;
+      await world.manager.start();
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i += 1) ids.push(await world.queue([`user${i}@example.com`]));
+      for (const id of ids) world.manager.kick(id);
+      // Rounds: wait (bounded, 4 s) until as many transactions are open as the limit allows,
+      // then release them. A manager without the limit opens all 30 at once.
+      for (let round = 0; mailbox.state.delivered < 30; round += 1) {
+        assert.ok(round < 30, 'every round delivers at least one message');
+        const want = Math.min(world.settings.concurrency, 30 - mailbox.state.delivered);
+        for (let i = 0; i < 400 && mailbox.held.length < want; i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+        assert.ok(mailbox.held.length >= want, `${want} transactions open (round ${round}), ${mailbox.held.length} seen`);
+        for (const release of mailbox.held.splice(0)) release();
+      }
+      await world.manager.whenIdle();
+      assert.equal(mailbox.state.peak, world.settings.concurrency, `at most ${world.settings.concurrency} at once, and that many`);
+      assert.equal(world.capture.events('status=sent').length, 30);
+      assert.deepEqual(await world.files('incoming'), []);
+      assert.deepEqual(await world.files('active'), []);
+    });
+  } finally {
+    await mailbox.close();
+  }
 });
 
 test('queue manager: stop abandons a hung delivery after the grace time and loses nothing', async () => {

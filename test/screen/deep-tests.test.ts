@@ -161,7 +161,7 @@ for (const { name, steps, send, after, pipelineEhlo } of pipeliningCases) {
         for (const step of steps) await say(client, step);
         client.send(send);
       }
-      for (let i = 0; i < 100 && !session.events().includes('COMMAND PIPELINING'); i++) await new Promise((r) => setTimeout(r, 5));
+      for (let i = 0; i < 400 && !session.events().includes('COMMAND PIPELINING'); i++) await new Promise((r) => setTimeout(r, 5));
       const line = session.logs.find((entry) => entry.event === 'COMMAND PIPELINING');
       assert.match(String(line?.msg), new RegExp(`^COMMAND PIPELINING from \\[127\\.0\\.40\\.1\\]:\\d+ after ${after}: `));
       assert.deepEqual(session.monitors[0]?.failure(), { test: 'pipelining', reply: { code: 550, enhanced: '5.5.1', text: 'Protocol error' } });

@@ -39,7 +39,7 @@ test('close stops accepting but leaves accepted connections open', async () => {
   const listener = new SmtpListener(['127.0.0.1:0'], (socket) => accepted.push(socket));
   const [bound] = await listener.listen();
   const client = await connectClient({ port: bound!.port });
-  for (let i = 0; i < 100 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 400 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
   await listener.close();
   accepted[0]!.write('220 still here\r\n');
   assert.equal(await client.readLine(1000), '220 still here');
