@@ -100,8 +100,10 @@ test('receiveMessage reads the next chunk only after the previous one is written
   assert.equal(outcome.kind, 'queued');
   assert.equal(recorder.maxInFlight(), 1);
   assert.equal(Buffer.concat(recorder.written.slice(1)).toString(), Buffer.concat(chunks).toString());
+  // A write carries what the stream had buffered when it was read: its highWaterMark (16 KiB
+  // on Node 20, 64 KiB from Node 22) plus a chunk or so; never the 2 MB message.
   const largest = Math.max(...recorder.written.map((chunk) => chunk.length));
-  assert.ok(recorder.written.length > 20 && largest <= 64 * 1024, `${recorder.written.length} writes, the largest ${largest} bytes`);
+  assert.ok(recorder.written.length > 10 && largest <= 256 * 1024, `${recorder.written.length} writes, the largest ${largest} bytes`);
 });
 
 test('receiveMessage: a stream that breaks (client gone) aborts the file', async () => {
