@@ -25,7 +25,7 @@ import type { Config, MatchList } from '../config/value.js';
 import { formatReply, type SmtpReply } from '../errors.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { ScreenVerdict } from '../screen/verdict.js';
+import type { ScreenVerdict } from '../screen-verdict.js';
 import { matchNetwork } from '../tables/match-list.js';
 import { countReply } from './smtp-reply-adapter.js';
 

@@ -232,49 +232,47 @@ export class PolicyConnection extends SMTPConnection {
   }
 
   override handler_MAIL(command: Buffer, callback: () => void): void {
-    const line = command.toString('utf8'); // valid UTF-8: _onCommand checked the bytes
-    if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(line)) {
-      sendReply(this, reply(501, '5.1.7', 'Bad sender address syntax'));
+    const refusal = this.#mailRefusal(command.toString('utf8')); // valid UTF-8: _onCommand checked the bytes
+    if (refusal) {
+      sendReply(this, refusal);
       callback();
       return;
-    }
-    // Outside a transaction (smtp-server answers a nested MAIL with 503), in Postfix's order:
-    // the address, then the parameters, SIZE against message_size_limit (smtp-server's own
-    // 552 has no enhanced code), the SMTPUTF8 rule.
-    if (!this.session.envelope?.mailFrom) {
-      const refusal = this.#parseAddress('mail from', line)
-        ? mailFromFault(splitAddressCommand(line), this.#offer(), this.rules.messageSizeLimit)
-        : reply(501, '5.1.7', 'Bad sender address syntax');
-      if (refusal) {
-        sendReply(this, refusal);
-        callback();
-        return;
-      }
     }
     super.handler_MAIL(command, callback);
   }
 
+  /**
+   * Our refusal of a MAIL command line, if any. Outside a transaction (smtp-server answers
+   * a nested MAIL with 503), in Postfix's order: the address, then the parameters, SIZE
+   * against message_size_limit (smtp-server's own 552 has no enhanced code), the SMTPUTF8 rule.
+   */
+  #mailRefusal(line: string): SmtpReply | undefined {
+    const badSender = reply(501, '5.1.7', 'Bad sender address syntax');
+    if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(line)) return badSender;
+    if (this.session.envelope?.mailFrom) return undefined;
+    return this.#parseAddress('mail from', line) ? mailFromFault(splitAddressCommand(line), this.#offer(), this.rules.messageSizeLimit) : badSender;
+  }
+
   override handler_RCPT(command: Buffer, callback: () => void): void {
-    const line = command.toString('utf8');
-    if (this.rules.strictEnvelopes && !/^RCPT TO:\s?<[^<>]*>(\s|$)/i.test(line)) {
-      sendReply(this, reply(501, '5.1.3', 'Bad recipient address syntax'));
+    const refusal = this.#rcptRefusal(command.toString('utf8'));
+    if (refusal) {
+      sendReply(this, refusal);
       callback();
       return;
     }
-    // In a transaction (smtp-server answers RCPT before MAIL with 503): the address, the
-    // parameters, the SMTPUTF8 rule of this transaction.
-    if (this.session.envelope?.mailFrom) {
-      const parsed = this.#parseAddress('rcpt to', line);
-      const refusal = parsed && parsed.address
-        ? rcptToFault(splitAddressCommand(line), this.#offer(), this.session.envelope.smtpUtf8 === true)
-        : reply(501, '5.1.3', 'Bad recipient address syntax');
-      if (refusal) {
-        sendReply(this, refusal);
-        callback();
-        return;
-      }
-    }
     super.handler_RCPT(command, callback);
+  }
+
+  /**
+   * Our refusal of a RCPT command line, if any. In a transaction (smtp-server answers RCPT
+   * before MAIL with 503): the address, the parameters, the SMTPUTF8 rule of this transaction.
+   */
+  #rcptRefusal(line: string): SmtpReply | undefined {
+    const badRecipient = reply(501, '5.1.3', 'Bad recipient address syntax');
+    if (this.rules.strictEnvelopes && !/^RCPT TO:\s?<[^<>]*>(\s|$)/i.test(line)) return badRecipient;
+    if (!this.session.envelope?.mailFrom) return undefined;
+    const parsed = this.#parseAddress('rcpt to', line);
+    return parsed && parsed.address ? rcptToFault(splitAddressCommand(line), this.#offer(), this.session.envelope.smtpUtf8 === true) : badRecipient;
   }
 
   /**

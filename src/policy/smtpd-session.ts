@@ -15,7 +15,7 @@ import type net from 'node:net';
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { DnsResolver } from '../dns/resolver.js';
 import type { Logger } from '../ops/log.js';
-import type { ScreenVerdict } from '../screen/verdict.js';
+import type { ScreenVerdict } from '../screen-verdict.js';
 import { lookupClientNames } from './client-hostname.js';
 import type { PolicyServiceClient } from './policy-service.js';
 import type { ClientNames, RestrictionRequest, RestrictionSession } from './restriction.js';

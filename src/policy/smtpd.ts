@@ -25,7 +25,7 @@ import type { Clock } from '../clock.js';
 import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { QueueWriter } from '../queue/envelope.js';
-import type { ScreenVerdict } from '../screen/verdict.js';
+import type { ScreenVerdict } from '../screen-verdict.js';
 import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js';
 import { countReply, sendReply, SMTPD_SERVER_REPLY_OPTIONS, toSmtpServerError } from './smtp-reply-adapter.js';
 import type { RestrictionEnvironment } from './restriction.js';
@@ -275,12 +275,19 @@ export class Smtpd {
     return generation;
   }
 
-  #onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+  /**
+   * The state of smtp-server's `session`, or undefined after answering `callback` with
+   * LOST_SESSION (a session smtp-server still runs after ours was dropped: a bug, 421).
+   */
+  #sessionOf(session: SMTPServerSession, callback: (err?: Error | null) => void): SessionState | undefined {
     const state = this.#sessions.get(session.id);
-    if (!state) {
-      callback(toSmtpServerError(LOST_SESSION));
-      return;
-    }
+    if (!state) callback(toSmtpServerError(LOST_SESSION));
+    return state;
+  }
+
+  #onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    const state = this.#sessionOf(session, callback);
+    if (!state) return;
     if (this.#closing) {
       callback(toSmtpServerError(SHUTTING_DOWN));
       return;
@@ -313,11 +320,8 @@ export class Smtpd {
   }
 
   #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
-    const state = this.#sessions.get(session.id);
-    if (!state) {
-      callback(toSmtpServerError(LOST_SESSION));
-      return;
-    }
+    const state = this.#sessionOf(session, callback);
+    if (!state) return;
     state.counts.mail++;
     const deep = deepTestFailure(state, session, { name: 'MAIL', sender: address.address });
     if (deep) {
@@ -361,11 +365,8 @@ export class Smtpd {
   }
 
   #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
-    const state = this.#sessions.get(session.id);
-    if (!state) {
-      callback(toSmtpServerError(LOST_SESSION));
-      return;
-    }
+    const state = this.#sessionOf(session, callback);
+    if (!state) return;
     state.counts.rcpt++;
     void decideRecipient(state, address, session, { resolver: this.#deps.resolver ?? unavailableResolver, metrics: this.#deps.metrics })
       .catch((err: unknown): RcptDecision => {
@@ -432,11 +433,8 @@ export class Smtpd {
   }
 
   #onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {
-    const state = this.#sessions.get(session.id);
-    if (!state) {
-      callback(toSmtpServerError(LOST_SESSION));
-      return;
-    }
+    const state = this.#sessionOf(session, callback);
+    if (!state) return;
     state.counts.data++;
     const settings = state.generation.settings;
     const arrivalTime = this.#deps.clock.now();

@@ -22,7 +22,7 @@ import { formatReply, type SmtpReply } from '../errors.js';
 import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import { escapeBytes } from './pregreet.js';
-import type { DeepTestMonitor, ScreenTest } from './verdict.js';
+import type { DeepTestMonitor, ScreenTest } from '../screen-verdict.js';
 import { isHeaderLine } from '../message/header-field.js';
 
 /** The deep tests, in postscreen's order. */
@@ -82,7 +82,7 @@ export interface DeepTestDeps {
 
 type Phase = 'testing' | 'passed' | 'done';
 
-/** A running monitor; `failure()` is the DeepTestMonitor contract (verdict.ts). */
+/** A running monitor; `failure()` is the DeepTestMonitor contract (screen-verdict.ts). */
 export class DeepTestSession implements DeepTestMonitor {
   readonly #socket: Socket;
   readonly #settings: DeepTestSettings;

@@ -18,7 +18,7 @@
 import type { Action } from '../config/value.js';
 import type { SmtpReply } from '../errors.js';
 import { CACHED_TESTS, type CachedTest } from './verdict-cache.js';
-import type { ScreenOutcome } from './verdict.js';
+import type { ScreenOutcome } from '../screen-verdict.js';
 
 /** The tests decided before the greeting, in the order they run (and fail). */
 export const DECIDED_TESTS = ['access', 'pregreet', 'dnsbl'] as const;

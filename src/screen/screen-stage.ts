@@ -25,7 +25,7 @@ import { DnsblHealth } from './dnsbl-health.js';
 import { Screener } from './screener.js';
 import type { ScreenStageSettings } from './screen-settings.js';
 import { LruVerdictCache } from './verdict-cache.js';
-import type { ScreenVerdict } from './verdict.js';
+import type { ScreenVerdict } from '../screen-verdict.js';
 
 export interface ScreenStageDeps {
   readonly resolver: DnsResolver;

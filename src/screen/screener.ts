@@ -41,7 +41,7 @@ import type { ScreenSettings } from './screen-settings.js';
 import { SCREEN_REPLIES, anyFailure, enforcedFailure, failure, passesToCache, recordPass, screenOutcome, type ScreenDecision, type TestStates } from './screen-decision.js';
 import { TimerQueue } from './timer-queue.js';
 import { testValid, type CacheRecord, type CachedTest, type VerdictCache } from './verdict-cache.js';
-import type { ScreenOutcome, ScreenVerdict } from './verdict.js';
+import type { ScreenOutcome, ScreenVerdict } from '../screen-verdict.js';
 
 export interface ScreenerDeps {
   readonly resolver: DnsResolver;

@@ -15,15 +15,14 @@ import type { ConfigProblem } from '../errors.js';
 import type { LookupTable } from './lookup-table.js';
 import { readLogicalLines } from '../config/logical-line.js';
 import { networkContains, parseIpAddress, parseIpNetwork, type IpAddress, type IpNetwork } from './ip-network.js';
+import { firstRuleMatch, type RuleTree } from './rule-blocks.js';
 
 interface NetworkPattern {
   readonly network: IpNetwork;
   readonly negate: boolean;
 }
 
-type CidrRule =
-  | { readonly kind: 'rule'; readonly pattern: NetworkPattern; readonly result: string }
-  | { readonly kind: 'block'; readonly pattern: NetworkPattern; readonly body: CidrRule[] };
+type CidrRule = RuleTree<NetworkPattern, { readonly kind: 'rule'; readonly pattern: NetworkPattern; readonly result: string }>;
 
 /**
  * Reads the source `text` of a cidr table named `spec`, found in `file` (for problems).
@@ -88,19 +87,5 @@ function matches(pattern: NetworkPattern, address: IpAddress): boolean {
 }
 
 function firstMatch(rules: readonly CidrRule[], address: IpAddress): string | undefined {
-  for (const rule of rules) {
-    if (!matches(rule.pattern, address)) continue;
-    switch (rule.kind) {
-      case 'rule':
-        return rule.result;
-      case 'block': {
-        const result = firstMatch(rule.body, address);
-        if (result !== undefined) return result;
-        break;
-      }
-      default:
-        return rule satisfies never;
-    }
-  }
-  return undefined;
+  return firstRuleMatch(rules, (pattern) => (matches(pattern, address) ? true : undefined), (rule) => rule.result);
 }

@@ -15,6 +15,7 @@
 import type { ConfigProblem } from '../errors.js';
 import type { LookupTable } from './lookup-table.js';
 import { readLogicalLines } from '../config/logical-line.js';
+import { firstRuleMatch, type RuleTree } from './rule-blocks.js';
 
 /** Which dialect the file is written in: regexp_table(5) (POSIX ERE) or pcre_table(5). */
 export type RegexpDialect = 'regexp' | 'pcre';
@@ -24,9 +25,7 @@ interface Pattern {
   readonly negate: boolean;
 }
 
-type RegexpRule =
-  | { readonly kind: 'rule'; readonly pattern: Pattern; readonly result: string; readonly line: number }
-  | { readonly kind: 'block'; readonly pattern: Pattern; readonly body: RegexpRule[] };
+type RegexpRule = RuleTree<Pattern, { readonly kind: 'rule'; readonly pattern: Pattern; readonly result: string; readonly line: number }>;
 
 const POSIX_CLASSES: Readonly<Record<string, string>> = {
   alpha: 'A-Za-z', digit: '0-9', alnum: 'A-Za-z0-9', upper: 'A-Z', lower: 'a-z',
@@ -196,20 +195,13 @@ function substitute(result: string, groups: readonly (string | undefined)[]): st
 }
 
 function firstMatch(rules: readonly RegexpRule[], key: string): { value: string; line: number } | undefined {
-  for (const rule of rules) {
-    const found = rule.pattern.regexp.exec(key);
-    if ((found !== null) === rule.pattern.negate) continue;
-    switch (rule.kind) {
-      case 'rule':
-        return { value: substitute(rule.result, found ?? []), line: rule.line };
-      case 'block': {
-        const result = firstMatch(rule.body, key);
-        if (result !== undefined) return result;
-        break;
-      }
-      default:
-        return rule satisfies never;
-    }
-  }
-  return undefined;
+  return firstRuleMatch(
+    rules,
+    (pattern) => {
+      const found = pattern.regexp.exec(key);
+      // A negated pattern matches when the expression does not; it has no groups ($1 is empty).
+      return (found !== null) === pattern.negate ? undefined : (found ?? []);
+    },
+    (rule, groups: readonly (string | undefined)[]) => ({ value: substitute(rule.result, groups), line: rule.line }),
+  );
 }

@@ -2,7 +2,7 @@
 // every accepted socket goes to `accept` with a made-up ScreenVerdict (the real
 // screen → policy seam: a socket plus a verdict), so smtpd runs without the screen stage.
 import { createServer, type Socket } from 'node:net';
-import type { ScreenVerdict } from '../../src/screen/verdict.js';
+import type { ScreenVerdict } from '../../src/screen-verdict.js';
 
 export interface HandoverServer {
   /** The bound port on 127.0.0.1. */

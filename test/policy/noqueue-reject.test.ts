@@ -4,7 +4,7 @@
 // MAIL names the sender it refuses and no recipient. Read back from the policy stage on loopback.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DeepTestMonitor } from '../../src/screen/verdict.js';
+import type { DeepTestMonitor } from '../../src/screen-verdict.js';
 import { refusedEnvelope, type RefusedCommand } from '../../src/policy/noqueue-reject.js';
 import { runTranscript, startPolicy, type LogLine, type PolicyUnderTest } from './transcript.js';
 

@@ -11,7 +11,7 @@ import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { SmtpdClientLimits, smtpdClientLimitSettingsFromConfig, type ClientLimitSlot, type SmtpdClientLimitSettings } from '../../src/policy/smtpd-client-limits.js';
 import { screenSettingsFromConfig } from '../../src/screen/screen-settings.js';
-import type { ScreenVerdict } from '../../src/screen/verdict.js';
+import type { ScreenVerdict } from '../../src/screen-verdict.js';
 import { connectClient } from '../fakes/scripted-client.js';
 import { ManualClock } from '../queue/manual-clock.js';
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPServer } from 'smtp-server';
-import type { DeepTestMonitor } from '../../src/screen/verdict.js';
+import type { DeepTestMonitor } from '../../src/screen-verdict.js';
 import { connectClient } from '../fakes/scripted-client.js';
 import { pinnedVersion } from '../fakes/dependency-pin.js';
 import { lastLine, runTranscript, startPolicy } from './transcript.js';

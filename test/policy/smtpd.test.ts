@@ -14,7 +14,7 @@ import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import type { Envelope, QueueWriter } from '../../src/queue/envelope.js';
 import { Spool } from '../../src/queue/spool.js';
-import type { ScreenVerdict } from '../../src/screen/verdict.js';
+import type { ScreenVerdict } from '../../src/screen-verdict.js';
 import { Smtpd } from '../../src/policy/smtpd.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from '../../src/policy/smtpd-settings.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';

@@ -18,7 +18,7 @@ import { createNodeResolver } from '../../src/dns/node-resolver.js';
 import { createLogger } from '../../src/ops/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Spool } from '../../src/queue/spool.js';
-import type { ScreenVerdict } from '../../src/screen/verdict.js';
+import type { ScreenVerdict } from '../../src/screen-verdict.js';
 import { Smtpd, type SmtpdDeps } from '../../src/policy/smtpd.js';
 import { smtpdSettingsFromConfig } from '../../src/policy/smtpd-settings.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';

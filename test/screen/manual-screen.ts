@@ -25,7 +25,7 @@ import { SmtpListener } from '../../src/screen/listener.js';
 import { Screener } from '../../src/screen/screener.js';
 import { screenSettingsFromConfig, type ScreenSettings } from '../../src/screen/screen-settings.js';
 import { LruVerdictCache } from '../../src/screen/verdict-cache.js';
-import type { ScreenVerdict } from '../../src/screen/verdict.js';
+import type { ScreenVerdict } from '../../src/screen-verdict.js';
 import { startDnsServer } from '../fakes/dns-server.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { ManualClock } from '../queue/manual-clock.js';

@@ -14,7 +14,7 @@ import { SmtpListener } from '../../src/screen/listener.js';
 import { Screener } from '../../src/screen/screener.js';
 import type { ScreenSettings } from '../../src/screen/screen-settings.js';
 import { LruVerdictCache } from '../../src/screen/verdict-cache.js';
-import type { ScreenVerdict } from '../../src/screen/verdict.js';
+import type { ScreenVerdict } from '../../src/screen-verdict.js';
 import { openTable } from '../../src/tables/open-table.js';
 import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';

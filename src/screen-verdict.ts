@@ -1,15 +1,16 @@
 /*
- * verdict — what the screen stage tells the policy stage about a client.
+ * screen-verdict — what the screen stage tells the policy stage about a client.
  *
  * Decides: the typed `ScreenVerdict` handed over with the socket (README "Design": the
- * screen → policy seam is a socket plus a verdict). An `enforce` verdict means a
+ * screen → policy seam is a socket plus a verdict). It lives beside both stages, as
+ * delivery-request.ts does for queue → delivery, so policy/ imports nothing from screen/. An `enforce` verdict means a
  * postscreen test failed with action enforce: the policy stage lets the session go on
  * and answers every RCPT TO with `reply`, logging helo/sender/recipient (postscreen(8),
  * "enforce").
- * Leaves to others: how the verdict was reached (screener.ts) and how it is applied
- * (policy/smtpd.ts).
+ * Leaves to others: how the verdict was reached (screen/screener.ts) and how it is
+ * applied (policy/smtpd.ts).
  */
-import type { SmtpReply } from '../errors.js';
+import type { SmtpReply } from './errors.js';
 
 /**
  * postscreen tests, in the order postscreen(8) runs them: before the greeting (access,
