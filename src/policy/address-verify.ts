@@ -23,6 +23,7 @@ import type { Logger } from '../ops/log.js';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
 import type { RestrictionCall } from './restriction.js';
 import type { ProbeResult } from './verify-probe.js';
+import type { VerifyAnswer } from './restriction-services.js';
 
 export interface VerifySettings {
   /** ms */
@@ -60,10 +61,6 @@ export interface VerifierDeps {
   readonly directory?: string;
 }
 
-export type VerifyAnswer =
-  | { readonly kind: 'deliverable' }
-  | { readonly kind: 'undeliverable'; readonly text: string }
-  | { readonly kind: 'in-progress' };
 
 const CACHE_FILE = 'verify_cache.json';
 

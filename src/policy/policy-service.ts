@@ -19,6 +19,7 @@ import { unmapIpv4 } from '../tables/ip-network.js';
 import { parseAccessAction } from './access-action.js';
 import { applyAccessAction } from './access-restriction.js';
 import type { RestrictionResult } from './restriction.js';
+import type { PolicyServiceClient } from './restriction-services.js';
 import { subjectOf, type RestrictionCall } from './restriction.js';
 
 export type PolicyTarget = { readonly kind: 'inet'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
@@ -47,11 +48,6 @@ export interface PolicyServiceOptions {
   readonly log: Logger;
 }
 
-/** One policy server. `ask` resolves the action text; never rejects. */
-export interface PolicyServiceClient {
-  ask(attributes: Readonly<Record<string, string>>): Promise<string>;
-  close(): void;
-}
 
 const MAX_QUEUED = 100;
 

@@ -18,9 +18,7 @@ import type { Logger } from '../ops/log.js';
 import type { LookupTable } from '../tables/lookup-table.js';
 import type { RecipientAddress } from './recipient-address.js';
 import type { RelayPolicy } from './relay-control.js';
-import type { PolicyServiceClient } from './policy-service.js';
-import type { SpfOutcome, SpfVerifier } from './spf-check.js';
-import type { RecipientVerifier } from './address-verify.js';
+import type { AddressVerifier, PolicyServiceClient, SpfOutcome, SpfVerifier } from './restriction-services.js';
 
 /** The restriction lists of smtpd(8), in the order they are evaluated at RCPT TO. */
 export const RESTRICTION_STAGES = ['client', 'helo', 'sender', 'relay', 'recipient', 'data', 'etrn'] as const;
@@ -126,7 +124,7 @@ export interface RestrictionEnvironment {
   /** SPF for reject_spf_fail; undefined: the restriction answers dunno and logs once. */
   readonly spf: SpfVerifier | undefined;
   /** Address verification for reject_unverified_recipient. */
-  readonly verifier: RecipientVerifier | undefined;
+  readonly verifier: AddressVerifier | undefined;
 }
 
 /** One restriction as written in a list, with everything it needs bound at load. */

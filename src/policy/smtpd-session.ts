@@ -17,12 +17,11 @@ import type { DnsResolver } from '../dns/resolver.js';
 import type { Logger } from '../ops/log.js';
 import type { ScreenVerdict } from '../screen-verdict.js';
 import { lookupClientNames } from './client-hostname.js';
-import type { PolicyServiceClient } from './policy-service.js';
 import type { ClientNames, RestrictionRequest, RestrictionSession } from './restriction.js';
 import type { RestrictionEnvironment } from './restriction.js';
 import type { PolicyConnection } from './smtpd-connection.js';
 import type { SmtpdSettings } from './smtpd-settings.js';
-import type { SpfOutcome } from './spf-check.js';
+import type { PolicyServiceClient, SpfOutcome } from './restriction-services.js';
 
 /** One smtp-server per settings generation: a reload builds a new one for new sessions. */
 export interface Generation {

@@ -30,7 +30,8 @@ import { cleanupReply, receiveMessage, type CleanupOutcome } from './cleanup.js'
 import { countReply, sendReply, SMTPD_SERVER_REPLY_OPTIONS, toSmtpServerError } from './smtp-reply-adapter.js';
 import type { RestrictionEnvironment } from './restriction.js';
 import { evaluateRestrictions } from './restriction-list.js';
-import { createPolicyServiceClient, parsePolicyTarget, type PolicyServiceClient } from './policy-service.js';
+import { createPolicyServiceClient, parsePolicyTarget } from './policy-service.js';
+import type { PolicyServiceClient } from './restriction-services.js';
 import { createSpfVerifier } from './spf-check.js';
 import { RecipientVerifier } from './address-verify.js';
 import { probeNexthop, probeRecipient } from './verify-probe.js';

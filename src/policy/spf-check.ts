@@ -16,20 +16,8 @@ import { spf } from 'mailauth/lib/spf/index.js';
 import { DnsError, type DnsResolver } from '../dns/resolver.js';
 import { DUNNO, rejectReply, type RestrictionResult } from './restriction.js';
 import type { RestrictionCall } from './restriction.js';
+import type { SpfOutcome, SpfResult, SpfVerifier } from './restriction-services.js';
 
-export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
-
-export interface SpfOutcome {
-  readonly result: SpfResult;
-  /** The `Received-SPF:` header, one line, no CRLF. */
-  readonly header: string;
-  /** mailauth's explanation, for the reply and logs. */
-  readonly comment: string;
-}
-
-export interface SpfVerifier {
-  verify(request: { ip: string; sender: string; helo: string }): Promise<SpfOutcome>;
-}
 
 const ERROR_CODES: Readonly<Record<string, string>> = {
   nxdomain: 'ENOTFOUND', nodata: 'ENODATA', timeout: 'ETIMEOUT', servfail: 'ESERVFAIL', refused: 'EREFUSED', other: 'EFAIL',
