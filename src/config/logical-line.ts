@@ -10,6 +10,7 @@
  * Leaves to others: what a logical line means (main-cf.ts, the table readers).
  * Bugs: a `#` after text is NOT a comment, as in Postfix; it stays in the value.
  */
+import type { ConfigProblem } from '../errors.js';
 
 /** One logical line: its text (trailing white space removed) and first physical line. */
 export interface LogicalLine {
@@ -45,4 +46,14 @@ export function readLogicalLines(text: string): { lines: LogicalLine[]; orphans:
     lines.push({ text: raw.trimEnd(), line: lineNumber });
   }
   return { lines, orphans };
+}
+
+/**
+ * readLogicalLines for a lookup table in `file`: the lines, and a problem for each stray
+ * continuation line (`continuation line without <thing> before it`; `thing` is what a
+ * logical line of the table is, `a rule` or `an entry`). Never throws.
+ */
+export function readTableLines(text: string, file: string, thing: 'a rule' | 'an entry'): { lines: LogicalLine[]; problems: ConfigProblem[] } {
+  const { lines, orphans } = readLogicalLines(text);
+  return { lines, problems: orphans.map((orphan) => ({ file, line: orphan.line, message: `continuation line without ${thing} before it` })) };
 }

@@ -232,13 +232,15 @@ export class PolicyConnection extends SMTPConnection {
   }
 
   override handler_MAIL(command: Buffer, callback: () => void): void {
-    const refusal = this.#mailRefusal(command.toString('utf8')); // valid UTF-8: _onCommand checked the bytes
-    if (refusal) {
-      sendReply(this, refusal);
-      callback();
-      return;
-    }
-    super.handler_MAIL(command, callback);
+    // The line is valid UTF-8: _onCommand checked the bytes.
+    this.#refuseOr(this.#mailRefusal(command.toString('utf8')), callback, () => super.handler_MAIL(command, callback));
+  }
+
+  /** Answers `refusal` and ends the command, or hands it to smtp-server (`next`) when there is none. */
+  #refuseOr(refusal: SmtpReply | undefined, callback: () => void, next: () => void): void {
+    if (!refusal) return next();
+    sendReply(this, refusal);
+    callback();
   }
 
   /**
@@ -254,13 +256,7 @@ export class PolicyConnection extends SMTPConnection {
   }
 
   override handler_RCPT(command: Buffer, callback: () => void): void {
-    const refusal = this.#rcptRefusal(command.toString('utf8'));
-    if (refusal) {
-      sendReply(this, refusal);
-      callback();
-      return;
-    }
-    super.handler_RCPT(command, callback);
+    this.#refuseOr(this.#rcptRefusal(command.toString('utf8')), callback, () => super.handler_RCPT(command, callback));
   }
 
   /**

@@ -13,16 +13,17 @@
  */
 import type { ConfigProblem } from '../errors.js';
 import type { LookupTable } from './lookup-table.js';
-import { readLogicalLines } from '../config/logical-line.js';
+import { readTableLines } from '../config/logical-line.js';
 import { networkContains, parseIpAddress, parseIpNetwork, type IpAddress, type IpNetwork } from './ip-network.js';
-import { firstRuleMatch, type RuleTree } from './rule-blocks.js';
+import { firstRuleMatch, RuleBlocks, type RuleTree } from './rule-blocks.js';
 
 interface NetworkPattern {
   readonly network: IpNetwork;
   readonly negate: boolean;
 }
 
-type CidrRule = RuleTree<NetworkPattern, { readonly kind: 'rule'; readonly pattern: NetworkPattern; readonly result: string }>;
+type CidrLine = { readonly kind: 'rule'; readonly pattern: NetworkPattern; readonly result: string };
+type CidrRule = RuleTree<NetworkPattern, CidrLine>;
 
 /**
  * Reads the source `text` of a cidr table named `spec`, found in `file` (for problems).
@@ -30,25 +31,20 @@ type CidrRule = RuleTree<NetworkPattern, { readonly kind: 'rule'; readonly patte
  * callers must not use the table when problems is non-empty. Never throws.
  */
 export function parseCidrTable(spec: string, text: string, file: string): { table: LookupTable; problems: ConfigProblem[] } {
-  const problems: ConfigProblem[] = [];
-  const { lines, orphans } = readLogicalLines(text);
-  for (const orphan of orphans) problems.push({ file, line: orphan.line, message: 'continuation line without a rule before it' });
-  const top: CidrRule[] = [];
-  const open: { body: CidrRule[]; line: number }[] = [];
+  const { lines, problems } = readTableLines(text, file, 'a rule');
+  const blocks = new RuleBlocks<NetworkPattern, CidrLine>();
   for (const logical of lines) {
-    const body = open[open.length - 1]?.body ?? top;
     const [first = '', ...rest] = logical.text.trim().split(/\s+/);
     if (first === 'endif') {
       if (rest.length > 0) problems.push({ file, line: logical.line, message: 'text after "endif"' });
-      if (open.pop() === undefined) problems.push({ file, line: logical.line, message: '"endif" without "if"' });
+      const unmatched = blocks.closeBlock();
+      if (unmatched) problems.push({ file, line: logical.line, message: unmatched });
       continue;
     }
     if (first === 'if') {
       const pattern = readPattern(rest[0] ?? '', file, logical.line, problems);
       if (rest.length !== 1) problems.push({ file, line: logical.line, message: 'expected "if network/prefix"' });
-      const block: CidrRule[] = [];
-      if (pattern !== undefined) body.push({ kind: 'block', pattern, body: block });
-      open.push({ body: block, line: logical.line });
+      blocks.openBlock(pattern, logical.line);
       continue;
     }
     const pattern = readPattern(first, file, logical.line, problems);
@@ -57,16 +53,16 @@ export function parseCidrTable(spec: string, text: string, file: string): { tabl
       problems.push({ file, line: logical.line, message: `no result after "${first}" (expected "network/prefix result")` });
       continue;
     }
-    if (pattern !== undefined) body.push({ kind: 'rule', pattern, result });
+    if (pattern !== undefined) blocks.add({ kind: 'rule', pattern, result });
   }
-  for (const block of open) problems.push({ file, line: block.line, message: '"if" without "endif"' });
+  problems.push(...blocks.unclosed(file));
   return {
     problems,
     table: {
       spec,
       lookup(key: string): string | undefined {
         const address = parseIpAddress(key);
-        return address === undefined ? undefined : firstMatch(top, address);
+        return address === undefined ? undefined : firstMatch(blocks.top, address);
       },
     },
   };

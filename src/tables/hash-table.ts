@@ -12,7 +12,7 @@
  */
 import type { ConfigProblem } from '../errors.js';
 import type { LookupTable } from './lookup-table.js';
-import { readLogicalLines } from '../config/logical-line.js';
+import { readTableLines } from '../config/logical-line.js';
 
 /**
  * Reads the source `text` of table `spec` from `file` (used in problems).
@@ -20,9 +20,7 @@ import { readLogicalLines } from '../config/logical-line.js';
  * callers must not use the table when problems is non-empty. Never throws.
  */
 export function parseHashTable(spec: string, text: string, file: string): { table: LookupTable; problems: ConfigProblem[] } {
-  const problems: ConfigProblem[] = [];
-  const { lines, orphans } = readLogicalLines(text);
-  for (const orphan of orphans) problems.push({ file, line: orphan.line, message: 'continuation line without an entry before it' });
+  const { lines, problems } = readTableLines(text, file, 'an entry');
   const entries = new Map<string, string>();
   for (const logical of lines) {
     const match = /^(\S+)\s+(\S.*)$/.exec(logical.text);

@@ -14,8 +14,8 @@
  */
 import type { ConfigProblem } from '../errors.js';
 import type { LookupTable } from './lookup-table.js';
-import { readLogicalLines } from '../config/logical-line.js';
-import { firstRuleMatch, type RuleTree } from './rule-blocks.js';
+import { readTableLines } from '../config/logical-line.js';
+import { firstRuleMatch, RuleBlocks, type RuleTree } from './rule-blocks.js';
 
 /** Which dialect the file is written in: regexp_table(5) (POSIX ERE) or pcre_table(5). */
 export type RegexpDialect = 'regexp' | 'pcre';
@@ -25,7 +25,8 @@ interface Pattern {
   readonly negate: boolean;
 }
 
-type RegexpRule = RuleTree<Pattern, { readonly kind: 'rule'; readonly pattern: Pattern; readonly result: string; readonly line: number }>;
+type RegexpLine = { readonly kind: 'rule'; readonly pattern: Pattern; readonly result: string; readonly line: number };
+type RegexpRule = RuleTree<Pattern, RegexpLine>;
 
 const POSIX_CLASSES: Readonly<Record<string, string>> = {
   alpha: 'A-Za-z', digit: '0-9', alnum: 'A-Za-z0-9', upper: 'A-Z', lower: 'a-z',
@@ -45,33 +46,28 @@ export function parseRegexpTable(
   text: string,
   file: string,
 ): { table: LookupTable; problems: ConfigProblem[] } {
-  const problems: ConfigProblem[] = [];
-  const { lines, orphans } = readLogicalLines(text);
-  for (const orphan of orphans) problems.push({ file, line: orphan.line, message: 'continuation line without a rule before it' });
-  const top: RegexpRule[] = [];
-  const open: { body: RegexpRule[]; line: number }[] = [];
+  const { lines, problems } = readTableLines(text, file, 'a rule');
+  const blocks = new RuleBlocks<Pattern, RegexpLine>();
   for (const logical of lines) {
     const problem = (message: string): void => {
       problems.push({ file, line: logical.line, message });
     };
-    const body = open[open.length - 1]?.body ?? top;
     const textLine = logical.text.trim();
     if (textLine === 'endif') {
-      if (open.pop() === undefined) problem('"endif" without "if"');
+      const unmatched = blocks.closeBlock();
+      if (unmatched) problem(unmatched);
       continue;
     }
     const ifMatch = /^if\s+(.*)$/.exec(textLine);
     const parsed = readPattern(ifMatch !== null ? (ifMatch[1] ?? '') : textLine, dialect);
     if ('problem' in parsed) {
       problem(parsed.problem);
-      if (ifMatch !== null) open.push({ body: [], line: logical.line });
+      if (ifMatch !== null) blocks.openBlock(undefined, logical.line);
       continue;
     }
     if (ifMatch !== null) {
       if (parsed.rest !== '') problem(`text after "if" pattern: "${parsed.rest}"`);
-      const block: RegexpRule[] = [];
-      body.push({ kind: 'block', pattern: parsed.pattern, body: block });
-      open.push({ body: block, line: logical.line });
+      blocks.openBlock(parsed.pattern, logical.line);
       continue;
     }
     if (parsed.rest === '') {
@@ -83,15 +79,15 @@ export function parseRegexpTable(
       if (parsed.pattern.negate) problem(`$${reference} in the result of a negated pattern`);
       else if (reference >= groups) problem(`$${reference} in the result but the pattern has ${groups - 1} groups`);
     }
-    body.push({ kind: 'rule', pattern: parsed.pattern, result: parsed.rest, line: logical.line });
+    blocks.add({ kind: 'rule', pattern: parsed.pattern, result: parsed.rest, line: logical.line });
   }
-  for (const block of open) problems.push({ file, line: block.line, message: '"if" without "endif"' });
+  problems.push(...blocks.unclosed(file));
   return {
     problems,
     table: {
       spec,
-      lookup: (key: string): string | undefined => firstMatch(top, key)?.value,
-      find: (key: string) => firstMatch(top, key),
+      lookup: (key: string): string | undefined => firstMatch(blocks.top, key)?.value,
+      find: (key: string) => firstMatch(blocks.top, key),
     },
   };
 }
