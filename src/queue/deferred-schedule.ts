@@ -14,7 +14,7 @@
  * only when its id is new to a rescan.
  */
 import type { Spool } from './spool.js';
-import { isUndelivered, type DeliveryState } from './delivery-state.js';
+import { undeliveredDomains, type DeliveryState } from './delivery-state.js';
 import { recipientDomain } from '../message/envelope.js';
 
 export interface ScheduleEntry {
@@ -87,7 +87,7 @@ export function takeDue(schedule: DeferredSchedule, now: number, owned: Readonly
 
 /** The entry of a message that goes to deferred/ with state `state`. */
 export function scheduleEntry(state: DeliveryState): ScheduleEntry {
-  return { due: state.nextAttempt, domains: [...new Set(state.recipients.filter(isUndelivered).map((r) => recipientDomain(r.address)))] };
+  return { due: state.nextAttempt, domains: undeliveredDomains(state) };
 }
 
 /**

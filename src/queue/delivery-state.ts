@@ -12,6 +12,7 @@
  * Leaves to others: writing it durably (spool.ts), when to change it (queue-manager.ts).
  */
 import type { Envelope } from './envelope.js';
+import { recipientDomain } from '../message/envelope.js';
 
 export const RECIPIENT_STATUSES = ['pending', 'sent', 'deferred', 'bounced'] as const;
 export type RecipientStatus = (typeof RECIPIENT_STATUSES)[number];
@@ -109,12 +110,12 @@ export function decodeDeliveryState(text: string, id: string, envelope: Envelope
  */
 export function scheduleOfState(text: string, id: string): { nextAttempt: number; domains: string[] } | undefined {
   const state = parseDeliveryState(text, id);
-  if (!state) return undefined;
-  const domains = new Set<string>();
-  for (const recipient of state.recipients) {
-    if (isUndelivered(recipient)) domains.add(recipient.address.slice(recipient.address.lastIndexOf('@') + 1).toLowerCase());
-  }
-  return { nextAttempt: state.nextAttempt, domains: [...domains] };
+  return state ? { nextAttempt: state.nextAttempt, domains: undeliveredDomains(state) } : undefined;
+}
+
+/** The lower-case domains of the recipients of `state` still undelivered, each once. */
+export function undeliveredDomains(state: DeliveryState): string[] {
+  return [...new Set(state.recipients.filter(isUndelivered).map((recipient) => recipientDomain(recipient.address)))];
 }
 
 /** The state file's text. */

@@ -29,6 +29,7 @@ import { createLogger } from '../ops/log.js';
 import { Metrics } from '../ops/metrics.js';
 import { isQueueId } from './queue-id.js';
 import { describeCondition, isRepairable } from './corrupt-repair.js';
+import { queuedDomains } from './deferred-schedule.js';
 
 export const CONTROL_COMMANDS = ['flush', 'delete', 'hold', 'release', 'requeue'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
@@ -172,8 +173,8 @@ async function flushQueue(spool: Spool, domain: string, owner: ControlOwner | un
   for (const id of await spool.list('deferred')) {
     if (site) {
       const schedule = await spool.readSchedule(id);
-      const domains = schedule?.domains ?? (await spool.readHead('deferred', id).catch(() => undefined))?.envelope.recipients.map((r) => r.address.slice(r.address.lastIndexOf('@') + 1).toLowerCase());
-      if (!domains?.some((d) => matchesSite(d, site))) continue;
+      const domains = schedule?.domains ?? (await queuedDomains(spool, id));
+      if (!domains.some((d) => matchesSite(d, site))) continue;
     }
     if ((await applyToMessage(spool, 'requeue', id, undefined)).done) count += 1;
   }
