@@ -14,6 +14,7 @@ import { screenSettingsFromConfig } from '../../src/screen/screen-settings.js';
 import type { ScreenVerdict } from '../../src/screen-verdict.js';
 import { connectClient } from '../fakes/scripted-client.js';
 import { ManualClock } from '../queue/manual-clock.js';
+import { until } from '../fakes/wait-until.js';
 
 const NONE = { patterns: [], tables: [] };
 
@@ -135,8 +136,7 @@ for (const { name, input, want } of GATE_CASES) {
       assert.equal(warning?.msg, `${want.event}: 2 from unknown[127.0.40.1] for service smtpd`);
       assert.equal((await metrics.smtpReplies.get()).values.find((v) => v.labels.code === '421')?.value, 1);
       await first.close();
-      for (let i = 0; i < 200 && l.openConnections('127.0.40.1') > 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-      assert.equal(l.openConnections('127.0.40.1'), 0, 'the slot is released when the session socket closes');
+      await until('the slot to be released when the session socket closes', () => l.openConnections('127.0.40.1') === 0);
     });
   });
 }

@@ -22,6 +22,7 @@ import { matchList, memoryTable } from './policy-tables.js';
 import { startHandoverServer } from '../fakes/handover-server.js';
 import { makeCertificate } from '../fakes/certificate.js';
 import { END_RECORD_WRITE, FaultyFileSystem } from '../fakes/faulty-file-system.js';
+import { until } from '../fakes/wait-until.js';
 import { ManualClock } from '../queue/manual-clock.js';
 
 const WAIT = 2000; // upper bound of any single wait; the tests themselves take milliseconds
@@ -108,11 +109,6 @@ async function command(client: ScriptedClient, line: string): Promise<string> {
   client.send(`${line}\r\n`);
   const reply = await client.readReply(WAIT);
   return reply.lines[reply.lines.length - 1]!;
-}
-
-async function until(what: string, ready: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !ready(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  assert.ok(ready(), `timed out waiting for ${what}`);
 }
 
 function incomingFiles(policy: Policy): string[] {
@@ -445,11 +441,8 @@ test('durability contract, group commit: clients whose renames wait for the next
     await fsync.reached(1); // the first commit's directory fsync runs (held)
     const others = [(await session(policy, '127.0.0.3')).client, (await session(policy, '127.0.0.4')).client];
     for (const client of others) await sendMessage(client);
-    // Bounded wait until both later files are renamed into incoming/: they wait for the next fsync.
-    for (let tries = 0; readdirSync(join(directory, 'incoming')).filter((name) => !name.endsWith('.tmp')).length < 3; tries += 1) {
-      assert.ok(tries < 200, 'the later commits reached their rename');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    // Both later files renamed into incoming/: they wait for the next fsync.
+    await until('the later commits to reach their rename', () => readdirSync(join(directory, 'incoming')).filter((name) => !name.endsWith('.tmp')).length === 3);
     for (const client of [first, ...others]) await assertNoReply(client, 'the first directory fsync is pending');
     fsync.releaseOne();
     assert.match((await first.readReply(WAIT)).lines[0]!, /^250 2\.0\.0 /);
