@@ -10,12 +10,14 @@
  * option left true (SMTPD_SERVER_REPLY_OPTIONS) and gives it errors.ts replyText(), our
  * RFC 3463 code at the head of the text: as a handler callback's error
  * (toSmtpServerError) or written by the session (sendReply). Counts replies in
- * `metrics.smtpReplies` (countReply).
+ * `metrics.smtpReplies` (countReply). The replies smtp-server composes itself for a
+ * successful command (MAIL, RCPT, NOOP, RSET, QUIT, STARTTLS) and its idle timeout are
+ * rewritten in smtpd(8)'s words (postfixWording): `250 2.1.0 Ok`, `221 2.0.0 Bye`, ….
  * Leaves to others: which reply to give (relay-control, recipient-check, smtpd).
  * Bugs: ENHANCEDSTATUSCODES is not advertised in EHLO (smtp-server ties the keyword to its
- * own code table), and replies smtp-server composes itself (250 Accepted, 503, its 501 for
- * a duplicate or valueless parameter; the MAIL/RCPT checks smtpd-connection.ts makes first
- * carry ours) have no enhanced code. Postfix advertises it and always sends one.
+ * own code table), and smtp-server's remaining own replies (503, its 501 for a duplicate or
+ * valueless parameter; the MAIL/RCPT checks smtpd-connection.ts makes first carry ours)
+ * have no enhanced code. Postfix advertises it and always sends one.
  */
 import { replyText, type SmtpReply } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -59,6 +61,34 @@ export interface ReplyWriter {
  */
 export function sendReply(connection: ReplyWriter, reply: SmtpReply): void {
   connection.send(reply.code, replyText(reply), false);
+}
+
+/** One reply as smtp-server's send() takes it: code, text (lines), context. */
+export interface ServerReply {
+  readonly code: number;
+  readonly data: string | string[] | null | undefined;
+  readonly context: string | false | undefined;
+}
+
+/**
+ * smtp-server's own success replies and idle-timeout reply in smtpd(8)'s words
+ * (Postfix smtpd.c: mail_cmd "2.1.0 Ok", rcpt_cmd "2.1.5 Ok", noop_cmd/rset_cmd "2.0.0 Ok",
+ * quit_cmd "2.0.0 Bye", starttls "2.0.0 Ready to start TLS", smtpd_timeout "4.4.2 HOST
+ * Error: timeout exceeded"), each with its RFC 3463 code. `hostname` is myhostname.
+ * Any other reply comes back unchanged; context `false` then stops smtp-server from adding
+ * an enhanced code of its own. Matched on smtp-server 3.21.6's exact texts (the version is
+ * pinned), so a reply it rewords stays as it is rather than being guessed at.
+ */
+export function postfixWording(reply: ServerReply, hostname: string): ServerReply {
+  const { code, data, context } = reply;
+  const reworded = (text: string): ServerReply => ({ code, data: text, context: false });
+  if (code === 250 && data === 'Accepted' && context === 'MAIL_FROM_OK') return reworded('2.1.0 Ok');
+  if (code === 250 && data === 'Accepted' && context === 'RCPT_TO_OK') return reworded('2.1.5 Ok');
+  if (code === 250 && (data === 'OK' || data === 'Flushed') && context === undefined) return reworded('2.0.0 Ok');
+  if (code === 221 && data === 'Bye') return reworded('2.0.0 Bye');
+  if (code === 220 && data === 'Ready to start TLS') return reworded('2.0.0 Ready to start TLS');
+  if (code === 421 && data === 'Timeout - closing connection') return reworded(`4.4.2 ${hostname} Error: timeout exceeded`);
+  return reply;
 }
 
 /**

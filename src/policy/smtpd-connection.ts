@@ -28,7 +28,7 @@ import type { SMTPServer } from 'smtp-server';
 import type { Clock } from '../clock.js';
 import type { SmtpReply } from '../errors.js';
 import { commandLineFault } from './command-line.js';
-import { sendReply } from './smtp-reply-adapter.js';
+import { postfixWording, sendReply, type ServerReply } from './smtp-reply-adapter.js';
 import { mailFromFault, rcptToFault, splitAddressCommand, type EsmtpOffer } from './esmtp-parameters.js';
 
 /** smtpd(8) protocol rules from main.cf (see the file head). */
@@ -71,12 +71,6 @@ interface ServerInternals {
   _onClientConnect(data: unknown): void;
 }
 
-interface HeldReply {
-  readonly code: number;
-  readonly data: string | string[] | null | undefined;
-  readonly context: string | false | undefined;
-}
-
 const COMMANDS_NEEDING_HELO = ['MAIL', 'RCPT', 'DATA', 'ETRN', 'BDAT'] as const;
 
 function reply(code: number, enhanced: string, text: string): SmtpReply {
@@ -91,7 +85,7 @@ export class PolicyConnection extends SMTPConnection {
   improperPipelining = false;
   #received = 0;
   #consumed = 0;
-  #held: HeldReply[] | undefined;
+  #held: ServerReply[] | undefined;
   #advertiseEtrn = false;
   #standInHelo = false;
   #excused = false;
@@ -139,7 +133,7 @@ export class PolicyConnection extends SMTPConnection {
     const counted = isError && !this.#excused;
     if (isError) this.#excused = false;
     if (counted) this.errors++;
-    const items: HeldReply[] = [{ code, data, context }];
+    const items: ServerReply[] = [postfixWording({ code, data, context }, this.name)];
     if (counted && this.rules.hardErrorLimit > 0 && this.errors === this.rules.hardErrorLimit) {
       items.push({ code: 421, data: `4.7.0 ${this.name} Error: too many errors`, context: false });
     }
@@ -166,7 +160,7 @@ export class PolicyConnection extends SMTPConnection {
    * to onReply when it reaches the socket: send() writes nothing while a TLS handshake
    * runs or once the socket is gone.
    */
-  #write(item: HeldReply): void {
+  #write(item: ServerReply): void {
     const socket = this._socket;
     if (!this._upgrading && !socket.destroyed && socket.readyState === 'open') this.rules.onReply(item.code);
     super.send(item.code, item.data, item.context);

@@ -55,6 +55,26 @@ async function queuedEnvelope(policy: PolicyUnderTest, id: string): Promise<{ se
   return { sender: envelope.sender, recipients: envelope.recipients.map((rcpt) => rcpt.address) };
 }
 
+test('the replies smtp-server composes for a successful command are in smtpd(8)\'s words, with RFC 3463 codes', () =>
+  withPolicy(MAIN_CF, (policy) =>
+    runTranscript(
+      policy,
+      `C: EHLO client.example
+      S: 250
+      C: NOOP
+      S: 250 2.0.0 Ok
+      C: MAIL FROM:<a@sender.example>
+      S: 250 2.1.0 Ok
+      C: RCPT TO:<joe@example.com>
+      S: 250 2.1.5 Ok
+      C: RSET
+      S: 250 2.0.0 Ok
+      C: QUIT
+      S: 221 2.0.0 Bye`,
+    ),
+  ),
+);
+
 /** The end of a transcript: DATA, a short message, its 250. */
 const SEND_MESSAGE = 'C: DATA\nS: 354\nC: Subject: test\nC:\nC: body\nC: .\nS: 250 2.0.0 Ok: queued as';
 
@@ -110,7 +130,7 @@ test('MAIL and RCPT parameters: unknown or of an extension not offered → 555 5
       C: MAIL FROM:<bad address
       S: 501 5.1.7 Bad sender address syntax
       C: MAIL FROM:<a@sender.example> size=100 body=8bitmime smtputf8
-      S: 250 Accepted
+      S: 250 2.1.0 Ok
       C: MAIL FROM:<b@sender.example> FOO=bar
       S: 503
       C: RCPT TO:<joe@example.com> FOO=bar
@@ -122,7 +142,7 @@ test('MAIL and RCPT parameters: unknown or of an extension not offered → 555 5
       C: RCPT TO:<>
       S: 501 5.1.3 Bad recipient address syntax
       C: RCPT TO:<joe@example.com>
-      S: 250 Accepted
+      S: 250 2.1.5 Ok
       ${SEND_MESSAGE}`,
     );
     await assertQueuedOnce(policy, { sender: 'a@sender.example', recipients: ['joe@example.com'] });
@@ -163,7 +183,7 @@ test('DSN parameters: RET, ENVID, NOTIFY and ORCPT with Postfix smtpd\'s 501 5.5
       C: MAIL FROM:<bad ENVID=QQ+0D
       S: 501 5.1.7 Bad sender address syntax
       C: MAIL FROM:<a@sender.example> ret=hdrs envid=QQ+2B314159+20x
-      S: 250 Accepted
+      S: 250 2.1.0 Ok
       C: RCPT TO:<joe@example.com> NOTIFY=NEVER,SUCCESS
       S: 501 5.5.4 Error: Bad NOTIFY parameter syntax
       C: RCPT TO:<joe@example.com> NOTIFY=
@@ -193,11 +213,11 @@ test('DSN parameters: RET, ENVID, NOTIFY and ORCPT with Postfix smtpd\'s 501 5.5
       C: RCPT TO:<> NOTIFY=SOMETIMES
       S: 501 5.1.3 Bad recipient address syntax
       C: RCPT TO:<joe@example.com> notify=success,delay orcpt=rfc822;Joe+2Bx@Example.COM
-      S: 250 Accepted
+      S: 250 2.1.5 Ok
       C: RCPT TO:<ann@example.com> NOTIFY=NEVER ORCPT=rfc822;list+3Dann@example.com
-      S: 250 Accepted
+      S: 250 2.1.5 Ok
       C: RCPT TO:<bob@example.com>
-      S: 250 Accepted
+      S: 250 2.1.5 Ok
       ${SEND_MESSAGE}`,
     );
     assert.equal(policy.queued.length, 1);
@@ -230,9 +250,9 @@ test('a bare CR in MAIL or RCPT parameters → 501 5.5.2, the session goes on', 
       // smtp-server would split at the CR and take both (known) parameters.
       assert.equal(await say(client, 'MAIL FROM:<a@sender.example> SIZE=100\rBODY=8BITMIME'), '501 5.5.2 Error: bare <CR> received');
       assert.equal(await say(client, 'MAIL FROM:<a@sender.example>\r'), '501 5.5.2 Error: bare <CR> received');
-      assert.equal(await say(client, 'MAIL FROM:<a@sender.example> SIZE=100 BODY=8BITMIME'), '250 Accepted');
+      assert.equal(await say(client, 'MAIL FROM:<a@sender.example> SIZE=100 BODY=8BITMIME'), '250 2.1.0 Ok');
       assert.equal(await say(client, 'RCPT TO:<joe@example.com>\rX'), '501 5.5.2 Error: bare <CR> received');
-      assert.equal(await say(client, 'RCPT TO:<joe@example.com>'), '250 Accepted');
+      assert.equal(await say(client, 'RCPT TO:<joe@example.com>'), '250 2.1.5 Ok');
       assert.match(await sendMessage(client), /^250 2\.0\.0 Ok: queued as /);
       assert.deepEqual(noqueueLines(policy), []);
     });
@@ -252,17 +272,17 @@ test('a non-ASCII address without SMTPUTF8 → 553 5.6.7; with SMTPUTF8 it is ac
       S: 553 5.6.7 Must declare SMTPUTF8 to send unicode address
       # the address as written counts: smtp-server turns xn-- into Unicode, which is no reason to refuse
       C: MAIL FROM:<a@xn--bcher-kva.example>
-      S: 250 Accepted
+      S: 250 2.1.0 Ok
       C: RCPT TO:<jöe@example.com>
       S: 553 5.6.7 Must declare SMTPUTF8 to send unicode address
       C: RCPT TO:<joe@example.com>
-      S: 250 Accepted
+      S: 250 2.1.5 Ok
       C: RSET
       S: 250
       C: MAIL FROM:<jöe@sender.example> SMTPUTF8
-      S: 250 Accepted
+      S: 250 2.1.0 Ok
       C: RCPT TO:<jöe@example.com>
-      S: 250 Accepted
+      S: 250 2.1.5 Ok
       ${SEND_MESSAGE}`,
     );
     await assertQueuedOnce(policy, { sender: 'jöe@sender.example', recipients: ['jöe@example.com'] });
@@ -278,11 +298,11 @@ test('a command line that is not valid UTF-8 → 500 5.5.2 Error: bad UTF-8 synt
       assert.equal(await say(client, bytes('MAIL FROM:<j', [0xff], 'oe@sender.example> SMTPUTF8')), BAD_UTF8);
       assert.match(await say(client, 'RCPT TO:<joe@example.com>'), /^503 /); // no transaction began
       // U+FFFD sent as valid UTF-8 is an ordinary character: the bytes are judged, not smtp-server's decoding.
-      assert.equal(await say(client, 'MAIL FROM:<\uFFFD@sender.example> SMTPUTF8'), '250 Accepted');
+      assert.equal(await say(client, 'MAIL FROM:<\uFFFD@sender.example> SMTPUTF8'), '250 2.1.0 Ok');
       assert.equal(await say(client, bytes('RCPT TO:<', [0xc3, 0x28], 'oe@example.com>')), BAD_UTF8); // truncated sequence
       assert.equal(await say(client, bytes('RCPT TO:<', [0xc0, 0xaf], '@example.com>')), BAD_UTF8); // overlong
       assert.equal(await say(client, bytes('RCPT TO:<', [0xed, 0xa0, 0x80], '@example.com>')), BAD_UTF8); // surrogate
-      assert.equal(await say(client, 'RCPT TO:<ann@example.com>'), '250 Accepted');
+      assert.equal(await say(client, 'RCPT TO:<ann@example.com>'), '250 2.1.5 Ok');
       const done = await sendMessage(client);
       const id = /^250 2\.0\.0 Ok: queued as (\S+)$/.exec(done)?.[1];
       assert.ok(id, done);
@@ -296,9 +316,9 @@ test('smtpd_recipient_limit counts every accepted RCPT: 1,000 times the same add
   withPolicy(MAIN_CF, async (policy) => {
     await withClient(policy, async (client) => {
       assert.match(await say(client, 'EHLO client.example'), /^250 /);
-      assert.equal(await say(client, 'MAIL FROM:<a@sender.example>'), '250 Accepted');
+      assert.equal(await say(client, 'MAIL FROM:<a@sender.example>'), '250 2.1.0 Ok');
       client.send('RCPT TO:<joe@example.com>\r\n'.repeat(1000) + 'RCPT TO:<ann@example.com>\r\n');
-      for (let i = 0; i < 1000; i++) assert.equal(await lastLine(client), '250 Accepted', `RCPT ${i + 1}`);
+      for (let i = 0; i < 1000; i++) assert.equal(await lastLine(client), '250 2.1.5 Ok', `RCPT ${i + 1}`);
       assert.equal(await lastLine(client), '452 4.5.3 Error: too many recipients');
       assert.equal(await say(client, 'RCPT TO:<joe@example.com>'), '452 4.5.3 Error: too many recipients');
       const done = await sendMessage(client);
@@ -306,8 +326,8 @@ test('smtpd_recipient_limit counts every accepted RCPT: 1,000 times the same add
       assert.ok(id, done);
       assert.deepEqual((await queuedEnvelope(policy, id)).recipients, ['joe@example.com']);
       // A new transaction starts counting afresh.
-      assert.equal(await say(client, 'MAIL FROM:<a@sender.example>'), '250 Accepted');
-      assert.equal(await say(client, 'RCPT TO:<ann@example.com>'), '250 Accepted');
+      assert.equal(await say(client, 'MAIL FROM:<a@sender.example>'), '250 2.1.0 Ok');
+      assert.equal(await say(client, 'RCPT TO:<ann@example.com>'), '250 2.1.5 Ok');
       assert.deepEqual(noqueueLines(policy), []); // Postfix logs no NOQUEUE line for the limit
     });
   }),

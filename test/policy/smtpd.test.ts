@@ -156,7 +156,7 @@ test('relay denied: foreign client, foreign domain → 554 5.7.1 and a NOQUEUE l
   const policy = await startPolicy();
   try {
     const { client } = await session(policy);
-    assert.equal(await command(client, 'MAIL FROM:<s@sender.example>'), '250 Accepted');
+    assert.equal(await command(client, 'MAIL FROM:<s@sender.example>'), '250 2.1.0 Ok');
     assert.equal(await command(client, 'RCPT TO:<x@elsewhere.example>'), '554 5.7.1 <x@elsewhere.example>: Relay access denied');
     const line = policy.logs.find((entry) => entry.event === 'NOQUEUE: reject');
     assert.equal(
@@ -286,7 +286,7 @@ test('a message is queued with a Received: header naming its queue id, body byte
     assert.equal(await replyCount(policy.metrics, 354), 1);
     assert.equal(await replyCount(policy.metrics, 250), 4); // EHLO, MAIL, RCPT, end of DATA
     assert.equal(await replyCount(policy.metrics, 220), 1);
-    assert.equal(await command(client, 'QUIT'), '221 Bye');
+    assert.equal(await command(client, 'QUIT'), '221 2.0.0 Bye');
     await client.close();
   } finally {
     await policy.close();
@@ -304,7 +304,7 @@ test('oversize message → 552 5.3.4 after the final dot, nothing queued, sessio
     assert.equal((await client.readReply(WAIT)).lines[0], '552 5.3.4 Message size exceeds fixed limit');
     await until('the partial file to go', () => incomingFiles(policy).length === 0);
     assert.deepEqual(policy.queued, []);
-    assert.equal(await command(client, 'RSET'), '250 Flushed');
+    assert.equal(await command(client, 'RSET'), '250 2.0.0 Ok');
     assert.equal(policy.logs.find((entry) => entry.event === 'reject')?.code, 552);
     await client.close();
   } finally {
@@ -513,7 +513,7 @@ test('close(): resolves as soon as the last session quits, not at the timeout', 
   try {
     const { client } = await session(policy);
     const closing = policy.smtpd.close(5000);
-    assert.equal(await command(client, 'QUIT'), '221 Bye');
+    assert.equal(await command(client, 'QUIT'), '221 2.0.0 Bye');
     await client.close();
     const ended = await Promise.race([closing.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), WAIT))]);
     assert.ok(ended, 'close() resolved once the last session quit');
@@ -628,7 +628,7 @@ test('at log level debug, smtp-server\'s own lines reach the log with the sessio
   const policy = await startPolicy({ logLevel: 'debug' });
   try {
     const { client } = await session(policy);
-    assert.equal(await command(client, 'NOOP'), '250 OK');
+    assert.equal(await command(client, 'NOOP'), '250 2.0.0 Ok');
     await client.close();
     await until('the session to end', () => policy.smtpd.activeSessions === 0);
     const own = policy.logs.filter((entry) => entry.component === 'smtp-server');
