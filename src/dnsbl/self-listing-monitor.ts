@@ -92,6 +92,11 @@ export class SelfListingMonitor {
     else if (previous.intervalMs !== next.intervalMs && this.#running === undefined) this.#arm();
   }
 
+  /** Resolves when no round is running (the one running now, and any it queued, are done). */
+  settled(): Promise<void> {
+    return this.#running ?? Promise.resolve();
+  }
+
   /** Runs a round now (one at a time: a call during a round runs another after it). Resolves when the rounds are done. */
   runRound(): Promise<void> {
     if (this.#running) {
