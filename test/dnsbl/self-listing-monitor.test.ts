@@ -128,6 +128,13 @@ test('a site that starts answering 127.255.255.254 to everything: could not chec
     assert.equal(checks.length, 1, 'one warning per change, not per round');
     assert.equal(checks[0]?.['success'], false);
     assert.equal(checks[0]?.['msg'], `self-listing: could not check DNSBL site ${ZONE}: test point 127.0.0.1 is listed`);
+
+    dns.clearZone(ZONE); // the resolver is accepted again: the listing is still there
+    await nextRound(world);
+    assert.equal(await gauge(metrics.selfListingCheckSuccess, { site: ZONE }), 1);
+    const again = capture.events('SELF LISTING CHECK');
+    assert.deepEqual(again.map((line) => [line['success'], line['level']]), [[false, 'warn'], [true, 'info']]);
+    assert.equal(capture.events('SELF LISTED').length, 1, 'known listed all along: no second SELF LISTED');
   } finally {
     await world.close();
   }
@@ -143,6 +150,14 @@ test('a site that times out from the first round: no mxscreen_self_listed series
     assert.equal(await gauge(metrics.selfListed, { site: 'silent.dnsbl.test', address: OURS }), undefined, 'nothing known yet: no series');
     assert.equal(await gauge(metrics.selfListingCheckSuccess, { site: 'silent.dnsbl.test' }), 0);
     assert.deepEqual(capture.events('SELF LISTING CHECK').map((line) => line['success']), [false]);
+    await nextRound(world);
+    assert.equal(capture.events('SELF LISTING CHECK').length, 1, 'still silent: no second warning');
+
+    dns.clearZone('silent.dnsbl.test');
+    dns.listDnsbl('silent.dnsbl.test', '127.0.0.2', ['127.0.0.2']);
+    await nextRound(world);
+    assert.deepEqual(capture.events('SELF LISTING CHECK').map((line) => line['success']), [false, true]);
+    assert.equal(await gauge(metrics.selfListed, { site: 'silent.dnsbl.test', address: OURS }), 0, 'known now: not listed');
   } finally {
     await world.close();
   }

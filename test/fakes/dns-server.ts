@@ -77,6 +77,8 @@ export interface FakeDns {
   setZoneA(zone: string, addresses: readonly string[], ttl?: number): void;
   /** No query for a name in `zone` (or below) is ever answered. */
   setZoneNoAnswer(zone: string): void;
+  /** Undoes setZoneA / setZoneNoAnswer for `zone`: its names answer as set one by one again. */
+  clearZone(zone: string): void;
   /** Every answer from now on is sent `ms` after its query arrived (0: at once). */
   setAnswerDelay(ms: number): void;
   /** How many queries for `name` (any type, or only `type`) arrived. */
@@ -230,6 +232,9 @@ export async function startDnsServer(): Promise<FakeDns> {
     },
     setZoneNoAnswer(zone) {
       zones.set(key(zone), 'no-answer');
+    },
+    clearZone(zone) {
+      zones.delete(key(zone));
     },
     setAnswerDelay(ms) {
       answerDelayMs = Math.max(0, ms);
