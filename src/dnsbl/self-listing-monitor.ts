@@ -87,7 +87,8 @@ export class SelfListingMonitor {
       this.#checkable.delete(site);
       this.#deps.metrics.selfListingCheckSuccess.remove({ site });
     }
-    const changed = previous.addresses.join(' ') !== next.addresses.join(' ') || previous.sites.map((s) => s.domain).join(' ') !== next.sites.map((s) => s.domain).join(' ');
+    const siteList = (settings: SelfListingSettings) => settings.sites.map((site) => `${site.domain}=${site.shown}`).join(' ');
+    const changed = previous.addresses.join(' ') !== next.addresses.join(' ') || siteList(previous) !== siteList(next);
     if (changed) void this.runRound();
     else if (previous.intervalMs !== next.intervalMs && this.#running === undefined) this.#arm();
   }

@@ -2,19 +2,17 @@
  * self-listing — one round of "are our own addresses listed?": every address × site, with
  * the npm dnsbl package, read as listed / not listed / could not check.
  *
- * Decides: each site is asked with one dnsbl `batch` of our addresses plus its RFC 5782 §5
- * test points (IPv4 127.0.0.2 must be listed and 127.0.0.1 must not; IPv6 ::ffff:7f00:2 /
- * ::ffff:7f00:1, asked only when an IPv6 address is checked). dnsbl reads every DNS failure
- * and its own timeout as "not listed", so a site whose test points fail (no answer, SERVFAIL,
- * a resolver the list refuses and answers 127.255.255.254 to everything) or whose batch ran
- * into the time limit is "could not check" for the addresses of that family, never "not
- * listed". The reason of a listing is the site's TXT record, asked afterwards with `lookup`.
- * Leaves to others: when rounds run and what a change means (self-listing-monitor.ts), the
- * table and exit status of `mxscreen rbl-check` (rbl-check.ts), main.cf (self-listing-settings.ts).
- * Bugs: dnsbl gives booleans, not A records, so an error code (127.255.255.0/24) answered
- * for our address alone reads as a listing; the test points catch a site that answers one
- * to every query. A query c-ares gives up on before the time limit (about 27 s with its
- * defaults, hence the 20 s cap) would read as not listed.
+ * Decides: each site gets one dnsbl `batch` of our addresses plus its RFC 5782 §5 test
+ * points (127.0.0.2 listed, 127.0.0.1 not; for IPv6 addresses ::ffff:7f00:2 / ::ffff:7f00:1).
+ * dnsbl reads every DNS failure and its own timeout as "not listed", so a site whose test
+ * points fail (no answer, SERVFAIL, 127.255.255.254 to everything from a refused resolver)
+ * or whose batch ran into the time limit is "could not check" for that address family. A
+ * listing's reason is its TXT record, asked afterwards with `lookup`.
+ * Leaves to others: the schedule and what a change means (self-listing-monitor.ts), the
+ * rbl-check table (rbl-check.ts), main.cf (self-listing-settings.ts).
+ * Bugs: dnsbl gives booleans, not A records: an error code answered for our address alone
+ * reads as a listing. A query c-ares gives up on before the time limit (~27 s by default,
+ * hence the 20 s cap) reads as not listed. dnsbl leaves a timer of the time limit per query.
  */
 import { isIPv6 } from 'node:net';
 import { getServers } from 'node:dns';
