@@ -12,7 +12,8 @@
  * rbl-check table (rbl-check.ts), main.cf (self-listing-settings.ts).
  * Bugs: dnsbl gives booleans, not A records: an error code answered for our address alone
  * reads as a listing. A query c-ares gives up on before the time limit (~27 s by default,
- * hence the 20 s cap) reads as not listed. dnsbl leaves a timer of the time limit per query.
+ * hence the 20 s cap) reads as not listed. dnsbl leaves an uncleared timer of the time
+ * limit behind each query that finds nothing, which can hold a stopping process that long.
  */
 import { isIPv6 } from 'node:net';
 import { getServers } from 'node:dns';

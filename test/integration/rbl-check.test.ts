@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDnsServer, type FakeDns } from '../fakes/dns-server.js';
 import { repositoryRoot } from '../fakes/repository-root.js';
@@ -108,7 +108,7 @@ test('rbl-check: listed wins over could not check (exit 1); a bad main.cf is exi
   }
 });
 
-test('a running mxscreen checks mxscreen_self_listing_addresses at start on postscreen_dnsbl_sites and exports mxscreen_self_listed{site,address}', async () => {
+test('a running mxscreen checks mxscreen_self_listing_addresses at start on postscreen_dnsbl_sites, exports mxscreen_self_listed{site,address}, and a reload checks the new addresses at once', async () => {
   const chain = await startChain([`mxscreen_self_listing_addresses = ${LISTED}`]);
   try {
     chain.dns.listDnsbl(ZONE, LISTED, ['127.0.0.2']);
@@ -118,6 +118,15 @@ test('a running mxscreen checks mxscreen_self_listing_addresses at start on post
     const text = await chain.mx.metrics.registry.metrics();
     assert.ok(text.includes(`mxscreen_self_listed{site="${ZONE}",address="${LISTED}"} 1`), text);
     assert.ok(text.includes(`mxscreen_self_listing_check_success{site="${ZONE}"} 1`));
+
+    chain.dns.listDnsbl(ZONE, '192.0.2.27', ['127.0.0.2']);
+    appendFileSync(chain.configFile, 'mxscreen_self_listing_addresses = 192.0.2.27\n'); // the later setting wins
+    assert.equal(await chain.mx.reload(), true);
+    const reloaded = await chain.log.waitFor((entry) => entry.event === 'SELF LISTED' && entry['address'] === '192.0.2.27');
+    assert.equal(reloaded.msg, `our address 192.0.2.27 is listed by ${ZONE}`);
+    const after = await chain.mx.metrics.registry.metrics();
+    assert.ok(after.includes(`mxscreen_self_listed{site="${ZONE}",address="192.0.2.27"} 1`), after);
+    assert.ok(!after.includes(`address="${LISTED}"`), 'a reload that drops an address removes its series');
   } finally {
     await chain.close();
   }
