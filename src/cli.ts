@@ -1,15 +1,16 @@
 /*
- * cli — the `mxscreen` command: start | check-config | queue list|show|flush|delete|hold|release|requeue | sink.
+ * cli — the `mxscreen` command: start | check-config | queue list|show|flush|delete|hold|release|requeue | sink | spf-cidr | rbl-check.
  *
  * Decides: command names, options (`-c FILE` = `--config FILE`), exit codes (0 ok,
- * 1 configuration or runtime error, 64 usage error, as sysexits EX_USAGE) and the
+ * 1 configuration or runtime error, 64 usage error, as sysexits EX_USAGE; rbl-check has
+ * check_rbl's own: 0 none listed, 1 listed, 2 could not check or a bad main.cf) and the
  * signals of a running filter: SIGTERM/SIGINT = graceful stop, SIGHUP = reload.
  * Leaves to others: what each command does (main.ts, config/, queue/, sink/).
  */
 import { parseArgs } from 'node:util';
 import { checkConfiguration, startMxscreen } from './main.js';
 import { loadConfig } from './config/config.js';
-import { formatProblem, MxError } from './errors.js';
+import { ConfigError, formatProblem, MxError } from './errors.js';
 import { listQueue, formatQueueListing } from './queue/spool.js';
 import { queueSettingsFromConfig } from './queue/queue-settings.js';
 import { runQueueControl, type ControlCommand } from './queue/queue-control.js';
@@ -18,6 +19,7 @@ import { Sink } from './sink/sink.js';
 import { createLogger } from './ops/log.js';
 import { spfCidrCommand } from './policy/spf-cidr.js';
 import { createNodeResolver } from './dns/node-resolver.js';
+import { RBL_CHECK_EXIT, RblCheckUsage, rblCheck } from './dnsbl/rbl-check.js';
 
 const USAGE = `usage:
   mxscreen start --config FILE          run the filter in the foreground (JSON logs on stdout)
@@ -35,6 +37,9 @@ const USAGE = `usage:
                                         accept and count mail, like Postfix smtp-sink
   mxscreen spf-cidr DOMAIN... [--config FILE]
                                         the ip4:/ip6: networks of the domains' SPF records as a cidr: table
+  mxscreen rbl-check [--config FILE] [--site DOMAIN]... [ADDRESS...]
+                                        are our addresses listed? address x site: listed / not listed /
+                                        could not check; exit 0 none listed, 1 listed, 2 could not check
 options:
   -c, --config FILE   main.cf to use
 `;
@@ -55,6 +60,7 @@ async function main(argv: readonly string[]): Promise<number> {
       listen: { type: 'string' },
       dir: { type: 'string' },
       json: { type: 'boolean' },
+      site: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -98,6 +104,8 @@ async function main(argv: readonly string[]): Promise<number> {
       const servers = configFile ? loadConfig(configFile).get('mxscreen_dns_servers') : [];
       return spfCidrCommand(domains, createNodeResolver({ servers, timeoutMs: 5000 }), (text) => process.stdout.write(text));
     }
+    case 'rbl-check':
+      return rblCheckCommand(configFile, positionals.slice(1), values.site ?? []);
     case undefined:
       usage('no command given');
     default:
@@ -138,6 +146,25 @@ async function queueCommand(subcommand: string | undefined, argument: string | u
     default:
       usage(`unknown queue command "${subcommand ?? ''}"`);
   }
+}
+
+/**
+ * `mxscreen rbl-check`: prints the table and exits at once with its status (rbl-check.ts).
+ * Exits rather than returns: the dnsbl package leaves a timer of the time limit behind
+ * every query that does not find a listing, which would hold the process that long.
+ */
+async function rblCheckCommand(configFile: string | undefined, addresses: readonly string[], sites: readonly string[]): Promise<never> {
+  let result: { text: string; status: number };
+  try {
+    result = await rblCheck({ configFile, addresses, sites });
+  } catch (error) {
+    if (error instanceof RblCheckUsage) usage(`rbl-check: ${error.message}`);
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`mxscreen: ${error.message}\n`);
+    result = { text: '', status: RBL_CHECK_EXIT.couldNotCheck };
+  }
+  await new Promise<void>((resolve) => process.stdout.write(result.text, () => resolve()));
+  process.exit(result.status);
 }
 
 /** Runs the filter until SIGTERM/SIGINT; SIGHUP reloads. Resolves the exit code. */

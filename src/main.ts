@@ -11,7 +11,8 @@
  * verdict cache size and retention) keeps its old value and is logged, one WARN line each,
  * as taking effect after a restart.
  * Leaves to others: everything the stages decide and own (screen/screen-stage.ts with its
- * cache cleanup and DNSBL self-test, policy/, queue/, delivery/).
+ * cache cleanup and DNSBL self-test, policy/, queue/, delivery/, and the self-listing
+ * monitor, dnsbl/self-listing-monitor.ts, which runs beside them).
  * Bugs: one process runs all stages; README "Design", More than one core, is a later step.
  */
 import type { DestinationStream } from 'pino';
@@ -36,6 +37,8 @@ import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-sett
 import { Spool } from './queue/spool.js';
 import { QueueManager } from './queue/queue-manager.js';
 import { queueSettingsFromConfig, type QueueSettings } from './queue/queue-settings.js';
+import { SelfListingMonitor } from './dnsbl/self-listing-monitor.js';
+import { selfListingSettingsFromConfig, type SelfListingSettings } from './dnsbl/self-listing-settings.js';
 
 export interface MxscreenOptions {
   /** Path of main.cf. */
@@ -90,6 +93,8 @@ export interface StageSettings {
   /** smtpd's anvil(8) limits, applied at the handover before the session starts. */
   readonly smtpdClientLimits: SmtpdClientLimitSettings;
   readonly queue: QueueSettings;
+  /** The self-listing monitor's (mxscreen_self_listing_*). */
+  readonly selfListing: SelfListingSettings;
 }
 
 /**
@@ -110,8 +115,9 @@ export function stageSettingsFromConfig(config: Config): StageSettings {
   const screen = attempt(() => screenStageSettingsFromConfig(config));
   const smtpd = attempt(() => smtpdSettingsFromConfig(config));
   const queue = attempt(() => queueSettingsFromConfig(config));
-  if (!screen || !smtpd || !queue) throw new ConfigError(problems);
-  return { screen, smtpd, smtpdClientLimits: smtpdClientLimitSettingsFromConfig(config), queue };
+  const selfListing = attempt(() => selfListingSettingsFromConfig(config));
+  if (!screen || !smtpd || !queue || !selfListing) throw new ConfigError(problems);
+  return { screen, smtpd, smtpdClientLimits: smtpdClientLimitSettingsFromConfig(config), queue, selfListing };
 }
 
 /**
@@ -145,6 +151,8 @@ interface Stages {
   readonly smtpd: Smtpd;
   readonly clientLimits: SmtpdClientLimits;
   readonly screen: ScreenStage;
+  /** Are our own addresses listed? (its own DNS path: the dnsbl package on mxscreen_dns_servers) */
+  readonly selfListing: SelfListingMonitor;
 }
 
 /** What mxscreen listens on: the SMTP sockets (the screen stage's) and the /metrics endpoint. */
@@ -211,7 +219,9 @@ async function startStages(settings: StageSettings, shared: Shared): Promise<Sta
     // smtpd(8): the anvil limits first (421 instead of the 220), then the session.
     handoff: (socket, verdict) => clientLimits.gate(socket, verdict, () => smtpd.accept(socket, verdict)),
   });
-  return { spool, queue, smtpd, clientLimits, screen };
+  const selfListing = new SelfListingMonitor(settings.selfListing, { clock, log, metrics });
+  selfListing.start();
+  return { spool, queue, smtpd, clientLimits, screen, selfListing };
 }
 
 /** Binds mxscreen_listen and mxscreen_metrics_listen; on an error stops the stages and throws it. */
@@ -224,6 +234,7 @@ async function listen(config: Config, stages: Stages, metrics: Metrics): Promise
     return { listener, smtp, metricsEndpoint };
   } catch (error) {
     await listener.close();
+    stages.selfListing.stop();
     stages.screen.stop();
     await stages.queue.stop();
     stages.spool.close();
@@ -288,8 +299,9 @@ class RunningMxscreen implements Mxscreen {
     for (const name of restartOnlyChanges(this.#config, next)) {
       this.log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
     }
-    const { screen, smtpd, clientLimits, queue } = this.#stages;
+    const { screen, smtpd, clientLimits, queue, selfListing } = this.#stages;
     screen.setSettings(settings.screen);
+    selfListing.setSettings(settings.selfListing);
     smtpd.setSettings(settings.smtpd);
     clientLimits.setSettings(settings.smtpdClientLimits);
     queue.setSettings(settings.queue);
@@ -302,8 +314,9 @@ class RunningMxscreen implements Mxscreen {
   /** Stops accepting, then the stages in reverse order of their start: screen, policy, queue. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { screen, smtpd, queue, spool } = this.#stages;
+      const { screen, smtpd, queue, spool, selfListing } = this.#stages;
       this.#watcher.stop();
+      selfListing.stop();
       await this.#endpoints.listener.close();
       screen.stop();
       await smtpd.close(this.#config.get('mxscreen_shutdown_timeout'));

@@ -104,6 +104,11 @@ export const CATALOGUE = [
   { name: 'postscreen_command_time_limit', kind: 'time', default: '300s', unit: 's', doc: 'Time limit for each command before the client passes the deep tests, or in a whole vetoed session (10s in stress mode; COMMAND TIME LIMIT).' },
   { name: 'line_length_limit', kind: 'integer', default: '2048', doc: 'Longest command line in bytes before the client passes the deep tests, or in a whole vetoed session (COMMAND LENGTH LIMIT, 421).' },
 
+  // --- self-listing monitor (are our own addresses on a DNSBL?) ---
+  { name: 'mxscreen_self_listing_addresses', kind: 'list', default: '', doc: 'Our own public IPv4/IPv6 addresses (sending and receiving) to check on DNSBL sites; empty disables the monitor (mxscreen cannot guess them: NAT, several interfaces, outbound source addresses).' },
+  { name: 'mxscreen_self_listing_sites', kind: 'list', default: '$postscreen_dnsbl_sites', doc: 'DNSBL sites the addresses are checked on; entries with a positive weight count, =filter and *weight are ignored.' },
+  { name: 'mxscreen_self_listing_interval', kind: 'time', default: '1h', unit: 's', doc: 'Time between two self-listing rounds (Spamhaus and other lists ask not to query more often).' },
+
   // --- smtpd(8) ---
   { name: 'smtpd_banner', kind: 'string', default: '$myhostname ESMTP $mail_name', doc: 'Text after 220 in the greeting; must begin with the host name followed by ESMTP.' },
   { name: 'smtpd_timeout', kind: 'time', default: '300s', unit: 's', doc: 'Time limit for a client to send a command or data.' },

@@ -5,8 +5,9 @@
  * §4.3.1 greeting; smtp-server writes it as `name ESMTP text`); literal mynetworks
  * patterns that look like addresses are valid networks with zero host bits (postconf(5)
  * mynetworks); mxscreen_listen and mxscreen_metrics_listen are `host:port` or
- * `[ipv6]:port`; mxscreen_dns_servers are `ip`, `ip:port` or `[ipv6]:port`; the cleanup(8)
- * safety limits (header_size_limit, mime_*_limit, mxscreen_*_count_limit) are at least 1.
+ * `[ipv6]:port`; mxscreen_dns_servers are `ip`, `ip:port` or `[ipv6]:port`;
+ * mxscreen_self_listing_addresses are IPv4 or IPv6 addresses; the cleanup(8) safety
+ * limits (header_size_limit, mime_*_limit, mxscreen_*_count_limit) are at least 1.
  * Leaves to others: kind syntax (parameter-kind.ts); what the values do (each stage).
  * Bugs: host names in listen addresses are not resolved here; no cross-parameter
  * ordering checks (minimal ≤ maximal backoff) since Postfix has none either.
@@ -36,6 +37,8 @@ export const PARAMETER_CHECKS: { readonly [N in ParameterName]?: (value: unknown
   mxscreen_listen: (value) => (value as readonly string[]).flatMap((address) => checkHostPort(address, true)),
   mxscreen_metrics_listen: (value) => (String(value) === '' ? [] : checkHostPort(String(value), true)),
   mxscreen_dns_servers: (value) => (value as readonly string[]).flatMap((server) => checkHostPort(server, false)),
+  mxscreen_self_listing_addresses: (value) =>
+    (value as readonly string[]).filter((address) => isIP(address) === 0).map((address) => `bad address "${address}" (expected an IPv4 or IPv6 address, without brackets or prefix)`),
   header_size_limit: atLeastOne,
   mxscreen_header_count_limit: atLeastOne,
   mime_nesting_limit: atLeastOne,

@@ -60,6 +60,14 @@ export class Metrics {
   /** 1 while the nexthop answers, 0 while it is remembered as dead (its mail is deferred without a connection). */
   readonly nexthopUp = new Gauge({ name: 'mxscreen_nexthop_up', help: 'Nexthop reachability as the queue manager last saw it (1 up, 0 dead).', labelNames: ['nexthop'] as const, registers: [this.registry] });
 
+  /**
+   * 1 while `site` lists our own `address` (mxscreen_self_listing_addresses, a bounded set from main.cf), 0 while it does not.
+   * A round that could not check keeps the last known value; no series before the first round that could tell.
+   */
+  readonly selfListed = new Gauge({ name: 'mxscreen_self_listed', help: 'Our own address listed by a DNSBL site (1 listed, 0 not; the last known value while the site cannot be checked).', labelNames: ['site', 'address'] as const, registers: [this.registry] });
+  /** 1 when the last self-listing round could tell for every address on `site` (RFC 5782 test points answered right, within the time limit), else 0. */
+  readonly selfListingCheckSuccess = new Gauge({ name: 'mxscreen_self_listing_check_success', help: 'Whether the last self-listing round could check the DNSBL site (1 yes, 0 could not check).', labelNames: ['site'] as const, registers: [this.registry] });
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mxscreen_' });
   }

@@ -5,7 +5,9 @@
  * get those records (with their TTL, authoritative); a known name asked for another
  * type gets NOERROR with no answer (c-ares: ENODATA); an unknown name gets NXDOMAIN;
  * setServfail → SERVFAIL; setNoAnswer → the query is never answered (timeouts);
- * setAnswerDelay → every answer leaves that many ms late (a slow DNSBL). Every query is
+ * setAnswerDelay → every answer leaves that many ms late (a slow DNSBL); setZoneA → every
+ * name in a zone has those A records (a DNSBL answering 127.255.255.254 to a resolver it
+ * refuses); setZoneNoAnswer → no name in a zone is ever answered. Every query is
  * logged (name, type, time) so tests can count them.
  * Leaves to others: DNSBL return codes and zones (tests choose them; use fake zones such
  * as zen.dnsbl.test, never real ones).
@@ -71,6 +73,12 @@ export interface FakeDns {
   setNoAnswer(name: string): void;
   /** Queries for `name` are answered SERVFAIL. */
   setServfail(name: string): void;
+  /** Every name in `zone` (and below it) answers A queries with `addresses`, other types with no data; names set otherwise included. */
+  setZoneA(zone: string, addresses: readonly string[], ttl?: number): void;
+  /** No query for a name in `zone` (or below) is ever answered. */
+  setZoneNoAnswer(zone: string): void;
+  /** Undoes setZoneA / setZoneNoAnswer for `zone`: its names answer as set one by one again. */
+  clearZone(zone: string): void;
   /** Every answer from now on is sent `ms` after its query arrived (0: at once). */
   setAnswerDelay(ms: number): void;
   /** How many queries for `name` (any type, or only `type`) arrived. */
@@ -103,6 +111,12 @@ export async function startDnsServer(): Promise<FakeDns> {
   const records = new Map<string, NameRecords>();
   const misbehaviour = new Map<string, Misbehaviour>();
   const queries: DnsQueryLogEntry[] = [];
+  const zones = new Map<string, { a: string[]; ttl: number } | 'no-answer'>();
+  /** The zone rule for `name`: its own zone or the closest enclosing one. */
+  const zoneOf = (name: string) => {
+    for (const [zone, rule] of zones) if (name === zone || name.endsWith(`.${zone}`)) return rule;
+    return undefined;
+  };
   const socket: Socket = createSocket('udp4');
   let answerDelayMs = 0;
 
@@ -147,9 +161,11 @@ export async function startDnsServer(): Promise<FakeDns> {
     const name = key(question.name);
     queries.push({ name, type: question.type, at: Date.now() });
     const behaviour = misbehaviour.get(name);
-    if (behaviour === 'no-answer') return;
-    const answers = behaviour === 'servfail' ? [] : answersFor(question);
-    const rcode = behaviour === 'servfail' ? RCODE_SERVFAIL : records.has(name) ? RCODE_NOERROR : RCODE_NXDOMAIN;
+    const zone = zoneOf(name);
+    if (behaviour === 'no-answer' || zone === 'no-answer') return;
+    const zoneAnswers = zone === undefined || question.type !== 'A' ? [] : zone.a.map((data): dnsPacket.Answer => ({ type: 'A', name: question.name, ttl: zone.ttl, data }));
+    const answers = behaviour === 'servfail' ? [] : zone === undefined ? answersFor(question) : zoneAnswers;
+    const rcode = behaviour === 'servfail' ? RCODE_SERVFAIL : records.has(name) || zone !== undefined ? RCODE_NOERROR : RCODE_NXDOMAIN;
     const response = dnsPacket.encode({
       id: query.id,
       type: 'response',
@@ -210,6 +226,15 @@ export async function startDnsServer(): Promise<FakeDns> {
     },
     setServfail(name) {
       misbehaviour.set(key(name), 'servfail');
+    },
+    setZoneA(zone, addresses, ttl = 300) {
+      zones.set(key(zone), { a: [...addresses], ttl });
+    },
+    setZoneNoAnswer(zone) {
+      zones.set(key(zone), 'no-answer');
+    },
+    clearZone(zone) {
+      zones.delete(key(zone));
     },
     setAnswerDelay(ms) {
       answerDelayMs = Math.max(0, ms);
