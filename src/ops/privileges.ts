@@ -34,7 +34,7 @@ export type PrivilegeMode = 'mail_owner' | 'stay';
 
 /** The decision: drop from root to `owner`, or stay the user it was started as (and why). */
 export type PrivilegePlan =
-  | { readonly kind: 'drop'; readonly owner: SystemUser }
+  | { readonly kind: 'drop'; readonly owner: SystemUser; readonly queueDirectory: string }
   | { readonly kind: 'stay'; readonly reason: 'not root' | 'asked'; readonly uid: number; readonly gid: number; readonly mailOwner: string };
 
 /** What planPrivileges reads from the system; injected by unit tests. */
@@ -111,9 +111,10 @@ export const SYSTEM_PROBE: PrivilegeProbe = {
 
 /**
  * Decides what to do about privileges (pure but for `probe`). `mode` 'stay' or a non-root
- * start: stay. Root: resolve `mailOwner` and check `queueDirectory` (absolute) and its
- * existing subdirectories. Throws MxError ERR_CONFIG with the reason: unknown user, user
- * or group ID 0, queue directory missing or owned by another uid.
+ * start: stay. Root: resolve `mailOwner` and check that it owns `queueDirectory` (absolute;
+ * its subdirectories are checked by Privileges.asOwner, as mail_owner: root without
+ * CAP_DAC_READ_SEARCH cannot look into a 0700 directory). Throws MxError ERR_CONFIG with
+ * the reason: unknown user, user or group ID 0, queue directory missing or owned by another uid.
  */
 export function planPrivileges(mode: PrivilegeMode, mailOwner: string, queueDirectory: string, probe: PrivilegeProbe): PrivilegePlan {
   if (mode === 'stay' || probe.uid !== 0) return { kind: 'stay', reason: mode === 'stay' ? 'asked' : 'not root', uid: probe.uid, gid: probe.gid, mailOwner };
@@ -121,16 +122,27 @@ export function planPrivileges(mode: PrivilegeMode, mailOwner: string, queueDire
   if (!owner) throw new MxError('ERR_CONFIG', `mail_owner ${mailOwner}: unknown user; create it (README "Install as a service") or set mail_owner in main.cf`);
   if (owner.uid === 0) throw new MxError('ERR_CONFIG', `mail_owner ${mailOwner}: user has privileged user ID 0`);
   if (owner.gid === 0) throw new MxError('ERR_CONFIG', `mail_owner ${mailOwner}: user has privileged group ID 0`);
-  const who = `mail_owner ${owner.name} (uid ${owner.uid})`;
-  const topOwner = probe.ownerOf(queueDirectory);
-  if (topOwner === undefined) throw new MxError('ERR_CONFIG', `queue_directory ${queueDirectory} does not exist; create it owned by ${who}`);
-  for (const path of [queueDirectory, ...QUEUE_SUBDIRECTORIES.map((name) => join(queueDirectory, name))]) {
-    const uid = path === queueDirectory ? topOwner : probe.ownerOf(path);
-    if (uid !== undefined && uid !== owner.uid) {
-      throw new MxError('ERR_CONFIG', `queue_directory ${path} is owned by uid ${uid}, not by ${who}; chown -R ${owner.name} ${queueDirectory}`);
-    }
+  const uid = probe.ownerOf(queueDirectory);
+  if (uid === undefined) throw new MxError('ERR_CONFIG', `queue_directory ${queueDirectory} does not exist; create it owned by mail_owner ${owner.name} (uid ${owner.uid})`);
+  checkOwner(queueDirectory, uid, owner, queueDirectory);
+  return { kind: 'drop', owner, queueDirectory };
+}
+
+/**
+ * Checks that every existing queue subdirectory (incoming, active, deferred, hold, corrupt,
+ * state, control, recycle) is `owner`'s. Throws MxError ERR_CONFIG naming the first that is not.
+ */
+export function checkQueueSubdirectories(queueDirectory: string, owner: SystemUser, ownerOf: PrivilegeProbe['ownerOf']): void {
+  for (const name of QUEUE_SUBDIRECTORIES) {
+    const path = join(queueDirectory, name);
+    const uid = ownerOf(path);
+    if (uid !== undefined) checkOwner(path, uid, owner, queueDirectory);
   }
-  return { kind: 'drop', owner };
+}
+
+function checkOwner(path: string, uid: number, owner: SystemUser, queueDirectory: string): void {
+  if (uid === owner.uid) return;
+  throw new MxError('ERR_CONFIG', `queue_directory ${path} is owned by uid ${uid}, not by mail_owner ${owner.name} (uid ${owner.uid}); chown -R ${owner.name}: ${queueDirectory}`);
 }
 
 /** The process calls the drop makes; injected by unit tests. */
@@ -164,10 +176,12 @@ const PROCESS_CALLS: PrivilegeCalls = {
 export class Privileges {
   readonly plan: PrivilegePlan;
   readonly #calls: PrivilegeCalls;
+  readonly #ownerOf: PrivilegeProbe['ownerOf'];
 
-  constructor(plan: PrivilegePlan, calls: PrivilegeCalls = PROCESS_CALLS) {
+  constructor(plan: PrivilegePlan, calls: PrivilegeCalls = PROCESS_CALLS, ownerOf: PrivilegeProbe['ownerOf'] = SYSTEM_PROBE.ownerOf) {
     this.plan = plan;
     this.#calls = calls;
+    this.#ownerOf = ownerOf;
   }
 
   /** planPrivileges on the live system; throws MxError ERR_CONFIG (see there). */
@@ -176,18 +190,20 @@ export class Privileges {
   }
 
   /**
-   * Runs `start` with mail_owner's effective user and group IDs (and no supplementary
-   * groups), so every file and directory it creates is mail_owner's; then takes the
-   * effective user ID 0 back (binding port 25 needs it). A stay plan just runs `start`.
+   * With mail_owner's effective user and group IDs (and no supplementary groups): checks
+   * the queue subdirectories (checkQueueSubdirectories), then runs `start`, so every file
+   * and directory it creates is mail_owner's; then takes the effective user ID 0 back
+   * (binding port 25 needs it). A stay plan just runs `start`. Throws what those throw.
    */
   async asOwner<T>(start: () => Promise<T>): Promise<T> {
     if (this.plan.kind !== 'drop') return start();
-    const { uid, gid } = this.plan.owner;
+    const { owner, queueDirectory } = this.plan;
     const calls = this.#calls;
-    calls.setgroups([gid]);
-    calls.setegid(gid);
-    calls.seteuid(uid);
+    calls.setgroups([owner.gid]);
+    calls.setegid(owner.gid);
+    calls.seteuid(owner.uid);
     try {
+      checkQueueSubdirectories(queueDirectory, owner, this.#ownerOf);
       return await start();
     } finally {
       calls.seteuid(0);
@@ -257,5 +273,5 @@ export function planQueueCommand(mailOwner: string, queueDirectory: string, prob
   if (probe.uid !== 0) return stay;
   const owner = probe.lookupUser(mailOwner);
   if (!owner || owner.uid === 0 || owner.gid === 0 || probe.ownerOf(queueDirectory) !== owner.uid) return stay;
-  return { kind: 'drop', owner };
+  return { kind: 'drop', owner, queueDirectory };
 }

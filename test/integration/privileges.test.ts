@@ -155,8 +155,8 @@ test('started as root: binds port < 1024 and metrics, then runs as mail_owner; q
     assert.equal(await sendOne(client, 'alice@sender.test', 'info@example.com', testMessage('drop-1', 200)), true);
     client.close();
     await mx.waitFor('status=deferred');
+    await until('the message in deferred/', () => readdirSync(join(queue, 'deferred')).length === 1, 10_000);
     const deferred = readdirSync(join(queue, 'deferred'));
-    assert.equal(deferred.length, 1);
     assert.equal(statSync(join(queue, 'deferred', deferred[0]!)).uid, owner.uid, 'the new queue file is mail_owner\'s');
     for (const name of readdirSync(join(queue, 'state'))) assert.equal(statSync(join(queue, 'state', name)).uid, owner.uid, `state/${name}`);
 
@@ -185,8 +185,17 @@ test('started as root with a queue directory mail_owner does not own: start-up f
   const { file, queue } = serviceDirectory(relayMainCf('127.0.0.1:0', 9, [`mail_owner = ${TEST_OWNER}`]), { uid: 0, gid: 0 });
   const mx = startCli(['start', '-c', file]);
   assert.equal(await mx.exit, 1);
-  assert.equal(mx.stderr(), `mxscreen: queue_directory ${queue} is owned by uid 0, not by mail_owner ${TEST_OWNER} (uid ${owner.uid}); chown -R ${TEST_OWNER} ${queue}\n`);
+  assert.equal(mx.stderr(), `mxscreen: queue_directory ${queue} is owned by uid 0, not by mail_owner ${TEST_OWNER} (uid ${owner.uid}); chown -R ${TEST_OWNER}: ${queue}\n`);
   assert.ok(!mx.events.some((line) => line.event === 'LISTEN'), 'nothing was bound');
+});
+
+test('started as root with a queue subdirectory mail_owner does not own (left by a root run): start-up fails with the reason, exit 1', { skip }, async () => {
+  const owner = testOwner();
+  const { file, queue } = serviceDirectory(relayMainCf('127.0.0.1:0', 9, [`mail_owner = ${TEST_OWNER}`]), owner);
+  mkdirSync(join(queue, 'deferred'), { mode: 0o700 }); // root's, as an older mxscreen run as root left it
+  const mx = startCli(['start', '-c', file]);
+  assert.equal(await mx.exit, 1);
+  assert.equal(mx.stderr(), `mxscreen: queue_directory ${queue}/deferred is owned by uid 0, not by mail_owner ${TEST_OWNER} (uid ${owner.uid}); chown -R ${TEST_OWNER}: ${queue}\n`);
 });
 
 test('started as root with an unknown mail_owner: start-up fails with the reason, exit 1', { skip }, async () => {

@@ -39,7 +39,7 @@ test('not root, or --no-privilege-drop: stay, mail_owner ignored, nothing looked
 });
 
 test('root with mail_owner owning the queue directory and its subdirectories: drop to mail_owner', () => {
-  assert.deepEqual(planPrivileges('mail_owner', 'mxscreen', '/q', probe(0, { '/q': 998, '/q/incoming': 998, '/q/recycle': 998 })), { kind: 'drop', owner: OWNER });
+  assert.deepEqual(planPrivileges('mail_owner', 'mxscreen', '/q', probe(0, { '/q': 998 })), { kind: 'drop', owner: OWNER, queueDirectory: '/q' });
 });
 
 test('root start-up errors say what is wrong, as postfix check would', () => {
@@ -48,8 +48,7 @@ test('root start-up errors say what is wrong, as postfix check would', () => {
     { name: 'user ID 0', mailOwner: 'toor', owners: { '/q': 0 }, users: [{ name: 'toor', uid: 0, gid: 5 }], want: /^mail_owner toor: user has privileged user ID 0$/ },
     { name: 'group ID 0', mailOwner: 'wheelie', owners: { '/q': 7 }, users: [{ name: 'wheelie', uid: 7, gid: 0 }], want: /^mail_owner wheelie: user has privileged group ID 0$/ },
     { name: 'no queue directory', mailOwner: 'mxscreen', owners: {}, want: /^queue_directory \/q does not exist; create it owned by mail_owner mxscreen \(uid 998\)$/ },
-    { name: 'queue directory owned by root', mailOwner: 'mxscreen', owners: { '/q': 0 }, want: /^queue_directory \/q is owned by uid 0, not by mail_owner mxscreen \(uid 998\); chown -R mxscreen \/q$/ },
-    { name: 'a subdirectory owned by root', mailOwner: 'mxscreen', owners: { '/q': 998, '/q/deferred': 0 }, want: /^queue_directory \/q\/deferred is owned by uid 0, not by mail_owner mxscreen/ },
+    { name: 'queue directory owned by root', mailOwner: 'mxscreen', owners: { '/q': 0 }, want: /^queue_directory \/q is owned by uid 0, not by mail_owner mxscreen \(uid 998\); chown -R mxscreen: \/q$/ },
   ];
   for (const { name, mailOwner, owners, users, want } of cases) {
     assert.throws(
@@ -61,7 +60,7 @@ test('root start-up errors say what is wrong, as postfix check would', () => {
 });
 
 test('queue commands run by root become mail_owner only when it owns the queue', () => {
-  assert.deepEqual(planQueueCommand('mxscreen', '/q', probe(0, { '/q': 998 })), { kind: 'drop', owner: OWNER });
+  assert.deepEqual(planQueueCommand('mxscreen', '/q', probe(0, { '/q': 998 })), { kind: 'drop', owner: OWNER, queueDirectory: '/q' });
   assert.equal(planQueueCommand('mxscreen', '/q', probe(0, { '/q': 0 })).kind, 'stay');
   assert.equal(planQueueCommand('nosuch', '/q', probe(0, { '/q': 998 })).kind, 'stay');
   assert.equal(planQueueCommand('mxscreen', '/q', probe(1000, { '/q': 998 })).kind, 'stay');
@@ -94,9 +93,11 @@ function fakeCalls(options: { regainable?: boolean } = {}): PrivilegeCalls & { r
   };
 }
 
+const DROP = { kind: 'drop', owner: OWNER, queueDirectory: '/q' } as const;
+
 test('asOwner runs the start with mail_owner as effective user, then takes euid 0 back, also when the start fails', async () => {
   const calls = fakeCalls();
-  const privileges = new Privileges({ kind: 'drop', owner: OWNER }, calls);
+  const privileges = new Privileges(DROP, calls, () => undefined);
   const seen = await privileges.asOwner(async () => calls.geteuid());
   assert.equal(seen, 998);
   assert.deepEqual(calls.log, ['setgroups 997', 'setegid 997', 'seteuid 998', 'seteuid 0']);
@@ -104,11 +105,26 @@ test('asOwner runs the start with mail_owner as effective user, then takes euid 
   assert.equal(calls.geteuid(), 0);
 });
 
+test('asOwner checks the queue subdirectories as mail_owner first: one owned by root stops the start', async () => {
+  const calls = fakeCalls();
+  const owners: Record<string, number> = { '/q/incoming': 998, '/q/deferred': 0 };
+  let checkedAs: number | undefined;
+  const ownerOf = (path: string) => ((checkedAs = calls.geteuid()), owners[path]);
+  let started = false;
+  await assert.rejects(
+    new Privileges(DROP, calls, ownerOf).asOwner(async () => (started = true)),
+    (error: unknown) => error instanceof MxError && /^queue_directory \/q\/deferred is owned by uid 0, not by mail_owner mxscreen \(uid 998\); chown -R mxscreen: \/q$/.test(error.message),
+  );
+  assert.equal(started, false);
+  assert.equal(checkedAs, 998, 'checked with mail_owner as effective user');
+  assert.equal(calls.geteuid(), 0);
+});
+
 test('drop: setgroups, then setgid, then setuid; checks the IDs and that root cannot come back', () => {
   const calls = fakeCalls();
   const lines: string[] = [];
   const log = createLogger({ destination: { write: (line: string) => void lines.push(line) } });
-  new Privileges({ kind: 'drop', owner: OWNER }, calls).drop(log);
+  new Privileges(DROP, calls).drop(log);
   assert.deepEqual(calls.log, ['setgroups 997', 'setgid 997', 'setuid 998', 'setuid 0']);
   const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
   assert.equal(entry.event, 'PRIVILEGES');
@@ -117,7 +133,7 @@ test('drop: setgroups, then setgid, then setuid; checks the IDs and that root ca
 
 test('drop refuses to go on when root could be regained', () => {
   const log = createLogger({ destination: { write: () => undefined } });
-  assert.throws(() => new Privileges({ kind: 'drop', owner: OWNER }, fakeCalls({ regainable: true })).drop(log), /root privileges could be regained/);
+  assert.throws(() => new Privileges(DROP, fakeCalls({ regainable: true })).drop(log), /root privileges could be regained/);
 });
 
 test('a stay plan calls nothing and logs the user it runs as', () => {
