@@ -17,6 +17,7 @@ import { MailboxServer } from '../fakes/mailbox-server.js';
 import { until } from '../fakes/wait-until.js';
 import { lookupSystemUser, type SystemUser } from '../../src/ops/privileges.js';
 import { connectSmtp, relayMainCf, sendOne, testMessage } from '../queue/mxscreen-process.js';
+import { parseUnit, UNIT_FILE } from '../ops/systemd-unit.js';
 
 const CLI = join(repositoryRoot(), 'dist/src/cli.js');
 /** A dedicated system user for these tests, created when missing and kept (no login, no home). */
@@ -77,8 +78,10 @@ interface Started {
   stderr(): string;
 }
 
-function startCli(args: readonly string[], options: { uid?: number; gid?: number } = {}): Started {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+/** `mxscreen ARGS` as a child; `wrapper` runs it under another command (setpriv …). */
+function startCli(args: readonly string[], options: { uid?: number; gid?: number } = {}, wrapper: readonly string[] = []): Started {
+  const command = [...wrapper, process.execPath, CLI, ...args];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   const events: { event?: string }[] = [];
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
@@ -106,10 +109,14 @@ function startCli(args: readonly string[], options: { uid?: number; gid?: number
   };
 }
 
-/** Uid:, Gid: and Groups: of a process as the kernel sees them (/proc/PID/status). */
+/** A field of /proc/PID/status (the kernel's view of a process). */
+function statusField(pid: number, name: string): string {
+  return (new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '').trim();
+}
+
+/** Uid:, Gid: and Groups: of a process (real, effective, saved, file system). */
 function processIds(pid: number): { uids: number[]; gids: number[]; groups: number[] } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string) => (new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
+  const field = (name: string) => statusField(pid, name).split(/\s+/).filter(Boolean).map(Number);
   return { uids: field('Uid'), gids: field('Gid'), groups: field('Groups') };
 }
 
@@ -227,4 +234,35 @@ test('started as an unprivileged user (nobody, a port above 1023): runs as that 
     mx.child.kill('SIGKILL');
     await mailbox.close();
   }
+});
+
+const hasSetpriv = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).error === undefined;
+const skipSetpriv = skip || (!hasSetpriv && !process.env.CI ? 'setpriv (util-linux) is not installed' : false);
+
+test('with only what rules/systemd/mxscreen.service leaves root (CapabilityBoundingSet, NoNewPrivileges), start binds port < 1024, drops, and starts again on its own queue', { skip: skipSetpriv }, async () => {
+  const owner = testOwner();
+  const bounding = parseUnit(readFileSync(UNIT_FILE, 'utf8')).get('Service')?.get('CapabilityBoundingSet')?.at(-1) ?? '';
+  const capabilities = bounding.split(/\s+/).map((name) => `+${name.replace(/^CAP_/, '').toLowerCase()}`);
+  assert.ok(capabilities.length >= 1, bounding);
+  // No CAP_DAC_OVERRIDE or CAP_DAC_READ_SEARCH: root cannot look into the 0700 queue directory.
+  const wrapper = ['setpriv', `--bounding-set=-all,${capabilities.join(',')}`, '--inh-caps=-all', '--no-new-privs'];
+  const port = await freePrivilegedPort();
+  const { file, queue } = serviceDirectory(relayMainCf(`127.0.0.1:${port}`, 9, [`mail_owner = ${TEST_OWNER}`, 'mxscreen_shutdown_timeout = 1s']), owner);
+  for (const round of ['first start (creates the queue subdirectories)', 'second start (checks them)']) {
+    const mx = startCli(['start', '-c', file], {}, wrapper);
+    try {
+      const privileges = await mx.waitFor('PRIVILEGES');
+      assert.equal(privileges.dropped, true, round);
+      await mx.waitFor('START');
+      assert.equal(mx.events.find((line) => line.event === 'LISTEN' && line.path === undefined)?.port, port, round);
+      assert.deepEqual(processIds(mx.child.pid!).uids, [owner.uid, owner.uid, owner.uid, owner.uid], round);
+      assert.equal(statusField(mx.child.pid!, 'CapEff'), '0000000000000000', `${round}: no capability left`);
+      assert.equal(statusField(mx.child.pid!, 'CapPrm'), '0000000000000000', `${round}: none to regain`);
+      assert.equal(statusField(mx.child.pid!, 'NoNewPrivs'), '1', round);
+      assert.equal(await stop(mx), 0, `${round}: ${mx.stderr()}`);
+    } finally {
+      mx.child.kill('SIGKILL');
+    }
+  }
+  assert.equal(statSync(join(queue, 'incoming')).uid, owner.uid);
 });

@@ -6,32 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repositoryRoot } from '../fakes/repository-root.js';
+import { parseUnit, UNIT_FILE } from './systemd-unit.js';
 import { temporaryDirectory } from '../fakes/temporary-directory.js';
 import { configFromText } from '../../src/config/config.js';
-
-export const UNIT_FILE = join(repositoryRoot(), 'rules/systemd/mxscreen.service');
-
-/** A systemd unit file as `section → key → values` (a key given twice keeps both, as systemd appends). */
-export function parseUnit(text: string): Map<string, Map<string, string[]>> {
-  const sections = new Map<string, Map<string, string[]>>();
-  let current: Map<string, string[]> | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const section = /^\[(.+)\]$/.exec(line);
-    if (section) {
-      current = new Map();
-      sections.set(section[1]!, current);
-      continue;
-    }
-    const pair = /^([A-Za-z]+)=(.*)$/.exec(line);
-    assert.ok(pair && current, `not a unit line: ${raw}`);
-    const values = current.get(pair[1]!) ?? [];
-    values.push(pair[2]!);
-    current.set(pair[1]!, values);
-  }
-  return sections;
-}
 
 const unit = parseUnit(readFileSync(UNIT_FILE, 'utf8'));
 const service = unit.get('Service') ?? new Map<string, string[]>();
