@@ -199,9 +199,11 @@ export class Privileges {
     if (this.plan.kind !== 'drop') return start();
     const { owner, queueDirectory } = this.plan;
     const calls = this.#calls;
-    calls.setgroups([owner.gid]);
-    calls.setegid(owner.gid);
-    calls.seteuid(owner.uid);
+    switchIds(owner, () => {
+      calls.setgroups([owner.gid]);
+      calls.setegid(owner.gid);
+      calls.seteuid(owner.uid);
+    });
     try {
       checkQueueSubdirectories(queueDirectory, owner, this.#ownerOf);
       return await start();
@@ -244,9 +246,11 @@ export class Privileges {
 
   #become({ name, uid, gid }: SystemUser): void {
     const calls = this.#calls;
-    calls.setgroups([gid]);
-    calls.setgid(gid);
-    calls.setuid(uid);
+    switchIds({ name, uid, gid }, () => {
+      calls.setgroups([gid]);
+      calls.setgid(gid);
+      calls.setuid(uid);
+    });
     const ids = [calls.getuid(), calls.geteuid(), calls.getgid(), calls.getegid()];
     const groups = calls.getgroups().filter((group) => group !== gid);
     if (ids.join() !== [uid, uid, gid, gid].join() || groups.length > 0) {
@@ -259,6 +263,15 @@ export class Privileges {
       regained = false;
     }
     if (regained) throw new MxError('ERR_CONFIG', `mail_owner ${name}: root privileges could be regained after the drop`);
+  }
+}
+
+/** Runs set*id calls; a failure (EPERM: CAP_SETUID or CAP_SETGID missing) becomes MxError ERR_CONFIG naming mail_owner. */
+function switchIds(owner: SystemUser, change: () => void): void {
+  try {
+    change();
+  } catch (error) {
+    throw new MxError('ERR_CONFIG', `mail_owner ${owner.name}: cannot change to uid ${owner.uid}, gid ${owner.gid}: ${(error as Error).message} (a root without CAP_SETUID and CAP_SETGID?)`, { cause: error });
   }
 }
 
