@@ -9,10 +9,10 @@
  * when a reload changes mxscreen_dns_servers or postscreen_dnsbl_timeout; that a changed
  * parameter marked `reload: 'restart'` in the catalogue (listen addresses, queue directory,
  * verdict cache size and retention) keeps its old value and is logged, one WARN line each,
- * as taking effect after a restart; for `mxscreen start`, where the privilege drop sits (checks
- * before the stages start, the drop right after the sockets are bound: ops/privileges.ts).
- * Leaves to others: everything the stages decide and own (screen/screen-stage.ts with its
- * cache cleanup and DNSBL self-test, policy/, queue/, delivery/).
+ * as taking effect after a restart; where `mxscreen start` drops root (checks before the
+ * stages start as mail_owner, the drop right after the bind).
+ * Leaves to others: the stages (screen/screen-stage.ts, policy/, queue/, delivery/); the
+ * privilege decisions (ops/privileges.ts).
  * Bugs: one process runs all stages; README "Design", More than one core, is a later step.
  */
 import type { DestinationStream } from 'pino';
