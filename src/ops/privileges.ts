@@ -32,10 +32,13 @@ export interface SystemUser {
 /** What `mxscreen start` does about privileges: drop to mail_owner when root, or stay who it is (--no-privilege-drop). */
 export type PrivilegeMode = 'mail_owner' | 'stay';
 
+/** Why a plan stays: not started as root, --no-privilege-drop, or (queue commands) a queue that is not mail_owner's. */
+export type StayReason = 'not root' | 'asked' | 'queue not mail_owner\'s';
+
 /** The decision: drop from root to `owner`, or stay the user it was started as (and why). */
 export type PrivilegePlan =
   | { readonly kind: 'drop'; readonly owner: SystemUser; readonly queueDirectory: string }
-  | { readonly kind: 'stay'; readonly reason: 'not root' | 'asked'; readonly uid: number; readonly gid: number; readonly mailOwner: string };
+  | { readonly kind: 'stay'; readonly reason: StayReason; readonly uid: number; readonly gid: number; readonly mailOwner: string };
 
 /** What planPrivileges reads from the system; injected by unit tests. */
 export interface PrivilegeProbe {
@@ -222,7 +225,7 @@ export class Privileges {
     const plan = this.plan;
     switch (plan.kind) {
       case 'stay': {
-        const why = plan.reason === 'asked' ? '--no-privilege-drop' : 'not started as root';
+        const why = stayText(plan.reason);
         log.info({ event: 'PRIVILEGES', uid: plan.uid, gid: plan.gid, mailOwner: plan.mailOwner, dropped: false }, `running as uid ${plan.uid} (gid ${plan.gid}): ${why}, mail_owner ${plan.mailOwner} ignored`);
         return;
       }
@@ -266,6 +269,21 @@ export class Privileges {
   }
 }
 
+function stayText(reason: StayReason): string {
+  switch (reason) {
+    case 'not root':
+      return 'not started as root';
+    case 'asked':
+      return '--no-privilege-drop';
+    case "queue not mail_owner's":
+      return 'queue_directory is not mail_owner\'s';
+    default: {
+      const never: never = reason;
+      throw new Error(`unknown reason ${String(never)}`);
+    }
+  }
+}
+
 /** Runs set*id calls; a failure (EPERM: CAP_SETUID or CAP_SETGID missing) becomes MxError ERR_CONFIG naming mail_owner. */
 function switchIds(owner: SystemUser, change: () => void): void {
   try {
@@ -282,7 +300,7 @@ function switchIds(owner: SystemUser, change: () => void): void {
  * with --no-privilege-drop, or no queue yet). Never throws for a missing user or directory.
  */
 export function planQueueCommand(mailOwner: string, queueDirectory: string, probe: PrivilegeProbe): PrivilegePlan {
-  const stay: PrivilegePlan = { kind: 'stay', reason: probe.uid === 0 ? 'asked' : 'not root', uid: probe.uid, gid: probe.gid, mailOwner };
+  const stay: PrivilegePlan = { kind: 'stay', reason: probe.uid === 0 ? 'queue not mail_owner\'s' : 'not root', uid: probe.uid, gid: probe.gid, mailOwner };
   if (probe.uid !== 0) return stay;
   const owner = probe.lookupUser(mailOwner);
   if (!owner || owner.uid === 0 || owner.gid === 0 || probe.ownerOf(queueDirectory) !== owner.uid) return stay;

@@ -61,7 +61,7 @@ test('root start-up errors say what is wrong, as postfix check would', () => {
 
 test('queue commands run by root become mail_owner only when it owns the queue', () => {
   assert.deepEqual(planQueueCommand('mxscreen', '/q', probe(0, { '/q': 998 })), { kind: 'drop', owner: OWNER, queueDirectory: '/q' });
-  assert.equal(planQueueCommand('mxscreen', '/q', probe(0, { '/q': 0 })).kind, 'stay');
+  assert.deepEqual(planQueueCommand('mxscreen', '/q', probe(0, { '/q': 0 })), { kind: 'stay', reason: "queue not mail_owner's", uid: 0, gid: 0, mailOwner: 'mxscreen' });
   assert.equal(planQueueCommand('nosuch', '/q', probe(0, { '/q': 998 })).kind, 'stay');
   assert.equal(planQueueCommand('mxscreen', '/q', probe(1000, { '/q': 998 })).kind, 'stay');
 });
