@@ -1,18 +1,16 @@
 /*
- * privileges — which user `mxscreen start` runs as: started as root, mail_owner (postconf(5)).
+ * privileges — the user mxscreen runs as: root starts it, mail_owner (postconf(5)) works.
  *
- * Decides: that a filter started as root resolves `mail_owner` (a user name, looked up
- * with getent(1) so NSS users count; /etc/passwd when getent is absent; the group is the
- * user's primary group), refuses a mail_owner with user or group ID 0 and a
- * queue_directory (or one of its existing subdirectories) that mail_owner does not own, as
- * `postfix check` would; creates the stages' files as mail_owner (effective IDs) while
- * they start, binds the sockets as root, then drops for good: setgroups([gid]), setgid,
- * setuid, and checks that root cannot be regained. Started as any other user it stays
- * that user and mail_owner is ignored. One `PRIVILEGES` log line says which user it runs as.
+ * Decides: started as root, `mxscreen start` resolves mail_owner (getent(1), so NSS users
+ * count; /etc/passwd without getent; group = its primary group), refuses user or group ID 0
+ * and a queue_directory (or existing subdirectory) mail_owner does not own, as `postfix
+ * check` would; runs the stages' start with mail_owner's effective IDs, so their files are
+ * its own; binds as root; then drops for good (setgroups([gid]), setgid, setuid) and checks
+ * that root cannot come back. Any other user stays itself, mail_owner ignored. One
+ * PRIVILEGES log line. Queue commands run by root become mail_owner when it owns the queue.
  * Leaves to others: the order of start-up (main.ts), what the stages write (queue/, policy/).
- * Bugs: between the end of the stages' start and the drop (the bind, a few ms) a file
- * that in-flight queue work creates is owned by root; no capabilities are kept after the
- * drop, so a reload cannot bind a new port (mxscreen_listen needs a restart anyway).
+ * Bugs: a file that queue work already under way creates during the bind (a few ms, between
+ * the stages' start and the drop) is root's; no capability survives the drop.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
