@@ -73,7 +73,7 @@ async function startMxscreen(directory: string, lines: readonly string[]): Promi
   const logFile = join(directory, 'mxscreen.log');
   writeFileSync(configFile, [...lines, ''].join('\n'));
   const logFd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile], { stdio: ['ignore', logFd, 'inherit'] });
+  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile, '--no-privilege-drop'], { stdio: ['ignore', logFd, 'inherit'] });
   closeSync(logFd);
   let exited: number | null | undefined;
   child.once('exit', (code) => (exited = code));

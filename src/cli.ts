@@ -4,7 +4,8 @@
  * Decides: command names, options (`-c FILE` = `--config FILE`), exit codes (0 ok,
  * 1 configuration or runtime error, 64 usage error, as sysexits EX_USAGE; rbl-check has
  * check_rbl's own: 0 none listed, 1 listed, 2 could not check or a bad main.cf) and the
- * signals of a running filter: SIGTERM/SIGINT = graceful stop, SIGHUP = reload.
+ * signals of a running filter: SIGTERM/SIGINT = graceful stop, SIGHUP = reload; that `start`
+ * drops root privileges to mail_owner unless --no-privilege-drop (ops/privileges.ts).
  * Leaves to others: what each command does (main.ts, config/, queue/, sink/).
  */
 import { parseArgs } from 'node:util';
@@ -20,9 +21,12 @@ import { createLogger } from './ops/log.js';
 import { spfCidrCommand } from './policy/spf-cidr.js';
 import { createNodeResolver } from './dns/node-resolver.js';
 import { RBL_CHECK_EXIT, RblCheckUsage, rblCheck } from './dnsbl/rbl-check.js';
+import { planQueueCommand, Privileges, SYSTEM_PROBE, type PrivilegeMode } from './ops/privileges.js';
 
 const USAGE = `usage:
-  mxscreen start --config FILE          run the filter in the foreground (JSON logs on stdout)
+  mxscreen start --config FILE [--no-privilege-drop]
+                                        run the filter in the foreground (JSON logs on stdout);
+                                        started as root it binds its sockets, then runs as mail_owner
   mxscreen check-config --config FILE   print every configuration error as file:line: message
   mxscreen queue list --config FILE [--json]
                                         one line per queued message (corrupt/ files marked)
@@ -42,6 +46,8 @@ const USAGE = `usage:
                                         could not check; exit 0 none listed, 1 listed, 2 could not check
 options:
   -c, --config FILE   main.cf to use
+  --no-privilege-drop start as root stays root (mail_owner ignored): tests, or a container
+                      whose runtime has already dropped what it should
 `;
 
 const EXIT_USAGE = 64;
@@ -62,6 +68,7 @@ async function main(argv: readonly string[]): Promise<number> {
       json: { type: 'boolean' },
       site: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
+      'no-privilege-drop': { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -73,7 +80,7 @@ async function main(argv: readonly string[]): Promise<number> {
   switch (command) {
     case 'start': {
       if (!configFile) usage('start needs --config FILE');
-      return runFilter(configFile);
+      return runFilter(configFile, values['no-privilege-drop'] ? 'stay' : 'mail_owner');
     }
     case 'check-config': {
       if (!configFile) usage('check-config needs --config FILE');
@@ -115,7 +122,10 @@ async function main(argv: readonly string[]): Promise<number> {
 
 /** `mxscreen queue …`: list and show read the files; the others go through queue-control.ts. */
 async function queueCommand(subcommand: string | undefined, argument: string | undefined, configFile: string, json: boolean): Promise<number> {
-  const { directory } = queueSettingsFromConfig(loadConfig(configFile));
+  const config = loadConfig(configFile);
+  const { directory } = queueSettingsFromConfig(config);
+  // Run by root, act as mail_owner when it owns the queue (ops/privileges.ts), as postsuper(1) does.
+  new Privileges(planQueueCommand(config.get('mail_owner'), directory, SYSTEM_PROBE)).dropQuietly();
   switch (subcommand) {
     case 'list': {
       const entries = await listQueue(directory);
@@ -168,8 +178,8 @@ async function rblCheckCommand(configFile: string | undefined, addresses: readon
 }
 
 /** Runs the filter until SIGTERM/SIGINT; SIGHUP reloads. Resolves the exit code. */
-async function runFilter(configFile: string): Promise<number> {
-  const mx = await startMxscreen({ configFile });
+async function runFilter(configFile: string, privileges: PrivilegeMode): Promise<number> {
+  const mx = await startMxscreen({ configFile, privileges });
   process.on('SIGHUP', () => {
     void mx.reload();
   });

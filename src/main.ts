@@ -9,10 +9,12 @@
  * when a reload changes mxscreen_dns_servers or postscreen_dnsbl_timeout; that a changed
  * parameter marked `reload: 'restart'` in the catalogue (listen addresses, queue directory,
  * verdict cache size and retention) keeps its old value and is logged, one WARN line each,
- * as taking effect after a restart.
- * Leaves to others: everything the stages decide and own (screen/screen-stage.ts with its
- * cache cleanup and DNSBL self-test, policy/, queue/, delivery/, and the self-listing
- * monitor, dnsbl/self-listing-monitor.ts, which runs beside them).
+ * as taking effect after a restart; where `mxscreen start` drops root (checks before the
+ * stages start as mail_owner, the drop right after the bind).
+ * Leaves to others: the stages (screen/screen-stage.ts with its cache cleanup and DNSBL
+ * self-test, policy/, queue/, delivery/, and the self-listing monitor,
+ * dnsbl/self-listing-monitor.ts, which runs beside them); the privilege decisions
+ * (ops/privileges.ts).
  * Bugs: one process runs all stages; README "Design", More than one core, is a later step.
  */
 import type { DestinationStream } from 'pino';
@@ -39,6 +41,7 @@ import { QueueManager } from './queue/queue-manager.js';
 import { queueSettingsFromConfig, type QueueSettings } from './queue/queue-settings.js';
 import { SelfListingMonitor } from './dnsbl/self-listing-monitor.js';
 import { selfListingSettingsFromConfig, type SelfListingSettings } from './dnsbl/self-listing-settings.js';
+import { Privileges, type PrivilegeMode } from './ops/privileges.js';
 
 export interface MxscreenOptions {
   /** Path of main.cf. */
@@ -56,6 +59,11 @@ export interface MxscreenOptions {
   readonly tableCheckIntervalMs?: number;
   /** Also export Node process metrics (CPU, memory, event loop lag); default true. */
   readonly processMetrics?: boolean;
+  /**
+   * `mxscreen start`: 'mail_owner' drops from root to mail_owner after binding (ops/privileges.ts),
+   * 'stay' keeps the starting user. Absent (in-process use, tests): privileges are left alone.
+   */
+  readonly privileges?: PrivilegeMode;
 }
 
 export interface BoundAddress {
@@ -181,8 +189,21 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
   const reloadableResolver = options.resolver ? undefined : new ReloadableResolver(dnsOptions(config));
   const resolver: DnsResolver = options.resolver ?? reloadableResolver!;
   const shared: Shared = { clock: options.clock ?? systemClock, log, metrics, resolver };
-  const stages = await startStages(settings, shared);
+  // --- privileges (ops/privileges.ts): root checks mail_owner and queue_directory first, the
+  // stages create their files as mail_owner, the sockets are bound as root, then the drop.
+  const privileges = options.privileges && Privileges.prepare(options.privileges, config.get('mail_owner'), settings.queue.directory);
+  const stages = privileges ? await privileges.asOwner(() => startStages(settings, shared)) : await startStages(settings, shared);
   const endpoints = await listen(config, stages, metrics);
+  try {
+    privileges?.drop(log);
+  } catch (error) {
+    // Never serve as root after a failed drop: stop what listen() started, as its own error path does.
+    await endpoints.listener.close();
+    await endpoints.metricsEndpoint?.close();
+    await stopStartedStages(stages);
+    throw error;
+  }
+  // --- end privileges
   for (const bound of endpoints.smtp) log.info({ event: 'LISTEN', address: bound.address, port: bound.port }, `listening on [${bound.address}]:${bound.port}`);
   const { metricsEndpoint } = endpoints;
   if (metricsEndpoint) log.info({ event: 'LISTEN', address: metricsEndpoint.address, port: metricsEndpoint.port, path: '/metrics' }, `metrics on [${metricsEndpoint.address}]:${metricsEndpoint.port}/metrics`);
@@ -234,12 +255,17 @@ async function listen(config: Config, stages: Stages, metrics: Metrics): Promise
     return { listener, smtp, metricsEndpoint };
   } catch (error) {
     await listener.close();
-    stages.selfListing.stop();
-    stages.screen.stop();
-    await stages.queue.stop();
-    stages.spool.close();
+    await stopStartedStages(stages);
     throw error;
   }
+}
+
+/** Stops stages that never served a session (start-up failed after they started): monitor, screen, queue, spool. */
+async function stopStartedStages(stages: Stages): Promise<void> {
+  stages.selfListing.stop();
+  stages.screen.stop();
+  await stages.queue.stop();
+  stages.spool.close();
 }
 
 /** A running mxscreen: the stages, their endpoints, and the watch on main.cf and its tables. */

@@ -53,6 +53,7 @@ export const CATALOGUE = [
   { name: 'config_directory', kind: 'string', default: '', doc: 'Directory of main.cf (set automatically; for $config_directory in table names).' },
   { name: 'data_directory', kind: 'string', default: '/var/lib/postfix', doc: 'Accepted for compatibility; directory of Postfix data files (relative paths: the config directory).' },
   { name: 'queue_directory', kind: 'string', default: '/var/spool/mxscreen', doc: 'Queue directory (incoming, active, deferred, corrupt); relative to the config directory when not absolute.', reload: 'restart' },
+  { name: 'mail_owner', kind: 'string', default: 'mxscreen', doc: 'The system account that owns queue_directory; mxscreen start run as root binds its sockets, then runs as this user and its primary group (README "Install as a service"); started as another user it stays that user.', reload: 'restart' },
   { name: 'parent_domain_matches_subdomains', kind: 'list', default: 'fast_flush_domains, relay_domains, smtpd_access_maps', doc: 'Parameters in which example.com also matches its subdomains; mxscreen honours fast_flush_domains, relay_domains, smtpd_access_maps (check_*_access tables) and transport_maps, other names change nothing (Postfix before compatibility level 3.6 also lists debug_peer_list, mynetworks, permit_mx_backup_networks, qmqpd_authorized_clients: mxscreen lacks them or matches mynetworks by address only).' },
 
   // --- mxscreen extensions: what Postfix keeps outside main.cf ---

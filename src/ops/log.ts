@@ -11,7 +11,7 @@ import { pino, type DestinationStream } from 'pino';
 
 /** Every `event` value a log line can carry; README's "Log events" section explains each. */
 export const LOG_EVENTS = [
-  'START', 'STOP', 'RELOAD', 'RELOAD FAILED', 'LISTEN',
+  'START', 'STOP', 'RELOAD', 'RELOAD FAILED', 'LISTEN', 'PRIVILEGES',
   'CONNECT', 'ALLOWLISTED', 'DENYLISTED', 'PASS NEW', 'PASS OLD', 'PREGREET', 'DNSBL rank',
   'DNSBL error', 'HANGUP', 'DISCONNECT', 'NOQUEUE: reject', 'reject',
   'Connection concurrency limit exceeded', 'Connection rate limit exceeded',

@@ -65,7 +65,7 @@ test('start runs in the foreground, reloads on SIGHUP (keeping the last good con
     'postscreen_dnsbl_timeout = 1s',
     'mxscreen_shutdown_timeout = 1s',
   ]);
-  const child = spawn(process.execPath, [CLI, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'start', '-c', file, '--no-privilege-drop'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const events: { event?: string }[] = [];
     const waiters: { event: string; resolve: () => void }[] = [];

@@ -42,7 +42,7 @@ export function relayMainCf(listen: string, mailboxPort: number, extra: readonly
 
 /** Starts mxscreen on `configFile`; rejects when it exits first or after `timeoutMs`. */
 export async function startMxscreenProcess(configFile: string, timeoutMs = 20_000): Promise<MxscreenProcess> {
-  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile, '--no-privilege-drop'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const lines = createInterface({ input: child.stdout! });
   const port = await new Promise<number>((resolve, reject) => {
