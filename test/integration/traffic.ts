@@ -47,7 +47,10 @@ export async function listedClient(chain: Chain, address: string): Promise<void>
   chain.dns.listDnsbl(ZONE, address, ['127.0.0.2']);
   const client = await connectClient({ port: chain.port, localAddress: address });
   try {
-    assert.equal((await client.waitForCode(521, WAIT)).code, 521, `${address}: dropped`);
+    const reply = await client.waitForCode(521, WAIT).catch((error: Error) => {
+      throw new Error(`${address}: no 521 (${error.message}); it read ${JSON.stringify(client.received())}`);
+    });
+    assert.equal(reply.code, 521);
     await client.waitForEnd(WAIT);
   } finally {
     await client.close();
