@@ -5,7 +5,8 @@
  * Decides: a temporary directory holds its configuration, rule file and TSDB; it listens on
  * 127.0.0.1 only (a free port found by binding port 0); scrape and rule evaluation every
  * second; `query` is the HTTP API's instant query (/api/v1/query), `alerts` its
- * /api/v1/alerts. Every wait is bounded; stop() sends SIGTERM, then SIGKILL after 5 s.
+ * /api/v1/alerts. Every wait is bounded; stop() sends SIGTERM, then SIGKILL after 5 s,
+ * and a test process that exits first takes Prometheus with it (SIGKILL).
  * Leaves to others: what to scrape and which rules (the test writes them).
  * Bugs: the free port could be taken between the probe and Prometheus' bind; start() then
  * fails with Prometheus' own error.
@@ -88,6 +89,10 @@ export async function startPrometheus(binary: string, targets: readonly ScrapeTa
   let exited = false;
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  // A test process that dies before stop() must not leave Prometheus running.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  void exit.then(() => process.off('exit', killOnExit));
   let ready = false;
   const poll = setInterval(() => {
     fetch(`http://127.0.0.1:${port}/-/ready`, { signal: AbortSignal.timeout(1000) })

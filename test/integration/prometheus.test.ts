@@ -51,6 +51,55 @@ function nexthopDown(alerts: readonly PrometheusAlert[], nexthop: string): Prome
   return alerts.filter((alert) => alert.labels['alertname'] === 'MxscreenNexthopDown' && alert.labels['nexthop'] === nexthop);
 }
 
+/** Resolves once `event` has been logged more often than `before` times. */
+function moreEvents(chain: Chain, event: string, before: number): Promise<void> {
+  return until(`a new ${event} log line`, () => chain.log.events(event).length > before, WAIT);
+}
+
+/**
+ * Round `n` of the traffic, each host from its own 127.(80+n).x.y address: clean clients
+ * (PASS NEW, a message to each recipient, which address verification probes first, a relay
+ * attempt, a header-check reject), one of them again (PASS OLD), DNSBL-listed clients, a
+ * pregreet talker, a hang-up; a bounce, a deferred message, a damaged queue file.
+ */
+async function trafficRound(chain: Chain, n: number): Promise<void> {
+  const host = (group: number, index: number) => `127.${80 + n}.${group}.${index}`;
+  const received = chain.mailbox.received.length;
+  chain.mailbox.setMode('accept', 'joe@example.com');
+  for (const index of [1, 2, 3]) {
+    await cleanClient(chain, host(1, index), [
+      ...message('alice@sender.test', ['info@example.com', 'joe@example.com']),
+      ['MAIL FROM:<alice@sender.test>', 250],
+      ['RCPT TO:<x@elsewhere.test>', 554],
+      ['RCPT TO:<info@example.com>', 250],
+      ['DATA', 354],
+      ['Subject: reject me\r\n\r\nspam\r\n.', 550],
+    ]);
+  }
+  await cleanClient(chain, host(1, 1));
+  await listedClient(chain, host(2, 1));
+  await listedClient(chain, host(2, 2));
+  await pregreetClient(chain, host(3, 1));
+  await hangupClient(chain, host(4, 1));
+  await waitForMessages(chain.mailbox, received + 3, WAIT);
+  // A bounce: the mailbox server refuses joe@ (already verified) with 5xx; a null sender gets no notice.
+  chain.mailbox.setMode('reject', 'joe@example.com');
+  const bounced = chain.log.events('status=bounced').length;
+  await cleanClient(chain, host(1, 2), message('', ['joe@example.com']));
+  await moreEvents(chain, 'status=bounced', bounced);
+  // Deferred: the mailbox server answers 4xx until it is told to accept again.
+  chain.mailbox.setMode('tempfail');
+  const deferred = chain.log.events('status=deferred').length;
+  await cleanClient(chain, host(1, 3), message('alice@sender.test', ['info@example.com']));
+  await moreEvents(chain, 'status=deferred', deferred);
+  chain.mailbox.setMode('accept');
+  await waitForMessages(chain.mailbox, received + 4, WAIT);
+  // A damaged queue file (a torn head) in incoming/: the next queue run moves it to corrupt/.
+  const corrupt = chain.log.events('corrupt').length;
+  writeFileSync(join(chain.directory, 'queue', 'incoming', newQueueId(Date.now())), 'MXSCREEN-QUEUE 1\n{"bodyLength":');
+  await moreEvents(chain, 'corrupt', corrupt);
+}
+
 before(async () => {
   if (prometheusBinary.skip) return;
   const tables = temporaryDirectory('mxscreen-prometheus-tables-');
@@ -73,37 +122,12 @@ before(async () => {
     throw new Error(`${error.message}\n${prometheus!.log()}`);
   });
 
-  // Clean clients: PASS NEW, a message to each recipient (address verification probes them
-  // first), a relay attempt and a header-check reject; then PASS OLD on the second visit.
-  for (const address of ['127.0.80.1', '127.0.80.2', '127.0.80.3']) {
-    await cleanClient(chain, address, [
-      ...message('alice@sender.test', ['info@example.com', 'joe@example.com']),
-      ['MAIL FROM:<alice@sender.test>', 250],
-      ['RCPT TO:<x@elsewhere.test>', 554],
-      ['RCPT TO:<info@example.com>', 250],
-      ['DATA', 354],
-      ['Subject: reject me\r\n\r\nspam\r\n.', 550],
-    ]);
-  }
-  await cleanClient(chain, '127.0.80.1');
-  await listedClient(chain, '127.0.81.1');
-  await listedClient(chain, '127.0.81.2');
-  await pregreetClient(chain, '127.0.82.1');
-  await hangupClient(chain, '127.0.83.1');
-  await waitForMessages(chain.mailbox, 3, WAIT);
-  // A bounce: the mailbox server refuses joe@ (already verified) with 5xx; a null sender gets no notice.
-  chain.mailbox.setMode('reject', 'joe@example.com');
-  await cleanClient(chain, '127.0.80.2', message('', ['joe@example.com']));
-  await chain.log.waitFor((line) => line.event === 'status=bounced', WAIT);
-  // Deferred: the mailbox server answers 4xx until it is told to accept again.
-  chain.mailbox.setMode('tempfail');
-  await cleanClient(chain, '127.0.80.3', message('alice@sender.test', ['info@example.com']));
-  await chain.log.waitFor((line) => line.event === 'status=deferred', WAIT);
-  chain.mailbox.setMode('accept');
-  await waitForMessages(chain.mailbox, 4, WAIT);
-  // A damaged queue file (a torn head) in incoming/: the next queue run moves it to corrupt/.
-  writeFileSync(join(chain.directory, 'queue', 'incoming', newQueueId(Date.now())), 'MXSCREEN-QUEUE 1\n{"bodyLength":');
-  await chain.log.waitFor((line) => line.event === 'corrupt', WAIT);
+  // Two rounds of traffic with a scrape between them: a counter that Prometheus first sees
+  // already at its final value has a rate of 0, and a ratio of two such rates no value.
+  await trafficRound(chain, 0);
+  const firstRoundEnd = Date.now() / 1000;
+  await until('a scrape of mx1 and mx2 after the first round', async () => (await prometheus!.query(`timestamp(mxscreen_stress_mode{job="mxscreen"}) > ${firstRoundEnd}`)).length === INSTANCES.length, PROMETHEUS_WAIT, POLL);
+  await trafficRound(chain, 1);
 });
 
 after(async () => {
@@ -140,7 +164,7 @@ test('the nexthop-down alert fires in Prometheus while the mailbox server is sto
   const received = chain!.mailbox.received.length;
   await chain!.mailbox.down();
   try {
-    await cleanClient(chain!, '127.0.80.1', message('alice@sender.test', ['info@example.com']));
+    await cleanClient(chain!, '127.80.1.1', message('alice@sender.test', ['info@example.com']));
     await chain!.log.waitFor((line) => line.event === 'nexthop dead', WAIT);
     let firing: PrometheusAlert[] = [];
     const bothFiring = async () => {
