@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { ZONE, type Chain } from './harness.js';
 
-const WAIT = 5000;
+/** Bound of each reply wait (ms): generous, as the load shares two cores with the chain. */
+const WAIT = 10_000;
 
 async function say(client: ScriptedClient, line: string, code: number): Promise<void> {
   client.send(`${line}\r\n`);
