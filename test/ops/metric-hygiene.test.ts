@@ -53,12 +53,15 @@ async function metricsAfterLoad(): Promise<string> {
   if (loaded) return loaded.text;
   const tables = temporaryDirectory('mxscreen-hygiene-');
   writeFileSync(join(tables, 'header_checks'), '/^Subject: reject me/ REJECT no thanks\n');
-  const chain = await startChain([
+  const chain = await startChain(
+    [
       'mxscreen_metrics_listen = 127.0.0.1:0',
       `header_checks = regexp:${join(tables, 'header_checks')}`,
       // a DNSBL answer from the in-process server must not miss its deadline under the load: a listed client would pass
       'postscreen_dnsbl_timeout = 4s',
-    ], { processMetrics: true });
+    ],
+    { processMetrics: true },
+  );
   try {
     const client = (index: number): Promise<void> => {
       const address = clientAddress(index);
