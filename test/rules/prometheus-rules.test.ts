@@ -2,7 +2,8 @@
 // promtool (check rules, check config, test rules on test/rules/mxscreen-alerts.test.yml), and
 // read as YAML for what promtool cannot see: every alert has `for:`, a severity and a summary
 // and description, and a promtool unit test that makes it fire and one that keeps it silent;
-// the sample scrapes mx1 and mx2 on the port of rules/main.cf's mxscreen_metrics_listen.
+// the sample scrapes mx1 and mx2 on the port of rules/main.cf's mxscreen_metrics_listen; the
+// README's alert table follows the rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -116,6 +117,15 @@ test('every alert has a promtool unit test that makes it fire and one that keeps
       return !mine.some((c) => (c.exp_alerts ?? []).length > 0) || !mine.some((c) => (c.exp_alerts ?? []).length === 0);
     });
   assert.deepEqual(missing, [], 'alerts without a firing and a silent case in test/rules/mxscreen-alerts.test.yml');
+});
+
+test('README "Dashboard and alerts" has a row for every alert with its severity and for:', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Dashboard and alerts'), readme.indexOf('## Tests and benchmark'));
+  const missing = alertRules()
+    .map((rule) => `| \`${rule.alert}\` | ${rule.labels?.['severity']} | ${rule.for} |`)
+    .filter((row) => !section.includes(row));
+  assert.deepEqual(missing, [], 'README rows missing or out of date');
 });
 
 test('prometheus.yml scrapes mx1 and mx2 on the metrics port of rules/main.cf, every 15s, and loads the alert rules', () => {
