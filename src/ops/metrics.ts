@@ -3,10 +3,18 @@
  *
  * Decides: metric names (prefix mxscreen_, _total for counters, _seconds for durations;
  * README "Metrics" lists each), their labels and buckets. Each `Metrics` owns its own registry so that
- * several instances (tests) never clash.
+ * several instances (tests) never clash. Node's process metrics (prom-client's defaults) carry
+ * the same prefix, less the three gauges named `_total` (PROCESS_GAUGES_NAMED_TOTAL), which
+ * `promtool check metrics` refuses: their per-type twins (`mxscreen_nodejs_active_handles{type}`, …) stay.
  * Leaves to others: when to count (each stage) and serving /metrics (http.ts).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * prom-client default gauges whose names end in `_total`, a counter's suffix (promtool: "non-counter
+ * metrics should not have _total suffix"); each is the sum over `type` of its twin without the suffix.
+ */
+export const PROCESS_GAUGES_NAMED_TOTAL = ['mxscreen_nodejs_active_handles_total', 'mxscreen_nodejs_active_requests_total', 'mxscreen_nodejs_active_resources_total'] as const;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -69,6 +77,9 @@ export class Metrics {
   readonly selfListingCheckSuccess = new Gauge({ name: 'mxscreen_self_listing_check_success', help: 'Whether the last self-listing round could check the DNSBL site (1 yes, 0 could not check).', labelNames: ['site'] as const, registers: [this.registry] });
 
   constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'mxscreen_' });
+    if (options.processMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'mxscreen_' });
+      for (const name of PROCESS_GAUGES_NAMED_TOTAL) this.registry.removeSingleMetric(name);
+    }
   }
 }

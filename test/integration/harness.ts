@@ -101,8 +101,11 @@ function mainCf(dnsPort: number, extra: readonly string[]): string {
   ].join('\n');
 }
 
-/** Starts DNS, mailbox and mxscreen. `extra` main.cf lines override the defaults. */
-export async function startChain(extra: readonly string[] = []): Promise<Chain> {
+/**
+ * Starts DNS, mailbox and mxscreen. `extra` main.cf lines override the defaults;
+ * `options.processMetrics` adds Node's process metrics to /metrics (off by default).
+ */
+export async function startChain(extra: readonly string[] = [], options: { readonly processMetrics?: boolean } = {}): Promise<Chain> {
   const directory = mkdtempSync(join(tmpdir(), 'mxscreen-it-'));
   const dns = await startDnsServer();
   // RFC 5782 §5 test points, so the DNSBL self-test (dnsbl-health.ts) finds the zone healthy.
@@ -118,7 +121,7 @@ export async function startChain(extra: readonly string[] = []): Promise<Chain> 
       configFile,
       resolver: createNodeResolver({ servers: [`127.0.0.1:${dns.port}`], timeoutMs: 1000, tries: 1 }),
       logDestination: log,
-      processMetrics: false,
+      processMetrics: options.processMetrics ?? false,
     });
     return { mx, log };
   };
