@@ -9,12 +9,18 @@
  * when a reload changes mxscreen_dns_servers or postscreen_dnsbl_timeout; that a changed
  * parameter marked `reload: 'restart'` in the catalogue (listen addresses, queue directory,
  * verdict cache size and retention) keeps its old value and is logged, one WARN line each,
- * as taking effect after a restart.
- * Leaves to others: everything the stages decide and own (screen/screen-stage.ts with its
- * cache cleanup and DNSBL self-test, policy/, queue/, delivery/).
- * Bugs: one process runs all stages; README "Design", More than one core, is a later step.
+ * as taking effect after a restart; mxscreen_workers: 1 runs every stage here, more make
+ * this process the owner (listening sockets accepted paused, the queue manager, /metrics
+ * aggregated, reload checked here first, signals) with the session stages in worker
+ * processes (workers/worker-pool.ts), stopped before the queue.
+ * Leaves to others: everything the stages decide and own (session-stages.ts,
+ * screen/screen-stage.ts with its cache cleanup and DNSBL self-test, policy/, queue/,
+ * delivery/, workers/).
+ * Bugs: an injected resolver or clock (tests) reaches only this process: workers use
+ * mxscreen_dns_servers and the system clock; a worker's restart loses its verdict cache.
  */
-import type { DestinationStream } from 'pino';
+import { availableParallelism } from 'node:os';
+import { pino, type DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import { checkConfig, configSources, loadConfig } from './config/config.js';
 import { SourceWatcher } from './config/config-watch.js';
@@ -28,14 +34,15 @@ import { createLogger, type Logger } from './ops/log.js';
 import { Metrics } from './ops/metrics.js';
 import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
 import { screenStageSettingsFromConfig, type ScreenStageSettings } from './screen/screen-settings.js';
-import { startScreenStage, type ScreenStage } from './screen/screen-stage.js';
 import { SmtpListener } from './screen/listener.js';
-import { Smtpd } from './policy/smtpd.js';
-import { SmtpdClientLimits, smtpdClientLimitSettingsFromConfig, type SmtpdClientLimitSettings } from './policy/smtpd-client-limits.js';
+import { smtpdClientLimitSettingsFromConfig, type SmtpdClientLimitSettings } from './policy/smtpd-client-limits.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-settings.js';
 import { Spool } from './queue/spool.js';
 import { QueueManager } from './queue/queue-manager.js';
 import { queueSettingsFromConfig, type QueueSettings } from './queue/queue-settings.js';
+import { queueIdSlots, setQueueIdSlot } from './queue/queue-id.js';
+import { startSessionStages, type SessionStages } from './session-stages.js';
+import { WorkerPool } from './workers/worker-pool.js';
 
 export interface MxscreenOptions {
   /** Path of main.cf. */
@@ -70,6 +77,10 @@ export interface Mxscreen {
   /** The /metrics endpoint, when `mxscreen_metrics_listen` is not empty. */
   readonly metricsEndpoint: BoundAddress | undefined;
   readonly queue: QueueManager;
+  /** Worker process ids by index (mxscreen_workers > 1; undefined while one restarts); empty with one process. */
+  readonly workerPids: readonly (number | undefined)[];
+  /** What /metrics serves: this process's registry, or the aggregate over the owner and every worker. */
+  metricsText(): Promise<string>;
   /**
    * Re-reads main.cf and every table (SIGHUP). On a configuration error the running
    * configuration stays as it was and the problems are logged (event `RELOAD FAILED`);
@@ -138,13 +149,20 @@ interface Shared {
   readonly resolver: DnsResolver;
 }
 
-/** The running stages. */
+/**
+ * The running stages: the queue (always here), and the session stages either here
+ * (mxscreen_workers = 1) or in worker processes.
+ */
 interface Stages {
   readonly spool: Spool;
   readonly queue: QueueManager;
-  readonly smtpd: Smtpd;
-  readonly clientLimits: SmtpdClientLimits;
-  readonly screen: ScreenStage;
+  readonly sessions: { readonly kind: 'here'; readonly stages: SessionStages } | { readonly kind: 'workers'; readonly pool: WorkerPool };
+}
+
+/** mxscreen_workers, 0 (or less) meaning the number of CPUs. */
+export function workerCount(config: Config): number {
+  const asked = config.get('mxscreen_workers');
+  return asked > 0 ? asked : availableParallelism();
 }
 
 /** What mxscreen listens on: the SMTP sockets (the screen stage's) and the /metrics endpoint. */
@@ -155,7 +173,7 @@ interface Endpoints {
 }
 
 /** The resolver's options from `config`: mxscreen_dns_servers, postscreen_dnsbl_timeout. */
-function dnsOptions(config: Config): NodeResolverOptions {
+export function dnsOptions(config: Config): NodeResolverOptions {
   return { servers: config.get('mxscreen_dns_servers'), timeoutMs: config.get('postscreen_dnsbl_timeout') };
 }
 
@@ -167,13 +185,15 @@ function dnsOptions(config: Config): NodeResolverOptions {
 export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen> {
   const config = loadConfig(options.configFile);
   const settings = stageSettingsFromConfig(config);
-  const log = createLogger({ destination: options.logDestination });
+  const destination = options.logDestination ?? pino.destination({ dest: 1, sync: false });
+  const log = createLogger({ destination });
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   // node:dns against mxscreen_dns_servers, rebuilt by a reload; an injected one stays.
   const reloadableResolver = options.resolver ? undefined : new ReloadableResolver(dnsOptions(config));
   const resolver: DnsResolver = options.resolver ?? reloadableResolver!;
   const shared: Shared = { clock: options.clock ?? systemClock, log, metrics, resolver };
-  const stages = await startStages(settings, shared);
+  const workers = workerCount(config);
+  const stages = await startStages(settings, shared, workers === 1 ? undefined : { configFile: options.configFile, workers, processMetrics: options.processMetrics ?? true, logDestination: destination });
   const endpoints = await listen(config, stages, metrics);
   for (const bound of endpoints.smtp) log.info({ event: 'LISTEN', address: bound.address, port: bound.port }, `listening on [${bound.address}]:${bound.port}`);
   const { metricsEndpoint } = endpoints;
@@ -182,49 +202,83 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
   return new RunningMxscreen(options, config, shared, stages, endpoints, reloadableResolver);
 }
 
+/** What the owner needs to fork workers (mxscreen_workers > 1). */
+interface WorkerStart {
+  readonly configFile: string;
+  readonly workers: number;
+  readonly processMetrics: boolean;
+  readonly logDestination: DestinationStream;
+}
+
 /**
  * Starts the stages queue first, so that a message the policy stage says 250 to always
- * has a queue manager behind it; then the policy stage and the screen stage handing to it.
+ * has a queue manager behind it; then the policy stage and the screen stage handing to it,
+ * here or (`workers`) in worker processes that write to the same queue directory.
  */
-async function startStages(settings: StageSettings, shared: Shared): Promise<Stages> {
+async function startStages(settings: StageSettings, shared: Shared, workers: WorkerStart | undefined): Promise<Stages> {
   const { clock, log, metrics, resolver } = shared;
+  // Queue ids unique across the processes writing the queue directory: the owner has slot 0.
+  setQueueIdSlot(0, workers ? queueIdSlots(workers.workers + 1) : 1);
   const spool = await Spool.open(settings.queue.directory, { log, metrics, clock });
   const queue = new QueueManager(settings.queue, { spool, resolver, clock, log, metrics });
   await queue.start();
-  const smtpd = new Smtpd(settings.smtpd, {
-    queue: spool,
-    clock,
+  if (!workers) {
+    const stages = startSessionStages(settings, {
+      clock,
+      log,
+      metrics,
+      resolver,
+      queue: spool,
+      queueDirectory: settings.queue.directory,
+      onQueued: (id) => queue.kick(id),
+      etrn: (domain) => void queue.flush(domain),
+    });
+    return { spool, queue, sessions: { kind: 'here', stages } };
+  }
+  const pool = new WorkerPool({
+    configFile: workers.configFile,
+    workers: workers.workers,
+    slots: queueIdSlots(workers.workers + 1),
+    processMetrics: workers.processMetrics,
     log,
     metrics,
-    onQueued: (id) => queue.kick(id),
-    // ETRN that passed smtpd_etrn_restrictions and fast_flush_domains: deliver that domain's mail now.
+    logDestination: workers.logDestination,
+    counted: (queueName, delta) => spool.counted(queueName, delta),
+    queued: (id) => queue.kick(id),
     etrn: (domain) => void queue.flush(domain),
-    resolver,
-    verifyCacheDirectory: settings.queue.directory,
   });
-  const clientLimits = new SmtpdClientLimits(settings.smtpdClientLimits, { clock, log, metrics });
-  const screen = startScreenStage(settings.screen, {
-    resolver,
-    clock,
-    log,
-    metrics,
-    // smtpd(8): the anvil limits first (421 instead of the 220), then the session.
-    handoff: (socket, verdict) => clientLimits.gate(socket, verdict, () => smtpd.accept(socket, verdict)),
-  });
-  return { spool, queue, smtpd, clientLimits, screen };
+  try {
+    await pool.start();
+  } catch (error) {
+    await queue.stop();
+    spool.close();
+    throw error;
+  }
+  return { spool, queue, sessions: { kind: 'workers', pool } };
+}
+
+/** The Prometheus text /metrics serves. */
+function metricsText(stages: Stages, metrics: Metrics): Promise<string> {
+  return stages.sessions.kind === 'workers' ? stages.sessions.pool.metricsText() : metrics.registry.metrics();
 }
 
 /** Binds mxscreen_listen and mxscreen_metrics_listen; on an error stops the stages and throws it. */
 async function listen(config: Config, stages: Stages, metrics: Metrics): Promise<Endpoints> {
-  const listener = new SmtpListener(config.get('mxscreen_listen'), stages.screen.screen);
+  const { sessions } = stages;
+  // With workers, a socket is accepted paused: no byte is read here, the worker reads them all.
+  const listener =
+    sessions.kind === 'here'
+      ? new SmtpListener(config.get('mxscreen_listen'), sessions.stages.screen.screen)
+      : new SmtpListener(config.get('mxscreen_listen'), (socket) => sessions.pool.dispatch(socket), { pauseOnConnect: true });
   try {
     const smtp = await listener.listen();
     const metricsListen = config.get('mxscreen_metrics_listen');
-    const metricsEndpoint = metricsListen ? await serveMetrics(metricsListen, metrics) : undefined;
+    const metricsEndpoint = metricsListen ? await serveMetrics(metricsListen, metrics, () => metricsText(stages, metrics)) : undefined;
     return { listener, smtp, metricsEndpoint };
   } catch (error) {
     await listener.close();
-    stages.screen.stop();
+    if (sessions.kind === 'here') sessions.stages.screen.stop();
+    else await sessions.pool.stop(0);
     await stages.queue.stop();
     stages.spool.close();
     throw error;
@@ -238,6 +292,7 @@ class RunningMxscreen implements Mxscreen {
   readonly smtp: readonly BoundAddress[];
   readonly metricsEndpoint: BoundAddress | undefined;
   readonly queue: QueueManager;
+  readonly #metrics: Metrics;
   #config: Config;
   readonly #options: MxscreenOptions;
   readonly #stages: Stages;
@@ -258,6 +313,7 @@ class RunningMxscreen implements Mxscreen {
     const { metricsEndpoint } = endpoints;
     this.metricsEndpoint = metricsEndpoint && { address: metricsEndpoint.address, port: metricsEndpoint.port };
     this.queue = stages.queue;
+    this.#metrics = shared.metrics;
     // main.cf and every table reload when their file changes on disk (and on SIGHUP, cli.ts).
     this.#watcher = new SourceWatcher(configSources(config), {
       clock: shared.clock,
@@ -271,6 +327,15 @@ class RunningMxscreen implements Mxscreen {
 
   get config(): Config {
     return this.#config;
+  }
+
+  get workerPids(): readonly (number | undefined)[] {
+    const { sessions } = this.#stages;
+    return sessions.kind === 'workers' ? sessions.pool.pids : [];
+  }
+
+  metricsText(): Promise<string> {
+    return metricsText(this.#stages, this.#metrics);
   }
 
   async reload(): Promise<boolean> {
@@ -288,25 +353,27 @@ class RunningMxscreen implements Mxscreen {
     for (const name of restartOnlyChanges(this.#config, next)) {
       this.log.warn({ event: 'RELOAD', parameter: name }, `${name} changed: takes effect after a restart`);
     }
-    const { screen, smtpd, clientLimits, queue } = this.#stages;
-    screen.setSettings(settings.screen);
-    smtpd.setSettings(settings.smtpd);
-    clientLimits.setSettings(settings.smtpdClientLimits);
+    const { sessions, queue } = this.#stages;
     queue.setSettings(settings.queue);
     this.#config = next;
     this.#watcher.setFiles(configSources(next));
+    // Checked here first: a worker gets the reload only when the configuration is good.
+    let everyWorker = true;
+    if (sessions.kind === 'here') sessions.stages.setSettings(settings);
+    else everyWorker = await sessions.pool.reload();
     this.log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
-    return true;
+    return everyWorker;
   }
 
   /** Stops accepting, then the stages in reverse order of their start: screen, policy, queue. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      const { screen, smtpd, queue, spool } = this.#stages;
+      const { sessions, queue, spool } = this.#stages;
       this.#watcher.stop();
       await this.#endpoints.listener.close();
-      screen.stop();
-      await smtpd.close(this.#config.get('mxscreen_shutdown_timeout'));
+      const timeoutMs = this.#config.get('mxscreen_shutdown_timeout');
+      if (sessions.kind === 'here') await sessions.stages.close(timeoutMs);
+      else await sessions.pool.stop(timeoutMs);
       await queue.stop();
       spool.close();
       await this.#endpoints.metricsEndpoint?.close();
