@@ -156,6 +156,34 @@ test('per-client limits are exact across workers: one address\'s connections all
   }
 });
 
+test('global counts across workers: postscreen_pre_queue_limit and stress mode count the connections of every worker', async () => {
+  const chain = await startWorkers(['postscreen_greet_wait = 60s', 'postscreen_pre_queue_limit = 4']);
+  const clients: ScriptedClient[] = [];
+  try {
+    // Two connections being screened in each worker: 4 in all, the limit.
+    for (const address of [...addressesOf(0, 77, 2), ...addressesOf(1, 77, 2)]) {
+      const client = await connectClient({ port: chain.port, localAddress: address, timeoutMs: 5000 });
+      clients.push(client);
+      assert.match(await client.readLine(5000), /^220-/);
+    }
+    // Stress from ⌊0.9 × 4⌋ = 3: neither worker reaches it with its own 2.
+    await until('STRESS in both workers', () => new Set(chain.log.events('STRESS').map((line) => line.worker)).size === 2);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the owner's last sums reach both workers
+    for (const worker of [0, 1]) {
+      const [address] = addressesOf(worker, 78, 1);
+      const late = await connectClient({ port: chain.port, localAddress: address!, timeoutMs: 5000 });
+      assert.equal(await late.readLine(5000), '421 4.3.2 All screening ports are busy', `worker ${worker} counts the other's connections`);
+      await late.close();
+    }
+    const text = await chain.mx.metricsText();
+    assert.equal(sample(text, 'mxscreen_connections_active', 'stage="screen"'), 4);
+    assert.equal(sample(text, 'mxscreen_stress_mode'), 1);
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await chain.close();
+  }
+});
+
 test('PASS OLD across connections: a returning client is recognised because the hash brings it back to the worker that cached its PASS NEW', async () => {
   const chain = await startWorkers();
   try {
