@@ -333,6 +333,7 @@ test('reload reaches every worker (new banner in each), a bad configuration reac
     await expectCode(client, 'EHLO late.example', 250);
     await expectCode(client, 'MAIL FROM:<late@client.example>', 250);
     const stopping = chain.mx.stop();
+    await new Promise((resolve) => setTimeout(resolve, 300)); // within mxscreen_shutdown_timeout (1s)
     await expectCode(client, 'RCPT TO:<info@example.com>', 250);
     await expectCode(client, 'DATA', 354);
     await expectCode(client, 'Subject: during stop\r\n\r\nbody\r\n.', 250);
