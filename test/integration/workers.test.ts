@@ -7,6 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { repositoryRoot } from '../fakes/repository-root.js';
+import { temporaryDirectory } from '../fakes/temporary-directory.js';
 import { startChain, waitForMessages, type Chain, type LogLine } from './harness.js';
 import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { until } from '../fakes/wait-until.js';
@@ -367,5 +372,34 @@ test('metrics: /metrics aggregates the owner and every worker: a counter increme
     assert.equal(sample(await chain.mx.metricsText(), 'mxscreen_messages_queued_total'), 3, 'the same view in process');
   } finally {
     await chain.close();
+  }
+});
+
+test('mxscreen start with two workers: SIGHUP reloads the owner and each worker, SIGTERM stops the workers and then the owner (exit 0)', async () => {
+  const directory = temporaryDirectory('mxscreen-workers-cli-');
+  const file = join(directory, 'main.cf');
+  writeFileSync(
+    file,
+    ['myhostname = mx.example.net', 'mxscreen_listen = 127.0.0.1:0', 'mxscreen_metrics_listen =', 'mxscreen_dns_servers = 127.0.0.1:9', 'queue_directory = queue', 'postscreen_dnsbl_timeout = 1s', 'mxscreen_shutdown_timeout = 1s', `mxscreen_workers = ${WORKERS}`, ''].join('\n'),
+  );
+  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '-c', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: LogLine[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line) as LogLine));
+  const events = (event: string) => lines.filter((line) => line.event === event);
+  try {
+    await until('START', () => events('START').length === 1, 10_000);
+    const starts = events('WORKER START');
+    assert.deepEqual(starts.map((line) => line.worker).sort(), [0, 1]);
+    const pids = starts.map((line) => Number(line.pid));
+    child.kill('SIGHUP');
+    await until('RELOAD from the owner and both workers', () => new Set(events('RELOAD').map((line) => line.worker ?? 'owner')).size === 3, 10_000);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0);
+    assert.equal(events('STOP').length, 1);
+    assert.ok(pids.every((pid) => !alive(pid)), 'no worker outlives the owner');
+    assert.equal(events('WORKER EXIT').length, 0, 'a stop is not a crash');
+  } finally {
+    child.kill('SIGKILL');
   }
 });
