@@ -403,3 +403,24 @@ test('mxscreen start with two workers: SIGHUP reloads the owner and each worker,
     child.kill('SIGKILL');
   }
 });
+
+test('workers outlive no owner: the owner killed with SIGKILL, each worker finishes and exits on its own', async () => {
+  const directory = temporaryDirectory('mxscreen-workers-orphan-');
+  const file = join(directory, 'main.cf');
+  writeFileSync(
+    file,
+    ['myhostname = mx.example.net', 'mxscreen_listen = 127.0.0.1:0', 'mxscreen_metrics_listen =', 'mxscreen_dns_servers = 127.0.0.1:9', 'queue_directory = queue', 'mxscreen_shutdown_timeout = 1s', `mxscreen_workers = ${WORKERS}`, ''].join('\n'),
+  );
+  const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '-c', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: LogLine[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(JSON.parse(line) as LogLine));
+  try {
+    await until('START', () => lines.some((line) => line.event === 'START'), 10_000);
+    const pids = lines.filter((line) => line.event === 'WORKER START').map((line) => Number(line.pid));
+    assert.equal(pids.length, WORKERS);
+    child.kill('SIGKILL');
+    await until('every worker gone', () => pids.every((pid) => !alive(pid)), 10_000);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
