@@ -84,7 +84,8 @@ export interface Mxscreen {
   /**
    * Re-reads main.cf and every table (SIGHUP). On a configuration error the running
    * configuration stays as it was and the problems are logged (event `RELOAD FAILED`);
-   * resolves false in that case.
+   * resolves false in that case, and when a worker (mxscreen_workers > 1) did not answer
+   * that it reloaded.
    */
   reload(): Promise<boolean>;
   /**
@@ -244,7 +245,11 @@ async function startStages(settings: StageSettings, shared: Shared, workers: Wor
     metrics,
     logDestination: workers.logDestination,
     counted: (queueName, delta) => spool.counted(queueName, delta),
-    queued: (id) => queue.kick(id),
+    // A worker's commit leaves no state file: the owner's spool need not look for one.
+    queued: (id) => {
+      spool.committed(id);
+      queue.kick(id);
+    },
     etrn: (domain) => void queue.flush(domain),
   });
   try {

@@ -332,7 +332,7 @@ export class Spool implements QueueWriter {
   }
 
   /**
-   * @internal SpoolMessage: message `id` is queued and has no state file; `loaded` is
+   * @internal SpoolMessage (and the owner, for a worker's commit): message `id` is queued and has no state file; `loaded` is
    * what load() reads back (for a message committed to incoming/ and small enough).
    */
   committed(id: string, loaded?: LoadedQueueFile): void {

@@ -7,7 +7,7 @@
  * file itself before the 250 (the durability contract of one process, unchanged) and
  * never schedules, delivers, sweeps or recycles; its queue id slot (queue-id.ts), so ids
  * are unique across processes; that a commit, an ETRN and every change of its connection
- * counts become IPC messages to the owner; that it obeys the owner only: SIGINT, SIGTERM and
+ * counts become IPC messages to the owner (the counts at most once per event-loop turn); that it obeys the owner only: SIGINT, SIGTERM and
  * SIGHUP (a terminal's or systemd's signal to the whole process group) are ignored, a
  * `stop` finishes sessions up to its time limit and exits 0, and a lost channel (the owner
  * died) does the same with mxscreen_shutdown_timeout. Log lines go to stdout with
@@ -28,6 +28,7 @@ import { startSessionStages } from '../session-stages.js';
 import { systemClock } from '../clock.js';
 import { dnsOptions, stageSettingsFromConfig } from '../main.js';
 import { isMessage, type OwnerMessage, type WorkerMessage } from './worker-messages.js';
+import type { ConnectionCounts } from '../screen/connection-limits.js';
 
 /** What the owner tells a worker at fork (argv[2], JSON). */
 export interface WorkerArguments {
@@ -61,6 +62,18 @@ async function runWorker(args: WorkerArguments): Promise<void> {
     counted: (queue, delta) => send({ type: 'counted', queue, delta }),
   });
   spool.setMinimumFree(settings.queue.minimumFree ?? 0);
+  // Connection counts go to the owner once per event-loop turn, the latest of the turn.
+  let latestCounts: ConnectionCounts | undefined;
+  const reportCounts = (counts: ConnectionCounts): void => {
+    const first = latestCounts === undefined;
+    latestCounts = counts;
+    if (!first) return;
+    setImmediate(() => {
+      const counts = latestCounts!;
+      latestCounts = undefined;
+      send({ type: 'counts', counts });
+    });
+  };
   const stages = startSessionStages(settings, {
     clock,
     log,
@@ -70,7 +83,7 @@ async function runWorker(args: WorkerArguments): Promise<void> {
     queueDirectory: settings.queue.directory,
     onQueued: (id) => send({ type: 'queued', id }),
     etrn: (domain) => send({ type: 'etrn', domain }),
-    onCounts: (counts) => send({ type: 'counts', counts }),
+    onCounts: (counts) => reportCounts(counts),
   });
   let stopping: Promise<void> | undefined;
   const stop = (timeoutMs: number): Promise<void> =>
