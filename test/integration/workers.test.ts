@@ -246,6 +246,30 @@ test('pregreet through a worker: bytes a client sends before any greeting stay i
   }
 });
 
+test('ETRN through a worker reaches the owner\'s queue manager: the deferred message is delivered at once', async () => {
+  const chain = await startWorkers(['minimal_backoff_time = 1h', 'maximal_backoff_time = 2h', 'queue_run_delay = 1h']);
+  try {
+    await chain.mailbox.down();
+    const [sender] = addressesOf(0, 79, 1);
+    await sendOne(chain, sender!, 'etrn waiting');
+    await chain.log.waitFor((line) => line.event === 'status=deferred');
+    await chain.mailbox.restart();
+    const [asker] = addressesOf(1, 79, 1);
+    const client = await connectClient({ port: chain.port, localAddress: asker!, timeoutMs: 5000 });
+    await client.waitForCode(220, 5000);
+    await expectCode(client, 'EHLO client.example.org', 250);
+    client.send('ETRN example.com\r\n');
+    assert.match((await client.readReply(5000)).lines.at(-1)!, /^250 .*Queuing started/);
+    await client.close();
+    await waitForMessages(chain.mailbox, 1, 5000);
+    const flush = await chain.log.waitFor((line) => line.event === 'flush');
+    assert.equal(flush.worker, undefined, 'flushed by the owner');
+    assert.equal(flush.count, 1);
+  } finally {
+    await chain.close();
+  }
+});
+
 test('a worker killed with SIGKILL under load: logged and counted, restarted, its clients served again, and every message that got a 250 is delivered', async () => {
   const chain = await startWorkers(['mxscreen_metrics_listen = 127.0.0.1:0']);
   try {
