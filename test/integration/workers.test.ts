@@ -270,6 +270,29 @@ test('ETRN through a worker reaches the owner\'s queue manager: the deferred mes
   }
 });
 
+test('PROXY protocol with workers: the proxy\'s address picks the worker, which reads the header and screens the real client (the documented limit)', async () => {
+  const chain = await startWorkers(['postscreen_upstream_proxy_protocol = haproxy', 'mynetworks = 192.0.2.0/24']);
+  try {
+    const proxies = [...addressesOf(0, 80, 1), ...addressesOf(1, 80, 1)];
+    for (const [index, proxy] of proxies.entries()) {
+      const client = await connectClient({ port: chain.port, localAddress: proxy, timeoutMs: 5000 });
+      client.send(`PROXY TCP4 192.0.2.${index + 10} 198.51.100.1 4000${index} 25\r\n`);
+      await client.waitForCode(220, 5000);
+      await client.close();
+    }
+    await until('both CONNECT lines', () => chain.log.events('CONNECT').length === 2);
+    for (const [index, proxy] of proxies.entries()) {
+      const [connect] = linesOf(chain, 'CONNECT', `192.0.2.${index + 10}`);
+      assert.ok(connect, 'the real client is screened');
+      assert.equal(connect.worker, workerForAddress(proxy, WORKERS), 'on the worker of the proxy\'s address');
+    }
+    // The access list judged the real address (mynetworks), not the proxy's.
+    await until('ALLOWLISTED lines', () => chain.log.events('ALLOWLISTED').length === 2);
+  } finally {
+    await chain.close();
+  }
+});
+
 test('a worker killed with SIGKILL under load: logged and counted, restarted, its clients served again, and every message that got a 250 is delivered', async () => {
   const chain = await startWorkers(['mxscreen_metrics_listen = 127.0.0.1:0']);
   try {
