@@ -43,6 +43,7 @@ import { queueSettingsFromConfig, type QueueSettings } from './queue/queue-setti
 import { queueIdSlots, setQueueIdSlot } from './queue/queue-id.js';
 import { startSessionStages, type SessionStages } from './session-stages.js';
 import { WorkerPool } from './workers/worker-pool.js';
+import type { WorkerChoiceSettings } from './workers/worker-choice.js';
 
 export interface MxscreenOptions {
   /** Path of main.cf. */
@@ -251,6 +252,7 @@ async function startStages(settings: StageSettings, shared: Shared, workers: Wor
       queue.kick(id);
     },
     etrn: (domain) => void queue.flush(domain),
+    choice: workerChoiceSettings(settings),
   });
   try {
     await pool.start();
@@ -260,6 +262,12 @@ async function startStages(settings: StageSettings, shared: Shared, workers: Wor
     throw error;
   }
   return { spool, queue, sessions: { kind: 'workers', pool } };
+}
+
+/** What the owner needs to place a connection (workers/worker-choice.ts). */
+function workerChoiceSettings(settings: StageSettings): WorkerChoiceSettings {
+  const { screener } = settings.screen;
+  return { accessList: screener.accessList, mynetworks: screener.mynetworks, limitExceptions: settings.smtpdClientLimits.exceptions, proxyProtocol: screener.proxyProtocol };
 }
 
 /** The Prometheus text /metrics serves. */
@@ -365,7 +373,10 @@ class RunningMxscreen implements Mxscreen {
     // Checked here first: a worker gets the reload only when the configuration is good.
     let everyWorker = true;
     if (sessions.kind === 'here') sessions.stages.setSettings(settings);
-    else everyWorker = await sessions.pool.reload();
+    else {
+      sessions.pool.setChoice(workerChoiceSettings(settings));
+      everyWorker = await sessions.pool.reload();
+    }
     this.log.info({ event: 'RELOAD', config: next.file }, 'configuration reloaded');
     return everyWorker;
   }

@@ -6,7 +6,8 @@
  * of workers. Every connection of one address lands on one worker, so what mxscreen keeps
  * per client (postscreen's connection count, smtpd's anvil count and rate, the verdict
  * cache record) lives in that worker and stays exact; a restarted worker keeps its index.
- * Leaves to others: handing the socket over (worker-pool.ts).
+ * Leaves to others: whether a client is hashed or spread (worker-choice.ts), handing the
+ * socket over (worker-pool.ts).
  * Bugs: behind postscreen_upstream_proxy_protocol the owner sees the proxy's address, not
  * the client's (the worker reads the PROXY header), so all connections through one proxy
  * go to one worker: still exact, but one proxy does not spread over the cores.

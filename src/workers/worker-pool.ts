@@ -4,10 +4,11 @@
  *
  * Decides: one child_process.fork of worker-process.js per index (not node:cluster, whose
  * round-robin would choose the worker: here the owner does); each socket, accepted
- * paused, goes with child.send(…, socket, { keepOpen: false }) to the worker of its
- * address (client-hash.ts), so per-client state stays in one worker; a socket whose worker
- * is down waits for its restart (at most MAX_WAITING per worker; more are closed, the
- * client retries); a worker that exits without being told to is logged (`WORKER EXIT`,
+ * paused, goes with child.send(…, socket, { keepOpen: false }) to the worker that
+ * worker-choice.ts names: the worker of its address, so per-client state stays in one
+ * worker, or for a client with no such state the running worker with the fewest
+ * connections; a socket whose worker is down waits for its restart (at most MAX_WAITING
+ * per worker; more are closed, the client retries); a worker that exits without being told to is logged (`WORKER EXIT`,
  * warn) and restarted (`WORKER START`, counted in mxscreen_worker_restarts_total) after a
  * backoff that doubles from 100 ms up to 30 s while it keeps dying within 10 s of its start;
  * its open sessions are lost, the mail it said 250 to is in the queue directory already.
@@ -29,7 +30,7 @@ import type { Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { QueueName } from '../queue/spool.js';
 import type { ConnectionCounts } from '../screen/connection-limits.js';
-import { workerForAddress } from './client-hash.js';
+import { chooseWorker, type WorkerChoiceSettings } from './worker-choice.js';
 import { isMessage, type MetricsJson, type OwnerMessage, type WorkerMessage } from './worker-messages.js';
 import type { WorkerArguments } from './worker-process.js';
 
@@ -61,6 +62,8 @@ export interface WorkerPoolOptions {
   readonly queued: (id: string) => void;
   /** A worker accepted ETRN for `domain`. */
   readonly etrn: (domain: string) => void;
+  /** How connections are placed (worker-choice.ts); setChoice() replaces it on reload. */
+  readonly choice: WorkerChoiceSettings;
 }
 
 /** One worker index and the process serving it now. */
@@ -78,6 +81,11 @@ interface WorkerSlot {
   exited: Promise<void>;
 }
 
+/** Connections a worker has open, in either stage. */
+function load(slot: WorkerSlot): number {
+  return slot.counts.screening + slot.counts.smtpd;
+}
+
 export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #slots: WorkerSlot[] = [];
@@ -85,9 +93,18 @@ export class WorkerPool {
   #nextRequest = 1;
   readonly #answers = new Map<number, { readonly pending: Set<number>; readonly values: Map<number, WorkerMessage>; readonly done: () => void }>();
   #othersQueued = false;
+  #choice: WorkerChoiceSettings;
+  /** Round-robin start of the least-loaded search. */
+  #nextSpread = 0;
 
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
+    this.#choice = options.choice;
+  }
+
+  /** Reload: connections from now on are placed on `choice`. */
+  setChoice(choice: WorkerChoiceSettings): void {
+    this.#choice = choice;
   }
 
   /** Worker process ids by index (undefined while one restarts). */
@@ -114,13 +131,27 @@ export class WorkerPool {
       socket.destroy();
       return;
     }
-    const slot = this.#slots[workerForAddress(socket.remoteAddress, this.#slots.length)]!;
+    const choice = chooseWorker(this.#choice, socket.remoteAddress, this.#slots.length);
+    const slot = choice.kind === 'hash' ? this.#slots[choice.worker]! : this.#leastLoaded();
     if (!slot.ready || !slot.child) {
       if (slot.waiting.length >= MAX_WAITING) socket.destroy();
       else slot.waiting.push(socket);
       return;
     }
     this.#send(slot.child, socket);
+  }
+
+  /** The ready worker with the fewest connections (as last reported), round-robin among equals; any worker when none is ready. */
+  #leastLoaded(): WorkerSlot {
+    const count = this.#slots.length;
+    const start = this.#nextSpread++ % count;
+    let best: WorkerSlot | undefined;
+    for (let step = 0; step < count; step++) {
+      const slot = this.#slots[(start + step) % count]!;
+      if (!slot.ready) continue;
+      if (!best || load(slot) < load(best)) best = slot;
+    }
+    return best ?? this.#slots[start]!;
   }
 
   /** Tells every running worker to reload; resolves true when each answered that it did. */

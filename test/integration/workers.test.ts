@@ -129,6 +129,31 @@ test('mail through two workers: each client is served by the worker of its addre
   }
 });
 
+test('a trusted host (mynetworks: allowlisted, exempt from anvil) keeps no per-client state, so its sessions are spread over every worker', async () => {
+  const chain = await startWorkers();
+  try {
+    const sessions = await Promise.all(Array.from({ length: 8 }, () => connectClient({ port: chain.port, localAddress: '127.0.0.1', timeoutMs: 5000 })));
+    await Promise.all(
+      sessions.map(async (client, index) => {
+        assert.match(await client.readLine(5000), /^220 /, 'allowlisted: no teaser');
+        await expectCode(client, 'EHLO trusted.example', 250);
+        await expectCode(client, 'MAIL FROM:<relay@trusted.example>', 250);
+        await expectCode(client, 'RCPT TO:<info@example.com>', 250);
+        await expectCode(client, 'DATA', 354);
+        await expectCode(client, `Subject: trusted ${index}\r\n\r\nbody\r\n.`, 250);
+        await expectCode(client, 'QUIT', 221);
+        await client.close();
+      }),
+    );
+    await waitForMessages(chain.mailbox, 8, 10_000);
+    await until('8 queued lines', () => chain.log.events('queued').length === 8);
+    const byWorker = [0, 1].map((worker) => chain.log.events('queued').filter((line) => line.worker === worker).length);
+    assert.ok(byWorker.every((count) => count >= 2), `both workers took sessions: ${byWorker.join(' + ')}`);
+  } finally {
+    await chain.close();
+  }
+});
+
 test('per-client limits are exact across workers: one address\'s connections all reach one worker, so postscreen\'s and smtpd\'s counts see every one', async () => {
   const chain = await startWorkers(['postscreen_client_connection_count_limit = 3', 'smtpd_client_connection_count_limit = 4']);
   try {

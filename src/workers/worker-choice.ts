@@ -1,0 +1,49 @@
+/*
+ * worker-choice — which worker gets a new connection (mxscreen_workers > 1).
+ *
+ * Decides: a client about whom mxscreen keeps per-client state goes to the worker of its
+ * address (client-hash.ts), so that state lives in one worker and stays exact; a client
+ * about whom it keeps none is spread to the worker with the fewest connections (ties:
+ * round-robin), so one busy trusted host (a relay, smtp-source) uses every core. "None"
+ * means: postscreen_access_list permits it (handed over at once: no verdict cache record,
+ * no test) and it is in smtpd_client_event_limit_exceptions (smtpd's anvil neither counts
+ * nor limits it); by default, mynetworks. Its only count is postscreen's
+ * postscreen_client_connection_count_limit, which it holds for the instant from connect to
+ * its immediate hand-over, and which for such a client is counted per worker. Behind
+ * postscreen_upstream_proxy_protocol the owner sees the proxy's address: always the hash.
+ * Leaves to others: the hash (client-hash.ts), the hand-off and the counts (worker-pool.ts).
+ * Bugs: the access list is evaluated twice (here and in the worker's screener); a table
+ * that fails to answer here counts as "not permitted" (the hash: exact, never wrong).
+ */
+import type { MatchList } from '../config/value.js';
+import { evaluateAccessList, type AccessList } from '../screen/access-list.js';
+import { matchNetwork } from '../tables/match-list.js';
+import { unmapIpv4 } from '../tables/ip-network.js';
+import { workerForAddress } from './client-hash.js';
+
+/** What the choice reads of the configuration (screen and smtpd settings; reload replaces it). */
+export interface WorkerChoiceSettings {
+  readonly accessList: AccessList;
+  readonly mynetworks: MatchList;
+  /** smtpd_client_event_limit_exceptions */
+  readonly limitExceptions: MatchList;
+  readonly proxyProtocol: boolean;
+}
+
+/** `hash`: the worker of the address; `spread`: the least loaded. */
+export type WorkerChoice = { readonly kind: 'hash'; readonly worker: number } | { readonly kind: 'spread' };
+
+/** How a connection from `address` is placed over `workers` workers. Never throws. */
+export function chooseWorker(settings: WorkerChoiceSettings, address: string, workers: number): WorkerChoice {
+  const client = unmapIpv4(address);
+  if (!settings.proxyProtocol && keepsNoState(settings, client)) return { kind: 'spread' };
+  return { kind: 'hash', worker: workerForAddress(client, workers) };
+}
+
+function keepsNoState(settings: WorkerChoiceSettings, address: string): boolean {
+  try {
+    return matchNetwork(settings.limitExceptions, address) && evaluateAccessList(settings.accessList, address, settings.mynetworks).decision === 'permit';
+  } catch {
+    return false;
+  }
+}
