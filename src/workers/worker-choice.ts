@@ -1,19 +1,17 @@
 /*
  * worker-choice — which worker gets a new connection (mxscreen_workers > 1).
  *
- * Decides: a client about whom mxscreen keeps per-client state goes to the worker of its
- * address (client-hash.ts), so that state lives in one worker and stays exact; a client
- * about whom it keeps none is spread to the worker with the fewest connections (ties:
- * round-robin), so one busy trusted host (a relay, smtp-source) uses every core. "None"
- * means: postscreen_access_list permits it (handed over at once: no verdict cache record,
- * no test) and it is in smtpd_client_event_limit_exceptions (smtpd's anvil neither counts
- * nor limits it); by default, mynetworks. Its only count is postscreen's
- * postscreen_client_connection_count_limit, which it holds for the instant from connect to
- * its immediate hand-over, and which for such a client is counted per worker. Behind
- * postscreen_upstream_proxy_protocol the owner sees the proxy's address: always the hash.
+ * Decides: a client about whom per-client state is kept goes to the worker of its address
+ * (client-hash.ts), so that state stays exact in one worker; a client about whom none is
+ * kept goes to the worker with the fewest connections (ties: round-robin), so one busy
+ * trusted host uses every core. None: postscreen_access_list permits it (handed over at
+ * once, never cached) and it is in smtpd_client_event_limit_exceptions (anvil ignores it);
+ * by default mynetworks. Its postscreen_client_connection_count_limit, held only from
+ * connect to that hand-over, is then counted per worker. Behind
+ * postscreen_upstream_proxy_protocol the owner sees the proxy: always the hash.
  * Leaves to others: the hash (client-hash.ts), the hand-off and the counts (worker-pool.ts).
- * Bugs: the access list is evaluated twice (here and in the worker's screener); a table
- * that fails to answer here counts as "not permitted" (the hash: exact, never wrong).
+ * Bugs: the access list is evaluated twice (here and in the worker); a table that throws
+ * here means the hash (exact, never wrong).
  */
 import type { MatchList } from '../config/value.js';
 import { evaluateAccessList, type AccessList } from '../screen/access-list.js';

@@ -1,24 +1,18 @@
 /*
  * worker-pool — the owner's side of mxscreen_workers > 1: forks the workers, hands each
- * accepted connection to one, restarts one that dies, and relays reload, stop and metrics.
+ * connection to one, restarts one that dies, relays counts, reload, stop and metrics.
  *
- * Decides: one child_process.fork of worker-process.js per index (not node:cluster, whose
- * round-robin would choose the worker: here the owner does); each socket, accepted
- * paused, goes with child.send(…, socket, { keepOpen: false }) to the worker that
- * worker-choice.ts names: the worker of its address, so per-client state stays in one
- * worker, or for a client with no such state the running worker with the fewest
- * connections; a socket whose worker is down waits for its restart (at most MAX_WAITING
- * per worker; more are closed, the client retries); a worker that exits without being told to is logged (`WORKER EXIT`,
- * warn) and restarted (`WORKER START`, counted in mxscreen_worker_restarts_total) after a
- * backoff that doubles from 100 ms up to 30 s while it keeps dying within 10 s of its start;
- * its open sessions are lost, the mail it said 250 to is in the queue directory already.
- * Each worker's connection counts are summed and the others' sent to every worker after a
- * change (one message per worker per event-loop turn). Worker log lines (stdout) are
- * copied line by line into the owner's log destination. Metrics: the owner's registry and
- * every running worker's getMetricsAsJSON() through prom-client's AggregatorRegistry.
+ * Decides: one child_process.fork of worker-process.js per index (not node:cluster: the
+ * owner picks the worker, worker-choice.ts); a socket accepted paused goes with
+ * child.send(…, socket, { keepOpen: false }); one whose worker is down waits for the
+ * restart (MAX_WAITING per worker, more are closed: the client retries). An exit that was
+ * not a stop is `WORKER EXIT` (warn), then a restart (`WORKER START`,
+ * mxscreen_worker_restarts_total) after a backoff doubling from 100 ms to 30 s while the
+ * worker dies within 10 s of its start. Each worker's counts are summed and the others' sent
+ * to every worker, once per event-loop turn. Worker stdout lines are copied into the
+ * owner's log destination; /metrics is AggregatorRegistry over every registry.
  * Leaves to others: the queue manager (main.ts), what a worker runs (worker-process.ts).
- * Bugs: a connection handed to a worker is counted from the worker's report, not from the
- * hand-off, so the others' counts miss the connections on the channel.
+ * Bugs: counts come from the workers' reports, so sockets still on the channel are missed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';

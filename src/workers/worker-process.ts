@@ -2,19 +2,16 @@
  * worker-process — the entry of one worker process (mxscreen_workers > 1): the screen and
  * policy stages on the sockets the owner hands over.
  *
- * Decides: what a worker runs: its own resolver, metrics registry and session stages
- * (session-stages.ts) on a spool in the writer role, which writes and fsyncs each queue
- * file itself before the 250 (the durability contract of one process, unchanged) and
- * never schedules, delivers, sweeps or recycles; its queue id slot (queue-id.ts), so ids
- * are unique across processes; that a commit, an ETRN and every change of its connection
- * counts become IPC messages to the owner (the counts at most once per event-loop turn); that it obeys the owner only: SIGINT, SIGTERM and
- * SIGHUP (a terminal's or systemd's signal to the whole process group) are ignored, a
- * `stop` finishes sessions up to its time limit and exits 0, and a lost channel (the owner
- * died) does the same with mxscreen_shutdown_timeout. Log lines go to stdout with
- * `worker: N`; the owner copies them into its own log.
+ * Decides: a worker has its own resolver, registry and session stages (session-stages.ts)
+ * on a writer-role spool, which writes and fsyncs each queue file itself before the 250
+ * (the durability contract, unchanged) and never delivers, sweeps or recycles; its queue
+ * id slot (queue-id.ts); a commit, an ETRN and its connection counts (once per turn)
+ * become IPC messages. It obeys the owner only: SIGINT, SIGTERM, SIGHUP (sent to the whole
+ * process group) are ignored; `stop`, or a lost channel (the owner died), finishes the
+ * sessions up to the time limit and exits 0. Logs go to stdout with `worker: N`.
  * Leaves to others: the owner (worker-pool.ts), each stage's decisions.
- * Bugs: a worker reloads main.cf itself after the owner checked it, so an edit between the
- * two reads can reach the owner and the worker differently (the next change reloads both).
+ * Bugs: a worker re-reads main.cf after the owner checked it: an edit between the two
+ * reads can reach them differently (the next change reloads both).
  */
 import type { Socket } from 'node:net';
 import { loadConfig } from '../config/config.js';
