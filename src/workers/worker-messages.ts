@@ -39,8 +39,8 @@ export type WorkerMessage =
   | { readonly type: 'queued'; readonly id: string }
   /** An accepted ETRN: the owner's queue manager flushes `domain`. */
   | { readonly type: 'etrn'; readonly domain: string }
-  /** This worker's connections in each stage, after a change. */
-  | { readonly type: 'counts'; readonly counts: ConnectionCounts }
+  /** This worker's connections in each stage and the connections it has received, after a change. */
+  | { readonly type: 'counts'; readonly counts: ConnectionCounts; readonly received: number }
   | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson };
 

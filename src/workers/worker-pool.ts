@@ -12,7 +12,8 @@
  * to every worker, once per event-loop turn. Worker stdout lines are copied into the
  * owner's log destination; /metrics is AggregatorRegistry over every registry.
  * Leaves to others: the queue manager (main.ts), what a worker runs (worker-process.ts).
- * Bugs: counts come from the workers' reports, so sockets still on the channel are missed.
+ * A socket counts as being screened from its hand-off until the worker's report has it.
+ * Bugs: the others' sums reach a worker one IPC message late.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -70,6 +71,9 @@ interface WorkerSlot {
   quickExits: number;
   restartTimer: NodeJS.Timeout | undefined;
   counts: ConnectionCounts;
+  /** Sockets sent to this process, and received as its last report says: the difference is on the channel. */
+  sent: number;
+  received: number;
   readonly waiting: Socket[];
   /** Resolved with the process's exit. */
   exited: Promise<void>;
@@ -77,7 +81,12 @@ interface WorkerSlot {
 
 /** Connections a worker has open, in either stage. */
 function load(slot: WorkerSlot): number {
-  return slot.counts.screening + slot.counts.smtpd;
+  return slot.counts.screening + slot.counts.smtpd + inFlight(slot);
+}
+
+/** Sockets sent to the worker that its last report did not count yet (they are about to be screened). */
+function inFlight(slot: WorkerSlot): number {
+  return slot.sent - slot.received;
 }
 
 export class WorkerPool {
@@ -109,7 +118,7 @@ export class WorkerPool {
   /** Forks every worker; resolves when all are ready. Rejects when one exits or is silent first (the others are stopped). */
   async start(): Promise<void> {
     for (let index = 0; index < this.#options.workers; index++) {
-      this.#slots.push({ index, child: undefined, ready: false, startedAt: 0, quickExits: 0, restartTimer: undefined, counts: { screening: 0, smtpd: 0 }, waiting: [], exited: Promise.resolve() });
+      this.#slots.push({ index, child: undefined, ready: false, startedAt: 0, quickExits: 0, restartTimer: undefined, counts: { screening: 0, smtpd: 0 }, sent: 0, received: 0, waiting: [], exited: Promise.resolve() });
     }
     try {
       await Promise.all(this.#slots.map((slot) => this.#fork(slot, false)));
@@ -132,7 +141,7 @@ export class WorkerPool {
       else slot.waiting.push(socket);
       return;
     }
-    this.#send(slot.child, socket);
+    this.#send(slot, slot.child, socket);
   }
 
   /** The ready worker with the fewest connections (as last reported), round-robin among equals; any worker when none is ready. */
@@ -192,6 +201,8 @@ export class WorkerPool {
     slot.child = child;
     slot.ready = false;
     slot.startedAt = Date.now();
+    slot.sent = 0;
+    slot.received = 0;
     if (restart) options.metrics.workerRestarts.inc();
     createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => options.logDestination.write(`${line}\n`));
     let exited!: () => void;
@@ -208,7 +219,7 @@ export class WorkerPool {
           clearTimeout(silent);
           slot.ready = true;
           options.log.info({ event: 'WORKER START', worker: slot.index, pid: child.pid, restart }, `worker ${slot.index} started, pid ${child.pid}`);
-          for (const socket of slot.waiting.splice(0)) this.#send(child, socket);
+          for (const socket of slot.waiting.splice(0)) this.#send(slot, child, socket);
           resolve();
           return;
         }
@@ -220,6 +231,8 @@ export class WorkerPool {
         const wasReady = slot.ready;
         slot.ready = false;
         slot.child = undefined;
+        slot.sent = 0;
+        slot.received = 0;
         this.#setCounts(slot, { screening: 0, smtpd: 0 });
         for (const request of this.#answers.values()) {
           request.pending.delete(slot.index);
@@ -259,6 +272,7 @@ export class WorkerPool {
         this.#options.etrn(message.domain);
         return;
       case 'counts':
+        slot.received = message.received;
         this.#setCounts(slot, message.counts);
         return;
       case 'reloaded':
@@ -299,8 +313,9 @@ export class WorkerPool {
     });
   }
 
-  #send(child: ChildProcess, socket: Socket): void {
+  #send(slot: WorkerSlot, child: ChildProcess, socket: Socket): void {
     const message: OwnerMessage = { type: 'connection' };
+    slot.sent += 1;
     try {
       child.send(message, socket, { keepOpen: false }, (error) => {
         if (error) socket.destroy();
@@ -320,12 +335,12 @@ export class WorkerPool {
       let screening = 0;
       let smtpd = 0;
       for (const each of this.#slots) {
-        screening += each.counts.screening;
+        screening += each.counts.screening + inFlight(each);
         smtpd += each.counts.smtpd;
       }
       for (const each of this.#slots) {
         if (!each.ready || !each.child?.connected) continue;
-        const others: OwnerMessage = { type: 'others', counts: { screening: screening - each.counts.screening, smtpd: smtpd - each.counts.smtpd } };
+        const others: OwnerMessage = { type: 'others', counts: { screening: screening - each.counts.screening - inFlight(each), smtpd: smtpd - each.counts.smtpd } };
         each.child.send(others);
       }
     });

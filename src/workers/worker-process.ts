@@ -59,16 +59,16 @@ async function runWorker(args: WorkerArguments): Promise<void> {
     counted: (queue, delta) => send({ type: 'counted', queue, delta }),
   });
   spool.setMinimumFree(settings.queue.minimumFree ?? 0);
-  // Connection counts go to the owner once per event-loop turn, the latest of the turn.
-  let latestCounts: ConnectionCounts | undefined;
-  const reportCounts = (counts: ConnectionCounts): void => {
-    const first = latestCounts === undefined;
-    latestCounts = counts;
-    if (!first) return;
+  // Connection counts (and connections received) go to the owner once per event-loop turn.
+  let current: ConnectionCounts = { screening: 0, smtpd: 0 };
+  let received = 0;
+  let reportQueued = false;
+  const reportCounts = (): void => {
+    if (reportQueued) return;
+    reportQueued = true;
     setImmediate(() => {
-      const counts = latestCounts!;
-      latestCounts = undefined;
-      send({ type: 'counts', counts });
+      reportQueued = false;
+      send({ type: 'counts', counts: current, received });
     });
   };
   const stages = startSessionStages(settings, {
@@ -80,7 +80,10 @@ async function runWorker(args: WorkerArguments): Promise<void> {
     queueDirectory: settings.queue.directory,
     onQueued: (id) => send({ type: 'queued', id }),
     etrn: (domain) => send({ type: 'etrn', domain }),
-    onCounts: (counts) => reportCounts(counts),
+    onCounts: (counts) => {
+      current = counts;
+      reportCounts();
+    },
   });
   let stopping: Promise<void> | undefined;
   const stop = (timeoutMs: number): Promise<void> =>
@@ -100,6 +103,8 @@ async function runWorker(args: WorkerArguments): Promise<void> {
       case 'connection': {
         const socket = handle as Socket | undefined;
         if (!socket) return;
+        received += 1;
+        reportCounts();
         if (stopping) {
           socket.destroy();
           return;
