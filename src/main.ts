@@ -267,7 +267,7 @@ async function startStages(settings: StageSettings, shared: Shared, workers: Wor
 /** What the owner needs to place a connection (workers/worker-choice.ts). */
 function workerChoiceSettings(settings: StageSettings): WorkerChoiceSettings {
   const { screener } = settings.screen;
-  return { accessList: screener.accessList, mynetworks: screener.mynetworks, limitExceptions: settings.smtpdClientLimits.exceptions, proxyProtocol: screener.proxyProtocol };
+  return { accessList: screener.accessList, mynetworks: screener.mynetworks, limitExceptions: settings.smtpdClientLimits.exceptions, proxyProtocol: screener.proxyProtocol, proxyTimeoutMs: screener.proxyTimeoutMs };
 }
 
 /** The Prometheus text /metrics serves. */

@@ -8,9 +8,8 @@
  * cache record) lives in that worker and stays exact; a restarted worker keeps its index.
  * Leaves to others: whether a client is hashed or spread (worker-choice.ts), handing the
  * socket over (worker-pool.ts).
- * Bugs: behind postscreen_upstream_proxy_protocol the owner sees the proxy's address, not
- * the client's (the worker reads the PROXY header), so all connections through one proxy
- * go to one worker: still exact, but one proxy does not spread over the cores.
+ * Behind postscreen_upstream_proxy_protocol the address is the one the PROXY header names
+ * (proxy-peek.ts), or the proxy's when the header names none (LOCAL, UNKNOWN, bad).
  */
 import { unmapIpv4 } from '../tables/ip-network.js';
 

@@ -8,7 +8,7 @@
  * once, never cached) and it is in smtpd_client_event_limit_exceptions (anvil ignores it);
  * by default mynetworks. Its postscreen_client_connection_count_limit, held only from
  * connect to that hand-over, is then counted per worker. Behind
- * postscreen_upstream_proxy_protocol the owner sees the proxy: always the hash.
+ * postscreen_upstream_proxy_protocol the address is the one the PROXY header names.
  * Leaves to others: the hash (client-hash.ts), the hand-off and the counts (worker-pool.ts).
  * Bugs: the access list is evaluated twice (here and in the worker); a table that throws
  * here means the hash (exact, never wrong).
@@ -25,16 +25,19 @@ export interface WorkerChoiceSettings {
   readonly mynetworks: MatchList;
   /** smtpd_client_event_limit_exceptions */
   readonly limitExceptions: MatchList;
+  /** postscreen_upstream_proxy_protocol is on: the owner reads the header first (proxy-peek.ts). */
   readonly proxyProtocol: boolean;
+  /** postscreen_upstream_proxy_timeout, ms. */
+  readonly proxyTimeoutMs: number;
 }
 
 /** `hash`: the worker of the address; `spread`: the least loaded. */
 export type WorkerChoice = { readonly kind: 'hash'; readonly worker: number } | { readonly kind: 'spread' };
 
-/** How a connection from `address` is placed over `workers` workers. Never throws. */
+/** How a connection from client `address` (behind a proxy: the one its PROXY header names) is placed over `workers` workers. Never throws. */
 export function chooseWorker(settings: WorkerChoiceSettings, address: string, workers: number): WorkerChoice {
   const client = unmapIpv4(address);
-  if (!settings.proxyProtocol && keepsNoState(settings, client)) return { kind: 'spread' };
+  if (keepsNoState(settings, client)) return { kind: 'spread' };
   return { kind: 'hash', worker: workerForAddress(client, workers) };
 }
 

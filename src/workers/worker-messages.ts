@@ -18,8 +18,8 @@ export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 /** Owner → worker. */
 export type OwnerMessage =
-  /** The socket comes as the message's handle. */
-  | { readonly type: 'connection' }
+  /** The socket comes as the message's handle; `head`: bytes the owner read from it first (base64: a PROXY header and what followed), to be put back in front. */
+  | { readonly type: 'connection'; readonly head?: string }
   /** The other workers' connections in each stage (the queue limits and stress mode count them). */
   | { readonly type: 'others'; readonly counts: ConnectionCounts }
   /** Re-read main.cf and the tables (the owner found them good); answer `reloaded`. */

@@ -26,6 +26,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { QueueName } from '../queue/spool.js';
 import type { ConnectionCounts } from '../screen/connection-limits.js';
 import { chooseWorker, type WorkerChoiceSettings } from './worker-choice.js';
+import { peekProxyHeader } from './proxy-peek.js';
 import { isMessage, type MetricsJson, type OwnerMessage, type WorkerMessage } from './worker-messages.js';
 import type { WorkerArguments } from './worker-process.js';
 
@@ -74,7 +75,7 @@ interface WorkerSlot {
   /** Sockets sent to this process, and received as its last report says: the difference is on the channel. */
   sent: number;
   received: number;
-  readonly waiting: Socket[];
+  readonly waiting: { readonly socket: Socket; readonly head: Buffer | undefined }[];
   /** Resolved with the process's exit. */
   exited: Promise<void>;
 }
@@ -128,20 +129,38 @@ export class WorkerPool {
     }
   }
 
-  /** Hands an accepted (paused) socket to the worker of its client address. Never throws. */
+  /**
+   * Hands an accepted (paused) socket to its worker (worker-choice.ts); behind
+   * postscreen_upstream_proxy_protocol, after reading its PROXY header (proxy-peek.ts), so
+   * the real client's address decides. Never throws.
+   */
   dispatch(socket: Socket): void {
-    if (this.#stopping || socket.remoteAddress === undefined) {
+    const address = socket.remoteAddress;
+    if (this.#stopping || address === undefined) {
       socket.destroy();
       return;
     }
-    const choice = chooseWorker(this.#choice, socket.remoteAddress, this.#slots.length);
+    if (!this.#choice.proxyProtocol) {
+      this.#place(socket, address, undefined);
+      return;
+    }
+    void peekProxyHeader(socket, this.#choice.proxyTimeoutMs).then((peek) => {
+      if (!peek) return; // the client hung up
+      if (this.#stopping) socket.destroy();
+      else this.#place(socket, peek.client ?? address, peek.bytes);
+    });
+  }
+
+  /** Sends `socket` of client `address` to its worker, with the bytes already read from it (`head`). */
+  #place(socket: Socket, address: string, head: Buffer | undefined): void {
+    const choice = chooseWorker(this.#choice, address, this.#slots.length);
     const slot = choice.kind === 'hash' ? this.#slots[choice.worker]! : this.#leastLoaded();
     if (!slot.ready || !slot.child) {
       if (slot.waiting.length >= MAX_WAITING) socket.destroy();
-      else slot.waiting.push(socket);
+      else slot.waiting.push({ socket, head });
       return;
     }
-    this.#send(slot, slot.child, socket);
+    this.#send(slot, slot.child, socket, head);
   }
 
   /** The ready worker with the fewest connections (as last reported), round-robin among equals; any worker when none is ready. */
@@ -181,7 +200,7 @@ export class WorkerPool {
     for (const slot of this.#slots) {
       if (slot.restartTimer) clearTimeout(slot.restartTimer);
       slot.restartTimer = undefined;
-      for (const socket of slot.waiting.splice(0)) socket.destroy();
+      for (const { socket } of slot.waiting.splice(0)) socket.destroy();
       const child = slot.child;
       if (!child || child.exitCode !== null || child.signalCode !== null) continue;
       const order: OwnerMessage = { type: 'stop', timeoutMs };
@@ -219,7 +238,7 @@ export class WorkerPool {
           clearTimeout(silent);
           slot.ready = true;
           options.log.info({ event: 'WORKER START', worker: slot.index, pid: child.pid, restart }, `worker ${slot.index} started, pid ${child.pid}`);
-          for (const socket of slot.waiting.splice(0)) this.#send(slot, child, socket);
+          for (const { socket, head } of slot.waiting.splice(0)) this.#send(slot, child, socket, head);
           resolve();
           return;
         }
@@ -313,8 +332,8 @@ export class WorkerPool {
     });
   }
 
-  #send(slot: WorkerSlot, child: ChildProcess, socket: Socket): void {
-    const message: OwnerMessage = { type: 'connection' };
+  #send(slot: WorkerSlot, child: ChildProcess, socket: Socket, head: Buffer | undefined): void {
+    const message: OwnerMessage = head && head.length > 0 ? { type: 'connection', head: head.toString('base64') } : { type: 'connection' };
     slot.sent += 1;
     try {
       child.send(message, socket, { keepOpen: false }, (error) => {

@@ -109,6 +109,7 @@ async function runWorker(args: WorkerArguments): Promise<void> {
           socket.destroy();
           return;
         }
+        if (order.head) socket.unshift(Buffer.from(order.head, 'base64')); // before any byte read here
         stages.screen.screen(socket);
         return;
       }

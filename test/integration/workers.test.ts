@@ -295,24 +295,42 @@ test('ETRN through a worker reaches the owner\'s queue manager: the deferred mes
   }
 });
 
-test('PROXY protocol with workers: the proxy\'s address picks the worker, which reads the header and screens the real client (the documented limit)', async () => {
-  const chain = await startWorkers(['postscreen_upstream_proxy_protocol = haproxy', 'mynetworks = 192.0.2.0/24']);
+test('PROXY protocol with workers: the owner reads the header, the real client\'s address picks the worker, and the bytes after the header (a pregreet) reach it', async () => {
+  const chain = await startWorkers(['postscreen_upstream_proxy_protocol = haproxy', 'postscreen_greet_wait = 300ms']);
   try {
-    const proxies = [...addressesOf(0, 80, 1), ...addressesOf(1, 80, 1)];
-    for (const [index, proxy] of proxies.entries()) {
-      const client = await connectClient({ port: chain.port, localAddress: proxy, timeoutMs: 5000 });
-      client.send(`PROXY TCP4 192.0.2.${index + 10} 198.51.100.1 4000${index} 25\r\n`);
-      await client.waitForCode(220, 5000);
-      await client.close();
+    // One proxy (127.0.80.1), four real clients: two for each worker.
+    const real = [0, 1, 0, 1].map((worker, index) => {
+      for (let n = 1; n < 255; n++) {
+        const address = `198.51.${100 + index}.${n}`;
+        if (workerForAddress(address, WORKERS) === worker) return address;
+      }
+      throw new Error('no address');
+    });
+    await Promise.all(
+      real.map(async (address, index) => {
+        const client = await connectClient({ port: chain.port, localAddress: '127.0.80.1', timeoutMs: 5000 });
+        // The header and the client's early talk in one segment: the owner must not eat the talk.
+        client.send(`PROXY TCP4 ${address} 198.51.100.1 4000${index} 25\r\nEHLO early.bird\r\n`);
+        await client.waitForCode(220, 5000);
+        await client.close();
+      }),
+    );
+    await until('a PREGREET line per client', () => chain.log.events('PREGREET').length === real.length);
+    for (const address of real) {
+      const [connect] = linesOf(chain, 'CONNECT', address);
+      assert.ok(connect, `${address} screened under its real address`);
+      assert.equal(connect.worker, workerForAddress(address, WORKERS), 'on the worker of the real address');
+      const [pregreet] = linesOf(chain, 'PREGREET', address);
+      assert.equal(pregreet?.worker, connect.worker);
+      assert.match(String(pregreet?.msg), /^PREGREET 17 after /, 'every byte after the header');
     }
-    await until('both CONNECT lines', () => chain.log.events('CONNECT').length === 2);
-    for (const [index, proxy] of proxies.entries()) {
-      const [connect] = linesOf(chain, 'CONNECT', `192.0.2.${index + 10}`);
-      assert.ok(connect, 'the real client is screened');
-      assert.equal(connect.worker, workerForAddress(proxy, WORKERS), 'on the worker of the proxy\'s address');
-    }
-    // The access list judged the real address (mynetworks), not the proxy's.
-    await until('ALLOWLISTED lines', () => chain.log.events('ALLOWLISTED').length === 2);
+    // A bad header is still the worker's to refuse and log.
+    const bad = await connectClient({ port: chain.port, localAddress: '127.0.80.2', timeoutMs: 5000 });
+    bad.send('HELLO there\r\n');
+    await bad.waitForEnd(5000);
+    await bad.close();
+    const proxyError = await chain.log.waitFor((line) => line.event === 'PROXY');
+    assert.equal(proxyError.worker, workerForAddress('127.0.80.2', WORKERS));
   } finally {
     await chain.close();
   }
