@@ -12,7 +12,8 @@
  * as taking effect after a restart; mxscreen_workers: 1 runs every stage here, more make
  * this process the owner (listening sockets accepted paused, the queue manager, /metrics
  * aggregated, reload checked here first, signals) with the session stages in worker
- * processes (workers/worker-pool.ts), stopped before the queue.
+ * processes (workers/worker-pool.ts), forked after the sockets are bound, stopped before
+ * the queue.
  * Leaves to others: everything the stages decide and own (session-stages.ts,
  * screen/screen-stage.ts with its cache cleanup and DNSBL self-test, policy/, queue/,
  * delivery/, workers/).
@@ -197,6 +198,9 @@ export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen>
   const workers = workerCount(config);
   const stages = await startStages(settings, shared, workers === 1 ? undefined : { configFile: options.configFile, workers, processMetrics: options.processMetrics ?? true, logDestination: destination });
   const endpoints = await listen(config, stages, metrics);
+  // Workers fork once the sockets are bound (and after anything done to this process here,
+  // such as dropping privileges, which they inherit); connections until then wait for them.
+  if (stages.sessions.kind === 'workers') await startWorkers(stages.sessions.pool, stages, endpoints);
   for (const bound of endpoints.smtp) log.info({ event: 'LISTEN', address: bound.address, port: bound.port }, `listening on [${bound.address}]:${bound.port}`);
   const { metricsEndpoint } = endpoints;
   if (metricsEndpoint) log.info({ event: 'LISTEN', address: metricsEndpoint.address, port: metricsEndpoint.port, path: '/metrics' }, `metrics on [${metricsEndpoint.address}]:${metricsEndpoint.port}/metrics`);
@@ -254,13 +258,6 @@ async function startStages(settings: StageSettings, shared: Shared, workers: Wor
     etrn: (domain) => void queue.flush(domain),
     choice: workerChoiceSettings(settings),
   });
-  try {
-    await pool.start();
-  } catch (error) {
-    await queue.stop();
-    spool.close();
-    throw error;
-  }
   return { spool, queue, sessions: { kind: 'workers', pool } };
 }
 
@@ -268,6 +265,19 @@ async function startStages(settings: StageSettings, shared: Shared, workers: Wor
 function workerChoiceSettings(settings: StageSettings): WorkerChoiceSettings {
   const { screener } = settings.screen;
   return { accessList: screener.accessList, mynetworks: screener.mynetworks, limitExceptions: settings.smtpdClientLimits.exceptions, proxyProtocol: screener.proxyProtocol, proxyTimeoutMs: screener.proxyTimeoutMs };
+}
+
+/** Starts the worker processes; on an error closes the endpoints, stops the queue and throws it. */
+async function startWorkers(pool: WorkerPool, stages: Stages, endpoints: Endpoints): Promise<void> {
+  try {
+    await pool.start();
+  } catch (error) {
+    await endpoints.listener.close();
+    await endpoints.metricsEndpoint?.close();
+    await stages.queue.stop();
+    stages.spool.close();
+    throw error;
+  }
 }
 
 /** The Prometheus text /metrics serves. */

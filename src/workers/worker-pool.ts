@@ -104,6 +104,9 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
     this.#choice = options.choice;
+    for (let index = 0; index < options.workers; index++) {
+      this.#slots.push({ index, child: undefined, ready: false, startedAt: 0, quickExits: 0, restartTimer: undefined, counts: { screening: 0, smtpd: 0 }, sent: 0, received: 0, waiting: [], exited: Promise.resolve() });
+    }
   }
 
   /** Reload: connections from now on are placed on `choice`. */
@@ -116,11 +119,11 @@ export class WorkerPool {
     return this.#slots.map((slot) => (slot.ready ? slot.child?.pid : undefined));
   }
 
-  /** Forks every worker; resolves when all are ready. Rejects when one exits or is silent first (the others are stopped). */
+  /**
+   * Forks every worker; resolves when all are ready (connections dispatched before wait for
+   * their worker). Rejects when one exits or is silent first (the others are stopped).
+   */
   async start(): Promise<void> {
-    for (let index = 0; index < this.#options.workers; index++) {
-      this.#slots.push({ index, child: undefined, ready: false, startedAt: 0, quickExits: 0, restartTimer: undefined, counts: { screening: 0, smtpd: 0 }, sent: 0, received: 0, waiting: [], exited: Promise.resolve() });
-    }
     try {
       await Promise.all(this.#slots.map((slot) => this.#fork(slot, false)));
     } catch (error) {
