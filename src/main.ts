@@ -7,15 +7,10 @@
  * a reload builds every stage's settings from the new main.cf before any stage takes its
  * part, so a bad configuration changes nothing; the DNS resolver every stage shares, rebuilt
  * when a reload changes mxscreen_dns_servers or postscreen_dnsbl_timeout; that a changed
- * parameter marked `reload: 'restart'` in the catalogue (listen addresses, queue directory,
- * verdict cache size and retention) keeps its old value and is logged, one WARN line each,
- * as taking effect after a restart; mxscreen_workers: 1 runs every stage here, more make
- * this process the owner (listening sockets accepted paused, the queue manager, /metrics
- * aggregated, reload checked here first, signals) with the session stages in worker
- * processes (workers/worker-pool.ts), forked after the sockets are bound, stopped before
- * the queue.
- * Leaves to others: everything the stages decide and own (session-stages.ts,
- * screen/screen-stage.ts with its cache cleanup and DNSBL self-test, policy/, queue/,
+ * `reload: 'restart'` parameter keeps its old value and is logged (one WARN line each);
+ * with mxscreen_workers > 1 this process is the owner (sockets, queue manager, /metrics,
+ * reload, signals) and the session stages run in workers (workers/), forked after listen.
+ * Leaves to others: what the stages decide (session-stages.ts, screen/, policy/, queue/,
  * delivery/, workers/).
  * Bugs: an injected resolver or clock (tests) reaches only this process: workers use
  * mxscreen_dns_servers and the system clock; a worker's restart loses its verdict cache.
