@@ -15,6 +15,7 @@
  * report says so with the count of ALLOWLISTED and screened connections from the log.
  * Leaves to others: everything measured. Every loop is bounded in count and time.
  * Options: --messages N (2000) --sessions N (50) --size BYTES (10240) --time-limit-s N (120)
+ * --workers N (mxscreen_workers; default 0, the number of CPUs)
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     sessions: { type: 'string', default: '50' },
     size: { type: 'string', default: '10240' },
     'time-limit-s': { type: 'string', default: '120' },
+    workers: { type: 'string', default: '0' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -57,7 +59,7 @@ async function main(): Promise<void> {
   const sink = await Sink.start({ listen: '127.0.0.1:0', onMessage: () => void (lastDelivery = performance.now()) });
   writeFileSync(
     join(work, 'main.cf'),
-    relayMainCf('127.0.0.1:0', sink.port, ['minimal_backoff_time = 1s', 'maximal_backoff_time = 2s', 'queue_run_delay = 1s']),
+    relayMainCf('127.0.0.1:0', sink.port, ['minimal_backoff_time = 1s', 'maximal_backoff_time = 2s', 'queue_run_delay = 1s', `mxscreen_workers = ${Number(values.workers)}`]),
   );
   const mx = await startMxscreenProcess(join(work, 'main.cf'));
   const screen = { allowlisted: 0, screened: 0 };

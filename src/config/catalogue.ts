@@ -61,6 +61,7 @@ export const CATALOGUE = [
   { name: 'mxscreen_metrics_listen', kind: 'string', default: '127.0.0.1:9125', doc: 'host:port of the Prometheus /metrics endpoint; empty disables it.', reload: 'restart' },
   { name: 'mxscreen_dns_servers', kind: 'list', default: '', doc: 'DNS servers for DNSBL and delivery lookups, ip[:port]; empty means the system resolver.' },
   { name: 'mxscreen_verdict_cache_size', kind: 'integer', default: '100000', doc: 'Maximum number of clients kept in the postscreen verdict cache (entries).', reload: 'restart' },
+  { name: 'mxscreen_workers', kind: 'integer', default: '0', doc: 'Worker processes that run the screen and policy stages; the owner process keeps the listening sockets, the queue manager, /metrics, reload and signals, and hands each connection to the worker chosen by a hash of the client address. 1 runs every stage in one process; 0 means the number of CPUs (os.availableParallelism()).', reload: 'restart' },
   { name: 'mxscreen_shutdown_timeout', kind: 'time', default: '30s', unit: 's', doc: 'On SIGTERM, how long open SMTP sessions may go on before they are closed.' },
 
   // --- postscreen(8) ---

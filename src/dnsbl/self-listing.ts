@@ -17,7 +17,6 @@
  */
 import { isIPv6 } from 'node:net';
 import { getServers } from 'node:dns';
-import { performance } from 'node:perf_hooks';
 import * as dnsbl from 'dnsbl';
 
 /** Longest time limit handed to dnsbl, ms: below c-ares' own give-up (~27 s with 4 tries), so dnsbl's timer fires first and shows in the elapsed time. */
@@ -97,22 +96,23 @@ function familyOf(address: string): AddressFamily {
 export type SiteAnswers = ReadonlyMap<string, boolean>;
 
 /**
- * Decides what `site`'s answers mean (pure). `elapsedMs` ≥ `timeoutMs`: dnsbl's timer
- * fired and cancelled what was still asked, so nothing of that site can be trusted.
+ * Decides what `site`'s answers mean (pure). `timedOut`: the batch ran into its time limit
+ * of `timeoutMs`, so dnsbl's timer may have cancelled what was still asked (read as "not
+ * listed") and nothing of that site can be trusted.
  * Returns the site result and one Listing per address, in order.
  */
 export function readSiteAnswers(
   site: SelfListingSite,
   addresses: readonly string[],
   answers: SiteAnswers,
-  elapsedMs: number,
+  timedOut: boolean,
   timeoutMs: number,
 ): { site: SiteResult; listings: Listing[] } {
   const families = [...new Set(addresses.map(familyOf))];
   const failure = new Map<AddressFamily, string>();
   for (const family of families) {
     const points = TEST_POINTS[family];
-    if (elapsedMs >= timeoutMs) failure.set(family, `no answer within ${timeoutMs} ms`);
+    if (timedOut) failure.set(family, `no answer within ${timeoutMs} ms`);
     else if (answers.get(points.listed) !== true) failure.set(family, `test point ${points.listed} is not listed`);
     else if (answers.get(points.clean) !== false) failure.set(family, `test point ${points.clean} is listed`);
   }
@@ -130,16 +130,25 @@ async function checkSite(site: SelfListingSite, query: SelfListingQuery, servers
   const families = [...new Set(query.addresses.map(familyOf))];
   const points = families.flatMap((family) => [TEST_POINTS[family].listed, TEST_POINTS[family].clean]);
   const names = [...new Set([...query.addresses, ...points])];
-  const started = performance.now();
+  // Our own timer of the same length, armed before dnsbl arms its own: timers of one length
+  // fire in the order they were armed, so when dnsbl's cancels the queries this one has fired.
+  // (Elapsed time read from performance.now() is not enough: a timer may fire early by what
+  // the event-loop turn had already run when it was armed.)
+  let timedOut = false;
+  const limit = setTimeout(() => {
+    timedOut = true;
+  }, timeoutMs);
   try {
     // concurrency = every name: all start together, so the package's stray timers (index.js clears
     // its timer only on success, and the timer cancels the whole resolver) fire with their own.
     const items = await packaged.batch(names, site.domain, { servers, timeout: timeoutMs, concurrency: names.length, includeTxt: false });
     const answers = new Map(items.map((item) => [item.address, item.listed] as const));
-    return readSiteAnswers(site, query.addresses, answers, performance.now() - started, timeoutMs);
+    return readSiteAnswers(site, query.addresses, answers, timedOut, timeoutMs);
   } catch (error) {
     const why = `lookup failed: ${error instanceof Error ? error.message : String(error)}`;
     return { site: { site, checked: false, why }, listings: query.addresses.map((): Listing => ({ kind: 'could-not-check', why })) };
+  } finally {
+    clearTimeout(limit);
   }
 }
 

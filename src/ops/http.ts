@@ -3,7 +3,8 @@
  *
  * Decides: that `GET /metrics` on `mxscreen_metrics_listen` answers the registry in the
  * Prometheus text format, `GET /healthz` answers 200 "ok", anything else 404.
- * Leaves to others: which metrics exist (metrics.ts).
+ * Leaves to others: which metrics exist (metrics.ts), gathering them from worker processes
+ * (workers/worker-pool.ts gives the text to serve).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,15 +19,16 @@ export interface MetricsEndpoint {
 }
 
 /**
- * Serves `metrics` on `listen` (`host:port`, `[v6]:port`).
- * Rejects when the address cannot be bound (EADDRINUSE, EACCES).
+ * Serves `metrics` on `listen` (`host:port`, `[v6]:port`); `render` gives the text instead
+ * of `metrics.registry` (the aggregate over worker processes). Rejects when the address
+ * cannot be bound (EADDRINUSE, EACCES).
  */
-export async function serveMetrics(listen: string, metrics: Metrics): Promise<MetricsEndpoint> {
+export async function serveMetrics(listen: string, metrics: Metrics, render?: () => Promise<string>): Promise<MetricsEndpoint> {
   const { host, port } = parseListenAddress(listen);
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (request.method === 'GET' && path === '/metrics') {
-      metrics.registry.metrics().then(
+      (render ?? (() => metrics.registry.metrics()))().then(
         (body) => {
           response.writeHead(200, { 'content-type': metrics.registry.contentType });
           response.end(body);

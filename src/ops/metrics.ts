@@ -6,6 +6,11 @@
  * several instances (tests) never clash. Node's process metrics (prom-client's defaults) carry
  * the same prefix, less the three gauges named `_total` (PROCESS_GAUGES_NAMED_TOTAL), which
  * `promtool check metrics` refuses: their per-type twins (`mxscreen_nodejs_active_handles{type}`, …) stay.
+ * With mxscreen_workers > 1 every process has its
+ * own and /metrics shows their aggregate (workers/worker-pool.ts): counters and histograms
+ * summed; each gauge's `aggregator` says how its values over processes combine (connections,
+ * cache records and queue counts summed; stress mode and ages the maximum; a DNSBL site
+ * healthy only when every worker finds it healthy: the minimum).
  * Leaves to others: when to count (each stage) and serving /metrics (http.ts).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -27,22 +32,22 @@ export class Metrics {
    */
   readonly screenVerdicts = new Counter({ name: 'mxscreen_screen_verdicts_total', help: 'postscreen test results by test, result and action.', labelNames: ['test', 'result', 'action'] as const, registers: [this.registry] });
   /** Open client connections by stage: screen (in the screener, before handover), smtpd (policy stage). */
-  readonly activeConnections = new Gauge({ name: 'mxscreen_connections_active', help: 'Open client connections by stage (screen, smtpd).', labelNames: ['stage'] as const, registers: [this.registry] });
+  readonly activeConnections = new Gauge({ name: 'mxscreen_connections_active', help: 'Open client connections by stage (screen, smtpd).', labelNames: ['stage'] as const, aggregator: 'sum', registers: [this.registry] });
   /**
    * DNSBL/DNSWL answers: result = listed | not_listed | error (DNS failure: SERVFAIL, REFUSED, …) | timeout |
    * refused_code (an error code, never a listing: 127.255.255.0/24, 127.0.0.1, or 127.0.0.255 from a DNSWL).
    */
   readonly dnsblAnswers = new Counter({ name: 'mxscreen_dnsbl_answers_total', help: 'DNSBL/DNSWL answers by site and result.', labelNames: ['site', 'result'] as const, registers: [this.registry] });
   /** 1 when the site passes its RFC 5782 self-test (127.0.0.2 listed, 127.0.0.1 not), else 0. */
-  readonly dnsblSiteHealthy = new Gauge({ name: 'mxscreen_dnsbl_site_healthy', help: 'DNSBL/DNSWL site health from the periodic self-test (1 healthy, 0 not).', labelNames: ['site'] as const, registers: [this.registry] });
+  readonly dnsblSiteHealthy = new Gauge({ name: 'mxscreen_dnsbl_site_healthy', help: 'DNSBL/DNSWL site health from the periodic self-test (1 healthy, 0 not).', labelNames: ['site'] as const, aggregator: 'min', registers: [this.registry] });
   /** 1 while the screen stage is in stress mode (postscreen(8) overload), else 0. */
-  readonly stressMode = new Gauge({ name: 'mxscreen_stress_mode', help: 'Screen stage stress mode (1 on, 0 off).', registers: [this.registry] });
+  readonly stressMode = new Gauge({ name: 'mxscreen_stress_mode', help: 'Screen stage stress mode (1 on, 0 off).', aggregator: 'max', registers: [this.registry] });
   readonly dnsblLatency = new Histogram({ name: 'mxscreen_dnsbl_query_seconds', help: 'DNSBL query latency by site.', labelNames: ['site'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
   readonly dnsblRank = new Histogram({ name: 'mxscreen_dnsbl_rank', help: 'DNSBL rank of screened clients.', buckets: [-5, -1, 0, 1, 2, 3, 5, 10], registers: [this.registry] });
   /** Verdict cache lookups: result = hit (every test still valid) | miss. */
   readonly cacheLookups = new Counter({ name: 'mxscreen_screen_cache_lookups_total', help: 'Verdict cache lookups by result.', labelNames: ['result'] as const, registers: [this.registry] });
   /** Records held by the verdict cache, expired ones kept for postscreen_cache_retention_time included. */
-  readonly cacheEntries = new Gauge({ name: 'mxscreen_screen_cache_entries', help: 'Records in the postscreen verdict cache.', registers: [this.registry] });
+  readonly cacheEntries = new Gauge({ name: 'mxscreen_screen_cache_entries', help: 'Records in the postscreen verdict cache.', aggregator: 'sum', registers: [this.registry] });
   /** Policy stage: smtpd restriction results, list = client|helo|sender|relay|recipient (at RCPT) | data, result = permit|reject|defer (ETRN's list is not counted). */
   readonly restrictionResults = new Counter({ name: 'mxscreen_smtpd_restrictions_total', help: 'Restriction list results by list and result.', labelNames: ['list', 'result'] as const, registers: [this.registry] });
   /** Address verification probes (reject_unverified_recipient): result = started | limited (mxscreen_verify_probe_limit reached, 450 at once). */
@@ -55,9 +60,9 @@ export class Metrics {
   /** Recipient deliveries: status = sent | deferred | bounced. */
   readonly deliveries = new Counter({ name: 'mxscreen_deliveries_total', help: 'Recipient delivery results by status and nexthop.', labelNames: ['status', 'nexthop'] as const, registers: [this.registry] });
   readonly deliveryLatency = new Histogram({ name: 'mxscreen_delivery_seconds', help: 'Duration of one delivery attempt to a nexthop.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], registers: [this.registry] });
-  readonly queueMessages = new Gauge({ name: 'mxscreen_queue_messages', help: 'Messages in each queue directory.', labelNames: ['queue'] as const, registers: [this.registry] });
+  readonly queueMessages = new Gauge({ name: 'mxscreen_queue_messages', help: 'Messages in each queue directory.', labelNames: ['queue'] as const, aggregator: 'sum', registers: [this.registry] });
   /** Age of the oldest message in each queue (incoming, active, deferred, hold, corrupt), 0 when empty. */
-  readonly queueOldest = new Gauge({ name: 'mxscreen_queue_oldest_seconds', help: 'Age of the oldest message in each queue directory.', labelNames: ['queue'] as const, registers: [this.registry] });
+  readonly queueOldest = new Gauge({ name: 'mxscreen_queue_oldest_seconds', help: 'Age of the oldest message in each queue directory.', labelNames: ['queue'] as const, aggregator: 'max', registers: [this.registry] });
   /**
    * Queue files found damaged (short, no END record, unreadable head) and sent to corrupt/ (Spool.quarantine):
    * queue = where each was found (incoming, active, deferred, hold). Any increase needs an administrator (README "Corrupt queue files").
@@ -66,7 +71,9 @@ export class Metrics {
   /** Recipients bounced (a DSN is queued unless the sender is <> or NOTIFY excludes FAILURE): reason = rejected (5xx), expired (maximal_queue_lifetime, bounce_queue_lifetime), transport (error:, null MX, unknown host). `mxscreen queue delete` bounces nothing (postsuper -d). */
   readonly bounces = new Counter({ name: 'mxscreen_bounces_total', help: 'Bounced recipients by reason.', labelNames: ['reason'] as const, registers: [this.registry] });
   /** 1 while the nexthop answers, 0 while it is remembered as dead (its mail is deferred without a connection). */
-  readonly nexthopUp = new Gauge({ name: 'mxscreen_nexthop_up', help: 'Nexthop reachability as the queue manager last saw it (1 up, 0 dead).', labelNames: ['nexthop'] as const, registers: [this.registry] });
+  readonly nexthopUp = new Gauge({ name: 'mxscreen_nexthop_up', help: 'Nexthop reachability as the queue manager last saw it (1 up, 0 dead).', labelNames: ['nexthop'] as const, aggregator: 'max', registers: [this.registry] });
+  /** Worker processes started again after they exited without being told to stop (mxscreen_workers > 1). */
+  readonly workerRestarts = new Counter({ name: 'mxscreen_worker_restarts_total', help: 'Worker processes restarted after an exit that was not a stop.', registers: [this.registry] });
 
   /**
    * 1 while `site` lists our own `address` (mxscreen_self_listing_addresses, a bounded set from main.cf), 0 while it does not.

@@ -11,11 +11,15 @@
  * attack becomes 450s, not probes); undeliverable: unverified_recipient_reject_code.
  * A reload applies new settings at once (setSettings): ages are judged by the current
  * times, and a smaller mxscreen_verify_cache_size drops the least recently used entries.
+ * Several processes (mxscreen_workers > 1) share the file: each writes its own temporary
+ * name (pid), and a save merges what the file holds (the newer result of an address wins),
+ * so no worker overwrites another's results; a worker reads the others' at its start.
  * Leaves to others: the probe (verify-probe.ts); the metric (smtpd.ts countProbe).
- * Bugs: `unknown` probe results (4xx, timeouts) are not cached: the next RCPT probes again.
+ * Bugs: `unknown` probe results (4xx, timeouts) are not cached: the next RCPT probes again;
+ * a running worker does not learn another's results (it probes for itself).
  */
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.js';
@@ -178,16 +182,19 @@ export class RecipientVerifier {
       return; // no cache yet
     }
     try {
-      const entries = JSON.parse(text) as [string, CacheEntry][];
-      for (const [key, entry] of entries.slice(-this.#settings.cacheSize)) {
-        if ((entry.status === 'deliverable' || entry.status === 'undeliverable') && typeof entry.updated === 'number') this.#cache.set(key, entry);
-      }
+      for (const [key, entry] of this.#entries(text).slice(-this.#settings.cacheSize)) this.#cache.set(key, entry);
     } catch (err) {
       this.deps.log.warn({ event: 'address verify', err }, `${CACHE_FILE}: unreadable, starting with an empty verify cache`);
     }
   }
 
-  /** Writes the cache to a temporary name and renames it (one write at a time). */
+  /** The valid entries of a saved cache `text`, least recently used first. Throws on bad JSON. */
+  #entries(text: string): [string, CacheEntry][] {
+    const entries = JSON.parse(text) as [string, CacheEntry][];
+    return entries.filter(([key, entry]) => typeof key === 'string' && (entry.status === 'deliverable' || entry.status === 'undeliverable') && typeof entry.updated === 'number');
+  }
+
+  /** Merges the saved file, writes the cache to this process's temporary name and renames it (one write at a time). */
   #save(): void {
     const directory = this.deps.directory;
     if (directory === undefined) return;
@@ -196,9 +203,22 @@ export class RecipientVerifier {
     this.#saving = true;
     this.#dirty = false;
     const file = join(directory, CACHE_FILE);
-    const entries = [...this.#cache.entries()].reverse();
-    void writeFile(`${file}.tmp`, JSON.stringify(entries))
-      .then(() => rename(`${file}.tmp`, file))
+    const temporary = `${file}.${process.pid}.tmp`;
+    void readFile(file, 'utf8')
+      .then((text) => this.#entries(text))
+      .catch((): [string, CacheEntry][] => []) // none yet, or unreadable: ours replaces it
+      .then((saved) => {
+        // Another worker's newer result of an address stays; ours are the most recent.
+        const merged = new Map(saved);
+        for (const [key, entry] of [...this.#cache.entries()].reverse()) {
+          const theirs = merged.get(key);
+          if (theirs !== undefined && theirs.updated > entry.updated) continue;
+          merged.delete(key);
+          merged.set(key, entry);
+        }
+        return writeFile(temporary, JSON.stringify([...merged].slice(-Math.max(1, this.#settings.cacheSize))));
+      })
+      .then(() => rename(temporary, file))
       .catch((err: unknown) => this.deps.log.warn({ event: 'address verify', err }, `cannot save ${file}`))
       .finally(() => {
         this.#saving = false;

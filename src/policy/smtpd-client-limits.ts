@@ -15,8 +15,9 @@
  * refused connection in the rate, not in the count once it is closed).
  * Leaves to others: the screen stage's own per-client limit (screen/connection-limits.ts),
  * running the SMTP session of an admitted connection (smtpd.ts), the wiring (main.ts).
- * Bugs: counts are per process, as the screen stage's (README "Design", More than one core);
- * exceptions match the address only (there is no reverse lookup at connect, so host names
+ * Counts are per process: with mxscreen_workers > 1 every connection of one address
+ * reaches one worker (workers/client-hash.ts), so they stay exact.
+ * Bugs: exceptions match the address only (there is no reverse lookup at connect, so host names
  * in the list never match; Postfix's name is `unknown` in the log for the same reason).
  */
 import type { Socket } from 'node:net';

@@ -11,8 +11,10 @@
  * file is never truncated there at start: after an unclean stop it may share its inode
  * with a queued message, and unlinking a name is always safe).
  * Leaves to others: what is written into a file and its durability (spool.ts).
- * Bugs: one process per queue directory should recycle (another's open may unlink
- * its pool; it then creates files again, nothing is lost).
+ * One process per queue directory recycles: the owner's spool; a worker's spool (role
+ * writer, mxscreen_workers > 1) has a pool of size 0, so it never sweeps or takes from it.
+ * Bugs: a second owner on the same directory (two mxscreen instances) would unlink the
+ * first one's pool at its open; it then creates files again, nothing is lost.
  */
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -16,6 +16,11 @@
  * through queue-file-system.ts, so tests can fail any one of them.
  * Leaves to others: the file format (queue-file.ts), scheduling (queue-manager.ts), what
  * may be done with a file in corrupt/ (corrupt-repair.ts).
+ * Role: the owner's spool (default) sweeps and counts at open, recycles, and keeps fresh
+ * messages in memory for its delivery; a worker's (`role: 'writer'`, mxscreen_workers > 1)
+ * only writes new messages, durably as above, and reports each queue count change
+ * (`counted`) instead of setting the gauges: no sweep (a listing racing the owner's moves
+ * could take a live state file for an orphan), no recycle pool, no memory of bodies.
  * Bugs: temporary files are swept at open only when older than an hour; one process must
  * own delivery scheduling (the memory of fresh messages and recycled files is per process).
  */
@@ -64,6 +69,10 @@ export interface SpoolDeps {
   readonly clock: Clock;
   /** The calls the commit path makes (queue-file-system.ts); default node:fs. Tests inject faults. */
   readonly fileSystem?: QueueFileSystem;
+  /** 'owner' (default): the spool of the queue manager; 'writer': a worker's (see the file head). */
+  readonly role?: 'owner' | 'writer';
+  /** Writer role: a message entered (+1) or left (-1) `queue`; the owner applies it to its gauges. */
+  readonly counted?: (queue: QueueName, delta: 1 | -1) => void;
 }
 
 export class Spool implements QueueWriter {
@@ -99,7 +108,7 @@ export class Spool implements QueueWriter {
     this.#incomingSync = this.#fs.directorySync(join(directory, 'incoming'));
     this.#holdSync = this.#fs.directorySync(join(directory, 'hold'));
     this.#stateSync = new DirectorySync(join(directory, STATE_DIRECTORY));
-    this.#pool = new FilePool(join(directory, RECYCLE_DIRECTORY), RECYCLE_LIMIT, this.#fs);
+    this.#pool = new FilePool(join(directory, RECYCLE_DIRECTORY), deps.role === 'writer' ? 0 : RECYCLE_LIMIT, this.#fs);
   }
 
   /**
@@ -114,6 +123,7 @@ export class Spool implements QueueWriter {
     } catch (error) {
       throw new MxError('ERR_QUEUE_IO', `cannot create queue directory ${directory}: ${(error as Error).message}`, { cause: error });
     }
+    if (deps.role === 'writer') return spool;
     await spool.#sweepTemporaryFiles('incoming');
     await spool.#sweepTemporaryFiles(STATE_DIRECTORY);
     await spool.#sweepOrphanStates();
@@ -322,10 +332,11 @@ export class Spool implements QueueWriter {
   }
 
   /**
-   * @internal SpoolMessage: message `id` is queued and has no state file; `loaded` is
+   * @internal SpoolMessage (and the owner, for a worker's commit): message `id` is queued and has no state file; `loaded` is
    * what load() reads back (for a message committed to incoming/ and small enough).
    */
   committed(id: string, loaded?: LoadedQueueFile): void {
+    if (this.#deps.role === 'writer') return; // the owner's spool delivers it, from disk
     this.#withoutState.add(id);
     if (!loaded?.body) return;
     this.#recent.set(id, loaded);
@@ -342,6 +353,10 @@ export class Spool implements QueueWriter {
    * and a countMessages() reading that directory at the same time does not overwrite it.
    */
   counted(queue: QueueName, delta: 1 | -1): void {
+    if (this.#deps.role === 'writer') {
+      this.#deps.counted?.(queue, delta);
+      return;
+    }
     this.#changes.set(queue, (this.#changes.get(queue) ?? 0) + 1);
     this.#deps.metrics.queueMessages.inc({ queue }, delta);
   }

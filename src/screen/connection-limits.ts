@@ -13,9 +13,16 @@
  * values of Postfix's `${stress?{2}:{6}}s` and `${stress?{10}:{300}}s` defaults.
  * Leaves to others: sending the reply and logging the refusal (screener.ts); the smtpd
  * stage's own count and rate limits (policy/smtpd-client-limits.ts).
- * Bugs: counts are per process (README "Design", More than one core); the pre-queue limit is
- * checked at connect, before the access list and the cache (postscreen checks it after
- * them, so an allowlisted or PASS OLD client passes a full screen stage).
+ * With mxscreen_workers > 1 the per-client count is exact in its worker (every connection
+ * of one address goes to one worker), and the queue limits and stress mode count this
+ * worker's connections plus the other workers' as the owner last reported them
+ * (setOthers; `onCounts` tells the owner of every change of ours).
+ * Bugs: the other workers' counts lag by one IPC message and one event-loop turn, so a
+ * burst spread over several workers can pass a queue limit by the connections that
+ * arrive elsewhere in that window; each worker logs its own STRESS transitions. The
+ * pre-queue limit is checked at connect, before the access list and the cache
+ * (postscreen checks it after them, so an allowlisted or PASS OLD client passes a full
+ * screen stage).
  */
 import type { SmtpReply } from '../errors.js';
 import type { Logger } from '../ops/log.js';
@@ -39,6 +46,12 @@ export interface LimitSettings {
 export interface LimitRefusal {
   readonly reason: 'all screening ports busy' | 'too many connections' | 'all server ports busy';
   readonly reply: SmtpReply;
+}
+
+/** Connections being screened / handed to smtpd and still open. */
+export interface ConnectionCounts {
+  readonly screening: number;
+  readonly smtpd: number;
 }
 
 /** A connection holding a slot. */
@@ -65,11 +78,22 @@ export class ConnectionLimits {
   #screening = 0;
   #smtpd = 0;
   #stress = false;
+  /** The other workers' connections (mxscreen_workers > 1), as the owner last reported them. */
+  #others: ConnectionCounts = { screening: 0, smtpd: 0 };
+  readonly #onCounts: ((counts: ConnectionCounts) => void) | undefined;
 
-  constructor(settings: LimitSettings, deps: { readonly log: Logger; readonly metrics: Metrics }) {
+  /** `onCounts`: called with this process's counts after each change (a worker reports them to the owner). */
+  constructor(settings: LimitSettings, deps: { readonly log: Logger; readonly metrics: Metrics; readonly onCounts?: (counts: ConnectionCounts) => void }) {
     this.#settings = settings;
     this.#deps = deps;
+    this.#onCounts = deps.onCounts;
     deps.metrics.stressMode.set(0);
+  }
+
+  /** The other workers' connections in each stage (owner's report); the limits count them from now on. */
+  setOthers(counts: ConnectionCounts): void {
+    this.#others = counts;
+    this.#checkStress();
   }
 
   setSettings(settings: LimitSettings): void {
@@ -82,7 +106,7 @@ export class ConnectionLimits {
   }
 
   /** Connections being screened / handed to smtpd and still open. */
-  get counts(): { readonly screening: number; readonly smtpd: number } {
+  get counts(): ConnectionCounts {
     return { screening: this.#screening, smtpd: this.#smtpd };
   }
 
@@ -93,7 +117,7 @@ export class ConnectionLimits {
    */
   admit(address: string): ConnectionSlot | LimitRefusal {
     const settings = this.#settings;
-    if (settings.preQueueLimit > 0 && this.#screening >= settings.preQueueLimit) {
+    if (settings.preQueueLimit > 0 && this.#screening + this.#others.screening >= settings.preQueueLimit) {
       return { reason: 'all screening ports busy', reply: SCREENING_BUSY };
     }
     const open = this.#perClient.get(address) ?? 0;
@@ -102,19 +126,19 @@ export class ConnectionLimits {
     }
     this.#perClient.set(address, open + 1);
     this.#screening++;
-    this.#checkStress();
+    this.#changed();
     let stage: 'screen' | 'smtpd' | 'gone' = 'screen';
     return {
       handover: () => {
         if (stage !== 'screen') return undefined;
-        if (this.#settings.postQueueLimit > 0 && this.#smtpd >= this.#settings.postQueueLimit) {
+        if (this.#settings.postQueueLimit > 0 && this.#smtpd + this.#others.smtpd >= this.#settings.postQueueLimit) {
           return { reason: 'all server ports busy', reply: SERVER_BUSY };
         }
         stage = 'smtpd';
         this.#screening--;
         this.#smtpd++;
         this.#leaveScreen(address);
-        this.#checkStress();
+        this.#changed();
         return undefined;
       },
       release: () => {
@@ -126,9 +150,15 @@ export class ConnectionLimits {
           this.#smtpd--;
         }
         stage = 'gone';
-        this.#checkStress();
+        this.#changed();
       },
     };
+  }
+
+  /** Our counts changed: stress mode, and the owner's report. */
+  #changed(): void {
+    this.#checkStress();
+    this.#onCounts?.({ screening: this.#screening, smtpd: this.#smtpd });
   }
 
   /** One connection of `address` left the screen stage (handed over or closed). */
@@ -145,7 +175,7 @@ export class ConnectionLimits {
   #checkStress(): void {
     const limit = this.#settings.preQueueLimit;
     if (limit <= 0) return;
-    const count = this.#screening;
+    const count = this.#screening + this.#others.screening;
     if (!this.#stress && count >= Math.max(1, Math.trunc(limit * 0.9))) {
       this.#stress = true;
       this.#deps.metrics.stressMode.set(1);

@@ -5,7 +5,9 @@
  * `:port`; port 0 binds an ephemeral port, for tests), every accepted socket going to
  * one callback (the screener), and that close() only stops accepting: connections
  * already accepted live on (one listener owns the sockets, as master.cf's
- * `smtp inet` line in Postfix).
+ * `smtp inet` line in Postfix). With `pauseOnConnect` (mxscreen_workers > 1) a socket is
+ * accepted without reading a byte, so the owner can pass it to a worker with every byte
+ * the client sent still in the kernel's buffer (a pregreet included).
  * Leaves to others: what happens to a connection (screener.ts), its PROXY header
  * (proxy-protocol.ts), the screen's connection limits (connection-limits.ts) and smtpd's
  * per-client count and rate limits (policy/smtpd-client-limits.ts).
@@ -23,15 +25,18 @@ export interface BoundListener {
 export class SmtpListener {
   private readonly addresses: readonly string[];
   private readonly onSocket: (socket: Socket) => void;
+  private readonly pauseOnConnect: boolean;
   private servers: Server[] = [];
 
   /**
    * `addresses`: `host:port` / `[ipv6]:port` / `:port` strings (mxscreen_listen).
-   * `onSocket` receives each accepted connection, in flowing state as net gives it.
+   * `onSocket` receives each accepted connection, in flowing state as net gives it, or
+   * never read from with `options.pauseOnConnect`.
    */
-  constructor(addresses: readonly string[], onSocket: (socket: Socket) => void) {
+  constructor(addresses: readonly string[], onSocket: (socket: Socket) => void, options: { readonly pauseOnConnect?: boolean } = {}) {
     this.addresses = addresses;
     this.onSocket = onSocket;
+    this.pauseOnConnect = options.pauseOnConnect ?? false;
   }
 
   /**
@@ -44,7 +49,7 @@ export class SmtpListener {
     try {
       for (const text of this.addresses) {
         const { host, port } = parseListenAddress(text);
-        const server = createServer({ noDelay: true }, (socket) => this.onSocket(socket));
+        const server = createServer({ noDelay: true, pauseOnConnect: this.pauseOnConnect }, (socket) => this.onSocket(socket));
         this.servers.push(server);
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);

@@ -26,6 +26,7 @@ import { Screener } from './screener.js';
 import type { ScreenStageSettings } from './screen-settings.js';
 import { LruVerdictCache } from './verdict-cache.js';
 import type { ScreenVerdict } from '../screen-verdict.js';
+import type { ConnectionCounts } from './connection-limits.js';
 
 export interface ScreenStageDeps {
   readonly resolver: DnsResolver;
@@ -34,6 +35,8 @@ export interface ScreenStageDeps {
   readonly metrics: Metrics;
   /** Receives every connection that survives the screen (see ScreenerDeps.handoff). */
   readonly handoff: (socket: Socket, verdict: ScreenVerdict) => void;
+  /** This process's connection counts after each change (a worker reports them to the owner). */
+  readonly onCounts?: (counts: ConnectionCounts) => void;
 }
 
 /** A running screen stage. */
@@ -42,6 +45,8 @@ export interface ScreenStage {
   readonly screen: (socket: Socket) => void;
   /** Reload: the settings for new connections, the DNSBL sites to self-test, the cleanup interval. */
   setSettings(next: ScreenStageSettings): void;
+  /** The other workers' connection counts (mxscreen_workers > 1): the queue limits and stress mode count them. */
+  setOtherCounts(counts: ConnectionCounts): void;
   /** Stops the self-tests and the cleanup; connections being screened go on. */
   stop(): void;
 }
@@ -65,7 +70,7 @@ export function startScreenStage(settings: ScreenStageSettings, deps: ScreenStag
   health.start();
   const cleanup = new CacheCleanup(cache, clock, metrics);
   cleanup.schedule(settings.cache.cleanupIntervalMs);
-  const screener = new Screener(settings.screener, { resolver, clock, log, metrics, cache, health, handoff: deps.handoff });
+  const screener = new Screener(settings.screener, { resolver, clock, log, metrics, cache, health, handoff: deps.handoff, onCounts: deps.onCounts });
   return {
     screen: (socket) => screener.screen(socket),
     setSettings(next) {
@@ -74,6 +79,9 @@ export function startScreenStage(settings: ScreenStageSettings, deps: ScreenStag
       screener.setSettings(next.screener);
       health.setSites(next.screener.dnsblSites);
       if (intervalChanged) cleanup.schedule(next.cache.cleanupIntervalMs);
+    },
+    setOtherCounts(counts) {
+      screener.limits.setOthers(counts);
     },
     stop() {
       health.stop();

@@ -31,7 +31,7 @@ import { formatClient, type Logger } from '../ops/log.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { DnsblHealthView } from '../dnsbl/dnsbl-query.js';
 import { evaluateAccessList } from './access-list.js';
-import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, type ConnectionSlot, type LimitRefusal } from './connection-limits.js';
+import { ConnectionLimits, STRESS_COMMAND_TIME_LIMIT_MS, type ConnectionCounts, type ConnectionSlot, type LimitRefusal } from './connection-limits.js';
 import { BuiltinSmtpdSession, NOFORWARD_RCPT_REPLY } from './builtin-smtpd.js';
 import { DEEP_TESTS, DeepTestSession, type DeepTest, type DeepTestSettings } from './deep-tests.js';
 import { EarlyTests } from './early-tests.js';
@@ -56,6 +56,8 @@ export interface ScreenerDeps {
    * listener left on it. It must attach its own 'error' listener at once.
    */
   readonly handoff: (socket: Socket, verdict: ScreenVerdict) => void;
+  /** This process's connection counts after each change (connection-limits.ts; a worker reports them to the owner). */
+  readonly onCounts?: (counts: ConnectionCounts) => void;
 }
 
 /** Per-connection state, one typed record (no flag bits). */
@@ -122,7 +124,7 @@ export class Screener {
     this.settings = settings;
     this.deps = deps;
     this.timers = new TimerQueue(deps.clock);
-    this.limits = new ConnectionLimits(settings.limits, { log: deps.log, metrics: deps.metrics });
+    this.limits = new ConnectionLimits(settings.limits, { log: deps.log, metrics: deps.metrics, onCounts: deps.onCounts });
   }
 
   /** Reload: new connections use `settings`; connections being screened keep theirs. */

@@ -77,6 +77,8 @@ function mainCf(dnsPort: number, extra: readonly string[]): string {
   return [
     'myhostname = mx1.example.net',
     'mxscreen_listen = 127.0.0.1:0',
+    // One process (the injected resolver reaches it); workers.test.ts sets mxscreen_workers itself.
+    'mxscreen_workers = 1',
     'mxscreen_metrics_listen =',
     `mxscreen_dns_servers = 127.0.0.1:${dnsPort}`,
     'mynetworks = 127.0.0.1/32',

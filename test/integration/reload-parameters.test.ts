@@ -29,6 +29,7 @@ const RESTART_VALUES: Readonly<Record<string, string>> = {
   mxscreen_verdict_cache_size: '10',
   postscreen_cache_retention_time: '1d',
   mail_owner: 'nobody',
+  mxscreen_workers: '2',
 };
 
 const restartWarnings = (lines: readonly LogLine[]) => lines.filter((line) => line.event === 'RELOAD' && line.level === 'warn');
@@ -83,7 +84,7 @@ test('reload: unverified_recipient_reject_code and mxscreen_verify_cache_size ap
 /** main.cf for an mxscreen started by the test itself (not the harness), with `lines` added. */
 function writeMainCf(directory: string, lines: readonly string[]): string {
   const file = join(directory, 'main.cf');
-  const base = ['myhostname = mx1.example.net', 'mxscreen_listen = 127.0.0.1:0', 'mxscreen_metrics_listen =', 'mynetworks = 127.0.0.1/32', 'queue_directory = queue', 'queue_run_delay = 1h', 'postscreen_greet_wait = 1s'];
+  const base = ['myhostname = mx1.example.net', 'mxscreen_listen = 127.0.0.1:0', 'mxscreen_workers = 1', 'mxscreen_metrics_listen =', 'mynetworks = 127.0.0.1/32', 'queue_directory = queue', 'queue_run_delay = 1h', 'postscreen_greet_wait = 1s'];
   writeFileSync(file, [...base, ...lines, ''].join('\n'));
   return file;
 }

@@ -30,6 +30,7 @@ async function withScreenedClient(dns: FakeDns, directory: string, cleanupInterv
     [
       'myhostname = mx1.example.net',
       'mxscreen_listen = 127.0.0.1:0',
+      'mxscreen_workers = 1', // the manual clock reaches this process only
       'mxscreen_metrics_listen =',
       `mxscreen_dns_servers = ${dns.server}`,
       'mynetworks = 127.0.0.1/32',

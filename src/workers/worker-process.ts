@@ -1,0 +1,158 @@
+/*
+ * worker-process — the entry of one worker process (mxscreen_workers > 1): the screen and
+ * policy stages on the sockets the owner hands over.
+ *
+ * Decides: a worker has its own resolver, registry and session stages (session-stages.ts)
+ * on a writer-role spool, which writes and fsyncs each queue file itself before the 250
+ * (the durability contract, unchanged) and never delivers, sweeps or recycles; its queue
+ * id slot (queue-id.ts); a commit, an ETRN and its connection counts (once per turn)
+ * become IPC messages. It obeys the owner only: SIGINT, SIGTERM, SIGHUP (sent to the whole
+ * process group) are ignored; `stop`, or a lost channel (the owner died), finishes the
+ * sessions up to the time limit and exits 0. Logs go to stdout with `worker: N`.
+ * Leaves to others: the owner (worker-pool.ts), each stage's decisions.
+ * Bugs: a worker re-reads main.cf after the owner checked it: an edit between the two
+ * reads can reach them differently (the next change reloads both).
+ */
+import type { Socket } from 'node:net';
+import { loadConfig } from '../config/config.js';
+import { ReloadableResolver } from '../dns/reloadable-resolver.js';
+import { ConfigError, formatProblem } from '../errors.js';
+import { createLogger } from '../ops/log.js';
+import { Metrics } from '../ops/metrics.js';
+import { Spool } from '../queue/spool.js';
+import { setQueueIdSlot } from '../queue/queue-id.js';
+import { startSessionStages } from '../session-stages.js';
+import { systemClock } from '../clock.js';
+import { dnsOptions, stageSettingsFromConfig } from '../main.js';
+import { isMessage, type OwnerMessage, type WorkerMessage } from './worker-messages.js';
+import type { ConnectionCounts } from '../screen/connection-limits.js';
+
+/** What the owner tells a worker at fork (argv[2], JSON). */
+export interface WorkerArguments {
+  readonly configFile: string;
+  /** 0 … mxscreen_workers − 1: the hash bucket this worker serves. */
+  readonly index: number;
+  /** Queue id slot of this worker (index + 1; the owner is 0) and the number of slots. */
+  readonly slot: number;
+  readonly slots: number;
+  readonly processMetrics: boolean;
+}
+
+function send(message: WorkerMessage): void {
+  if (process.connected) process.send?.(message);
+}
+
+async function runWorker(args: WorkerArguments): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  setQueueIdSlot(args.slot, args.slots);
+  const clock = systemClock;
+  let config = loadConfig(args.configFile);
+  let settings = stageSettingsFromConfig(config);
+  const log = createLogger().child({ worker: args.index });
+  const metrics = new Metrics({ processMetrics: args.processMetrics });
+  const resolver = new ReloadableResolver(dnsOptions(config));
+  const spool = await Spool.open(settings.queue.directory, {
+    log,
+    metrics,
+    clock,
+    role: 'writer',
+    counted: (queue, delta) => send({ type: 'counted', queue, delta }),
+  });
+  spool.setMinimumFree(settings.queue.minimumFree ?? 0);
+  // Connection counts (and connections received) go to the owner once per event-loop turn.
+  let current: ConnectionCounts = { screening: 0, smtpd: 0 };
+  let received = 0;
+  let reportQueued = false;
+  const reportCounts = (): void => {
+    if (reportQueued) return;
+    reportQueued = true;
+    setImmediate(() => {
+      reportQueued = false;
+      send({ type: 'counts', counts: current, received });
+    });
+  };
+  const stages = startSessionStages(settings, {
+    clock,
+    log,
+    metrics,
+    resolver,
+    queue: spool,
+    queueDirectory: settings.queue.directory,
+    onQueued: (id) => send({ type: 'queued', id }),
+    etrn: (domain) => send({ type: 'etrn', domain }),
+    onCounts: (counts) => {
+      current = counts;
+      reportCounts();
+    },
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (timeoutMs: number): Promise<void> =>
+    (stopping ??= (async () => {
+      await stages.close(timeoutMs);
+      spool.close();
+      log.flush();
+      // Let the asynchronous stdout destination drain before the process ends.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      process.exit(0);
+    })());
+
+  process.on('message', (message: unknown, handle: unknown) => {
+    if (!isMessage(message)) return;
+    const order = message as OwnerMessage;
+    switch (order.type) {
+      case 'connection': {
+        const socket = handle as Socket | undefined;
+        if (!socket) return;
+        received += 1;
+        reportCounts();
+        if (stopping) {
+          socket.destroy();
+          return;
+        }
+        if (order.head) socket.unshift(Buffer.from(order.head, 'base64')); // before any byte read here
+        stages.screen.screen(socket);
+        return;
+      }
+      case 'others':
+        stages.screen.setOtherCounts(order.counts);
+        return;
+      case 'reload': {
+        try {
+          const next = loadConfig(args.configFile);
+          const nextSettings = stageSettingsFromConfig(next);
+          resolver.configure(dnsOptions(next));
+          stages.setSettings(nextSettings);
+          spool.setMinimumFree(nextSettings.queue.minimumFree ?? 0);
+          config = next;
+          settings = nextSettings;
+          log.info({ event: 'RELOAD', config: config.file }, 'configuration reloaded');
+          send({ type: 'reloaded', id: order.id, ok: true });
+        } catch (error) {
+          const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [String(error)];
+          log.error({ event: 'RELOAD FAILED', problems }, 'reload failed, keeping the running configuration');
+          send({ type: 'reloaded', id: order.id, ok: false });
+        }
+        return;
+      }
+      case 'metrics':
+        void metrics.registry.getMetricsAsJSON().then((json) => send({ type: 'metrics', id: order.id, metrics: json }));
+        return;
+      case 'stop':
+        void stop(order.timeoutMs);
+        return;
+      default: {
+        const never: never = order;
+        throw new Error(`unhandled owner message ${JSON.stringify(never)}`);
+      }
+    }
+  });
+  // The owner is gone: finish what runs, then exit (nobody would deliver what is queued now).
+  process.on('disconnect', () => void stop(config.get('mxscreen_shutdown_timeout')));
+  send({ type: 'ready' });
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as WorkerArguments;
+runWorker(args).catch((error: unknown) => {
+  process.stderr.write(`mxscreen worker ${args.index}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
