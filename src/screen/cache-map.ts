@@ -98,6 +98,8 @@ export function parseRedisCacheFile(text: string, file: string): { settings?: Re
   if (formatProblem !== undefined) problems.push({ file, line: at('key_format'), message: `key_format: ${formatProblem}` });
   const timeoutMs = readDuration(seen.get('timeout')?.value ?? DEFAULTS.timeout, MAX_TIMEOUT_MS, (message) => problems.push({ file, line: at('timeout'), message: `timeout: ${message}` }));
   const connectTimeoutMs = readDuration(seen.get('connect_timeout')?.value ?? DEFAULTS.connect_timeout, MAX_CONNECT_TIMEOUT_MS, (message) => problems.push({ file, line: at('connect_timeout'), message: `connect_timeout: ${message}` }));
+  // By line; a problem of the whole file (line 0) last.
+  problems.sort((a, b) => (a.line || Infinity) - (b.line || Infinity));
   if (problems.length > 0 || url === undefined) return { problems };
   return { settings: { file, url: url.value, keyFormat, timeoutMs, connectTimeoutMs }, problems };
 }
