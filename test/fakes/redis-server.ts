@@ -38,7 +38,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** True once something on `port` answers `PING` with `+PONG`. */
+/** True once something on `port` answers `PING` with `+PONG` (or `-NOAUTH` with --requirepass). */
 function pong(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -52,7 +52,7 @@ function pong(port: number): Promise<boolean> {
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       text += chunk.toString('latin1');
-      if (text.includes('\r\n')) done(text.startsWith('+PONG'));
+      if (text.includes('\r\n')) done(text.startsWith('+PONG') || text.startsWith('-NOAUTH'));
     });
   });
 }
