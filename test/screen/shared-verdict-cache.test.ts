@@ -79,7 +79,7 @@ test('a near record that lacks a needed test asks the store too (the other host 
   assert.deepEqual(await found, { pregreet: clock.now() + 2 * DAY, dnsbl: clock.now() + DAY });
 });
 
-test('a read that misses its deadline is the near record (a miss) and counts reason=timeout; its late answer still fills the near cache', async () => {
+test('a read that misses its deadline is the near record (a miss) and counts reason=timeout; its late answer still fills the near cache', { timeout: 5000 }, async () => {
   const { clock, backend, cache, errors } = setup();
   const found = cache.lookup(IP, ['pregreet']);
   assert.ok(found instanceof Promise);
@@ -120,7 +120,7 @@ test('a store that is down is not asked: the near record answers at once', () =>
   assert.equal(backend.reads.length, 0);
 });
 
-test(`at most ${MAX_PENDING} commands wait for a hung store; beyond that the near record answers at once`, async () => {
+test(`at most ${MAX_PENDING} commands wait for a hung store; beyond that the near record answers at once`, { timeout: 5000 }, async () => {
   const { clock, backend, cache } = setup();
   const waiting = Array.from({ length: MAX_PENDING }, (_, index) => cache.lookup(`192.0.2.${index % 250}`, ['pregreet']));
   assert.ok(waiting.every((found) => found instanceof Promise));
