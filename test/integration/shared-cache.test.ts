@@ -145,6 +145,9 @@ test('Redis killed mid-test, then restarted: both hosts keep accepting mail with
     await mx2.log.waitFor((line) => line.event === 'CACHE BACKEND DOWN');
     assert.equal(await upGauge(mx1), 0);
     assert.equal(await upGauge(mx2), 0);
+    const downText = await mx1.mx.metrics.registry.metrics();
+    assert.match(downText, /^mxscreen_verdict_cache_backend_up 0$/m);
+    assert.match(downText, /^mxscreen_verdict_cache_backend_errors_total\{reason="connection"\} [1-9]/m);
     // Both keep screening and accepting mail; a client that passes on mx1 is PASS OLD on mx1 (local cache).
     for (const chain of [mx1, mx2]) {
       const { socket, line, ms } = await firstLine(chain, '127.0.64.2');
@@ -162,6 +165,7 @@ test('Redis killed mid-test, then restarted: both hosts keep accepting mail with
     await until('both hosts see Redis up again', () => mx1.log.events('CACHE BACKEND UP').length === 2 && mx2.log.events('CACHE BACKEND UP').length === 2, 10_000);
     assert.equal(await upGauge(mx1), 1);
     assert.equal(await upGauge(mx2), 1);
+    assert.match(await mx2.mx.metrics.registry.metrics(), /^mxscreen_verdict_cache_backend_up 1$/m);
     // Reconnect attempts fail many times while Redis is away: still one DOWN line per change of state.
     assert.equal(mx1.log.events('CACHE BACKEND DOWN').length, 1);
     assert.equal(mx2.log.events('CACHE BACKEND DOWN').length, 1);
