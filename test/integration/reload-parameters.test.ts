@@ -28,6 +28,7 @@ const RESTART_VALUES: Readonly<Record<string, string>> = {
   mxscreen_metrics_listen: '127.0.0.1:0',
   mxscreen_verdict_cache_size: '10',
   postscreen_cache_retention_time: '1d',
+  postscreen_cache_map: 'btree:$data_directory/other_cache',
 };
 
 const restartWarnings = (lines: readonly LogLine[]) => lines.filter((line) => line.event === 'RELOAD' && line.level === 'warn');

@@ -319,3 +319,24 @@ test('the backup-MX recipe: mx2 with postscreen_allowlist_interfaces = !its addr
     cf.remove();
   }
 });
+
+test('reload: a bad Redis client file keeps the running configuration (RELOAD FAILED at file:line); a changed good one takes effect after a restart', async () => {
+  const port = (await import('../fakes/redis-server.js')).freePort;
+  const cf = clientFile(`redis://:${PASSWORD}@127.0.0.1:${await port()}/0`);
+  const mx1 = await startChain([`postscreen_cache_map = redis:${cf.file}`]);
+  try {
+    writeFileSync(cf.file, `url = redis://:${PASSWORD}@127.0.0.1:1/0\ntimeout = soon\n`);
+    assert.equal(await mx1.mx.reload(), false);
+    const failed = mx1.log.events('RELOAD FAILED');
+    assert.equal(failed.length, 1);
+    assert.deepEqual(failed[0]!.problems, [`${cf.file}:2: timeout: bad time value "soon" (expected a number with optional unit ms, s, m, h, d or w)`]);
+    writeFileSync(cf.file, `url = redis://:${PASSWORD}@127.0.0.1:1/0\ntimeout = 20ms\n`);
+    assert.equal(await mx1.mx.reload(), true);
+    const warned = mx1.log.events('RELOAD').filter((line) => line.level === 'warn');
+    assert.deepEqual(warned.map((line) => line.msg), [`${cf.file} changed: takes effect after a restart`]);
+    assertNoSecret(mx1);
+  } finally {
+    await mx1.close();
+    cf.remove();
+  }
+});
