@@ -7,7 +7,8 @@
  * tests are stored. A record is kept postscreen_cache_retention_time after its last test
  * expired, so a returning client whose tests are re-run logs PASS OLD, not PASS NEW.
  * `VerdictCache` is an interface so that a store shared by several processes or by
- * mx1/mx2 (README "Design", More than one core) can implement it; `LruVerdictCache` is the
+ * mx1/mx2 (README "Design", More than one core) can implement it (shared-verdict-cache.ts:
+ * its lookup may answer with a promise, bounded by a read deadline); `LruVerdictCache` is the
  * in-process one, bounded by entries (mxscreen_verdict_cache_size), on the injected Clock:
  * a record past its retention is removed when it is looked up, or by the cleanup
  * (postscreen_cache_cleanup_interval), which works in slices between event-loop turns so
