@@ -17,6 +17,7 @@ import { repositoryRoot } from '../test/fakes/repository-root.js';
 const SCENARIOS = [
   { name: 'mixed-load', about: 'clean, DNSBL-listed and pregreet clients, then mail: connections/s (with its closed-loop bound), messages/s, latency, peak RSS', limitS: 300 },
   { name: 'screen', about: 'issue 3: 10,000 connections in the greet wait (RSS), PASS OLD time to 220 at 1,000/s, DNSBL burst through the DNS server and the screener', limitS: 300 },
+  { name: 'screen-redis', file: 'screen', args: ['--parts', 'pass-old-redis,pass-old-redis-down'], about: 'issue 11: PASS OLD time to 220 at 1,000/s with the verdict cache shared on a real redis-server (mx1 passes, mx2 measured), and with Redis killed', limitS: 300 },
   { name: 'policy', about: 'issue 4: time to 220, RCPT through seed 001 restrictions, MIME header checks on 25 MB', limitS: 300 },
   { name: 'relay-throughput', about: 'issue 5: 2,000 x 10 KiB over 50 sessions from mynetworks (screen skipped), accepted-and-delivered messages/s, end of DATA → 250 latency', limitS: 300 },
   { name: 'queue-100k', about: 'issue 5: 100,000 messages in deferred/: start-up scan, a queue run rescanning deferred/, RSS', limitS: 600 },
@@ -29,9 +30,9 @@ const runs = Math.max(1, Math.min(9, Number(values.runs) || 1));
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Runs dist/bench/NAME.js; resolves its JSON report, or an error record. */
-function runScenario(name: string, limitS: number): Promise<Json> {
+function runScenario(name: string, limitS: number, args: readonly string[] = []): Promise<Json> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/bench', `${name}.js`)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/bench', `${name}.js`), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     const timer = setTimeout(() => child.kill('SIGKILL'), limitS * 1000);
@@ -68,7 +69,7 @@ for (const scenario of SCENARIOS) {
   if (only && !only.includes(scenario.name)) continue;
   process.stderr.write(`bench: ${scenario.name} (${scenario.about})${runs > 1 ? `, ${runs} runs` : ''}\n`);
   const reports: Json[] = [];
-  for (let run = 0; run < runs; run += 1) reports.push(await runScenario(scenario.name, scenario.limitS));
+  for (let run = 0; run < runs; run += 1) reports.push(await runScenario('file' in scenario ? scenario.file : scenario.name, scenario.limitS, 'args' in scenario ? scenario.args : []));
   results[scenario.name] = runs > 1 ? { medianOf: runs, ...(median(reports) as object) } : reports[0]!;
 }
 process.stdout.write(`${JSON.stringify({ machine: `${process.platform} ${process.arch}, node ${process.version}`, results }, null, 2)}\n`);

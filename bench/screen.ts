@@ -14,8 +14,13 @@
  * would be their sum if they went one after the other. mxscreen runs as a child process
  * (`mxscreen start`) logging to a file, so its memory and CPU are its own and the
  * generator parses no log lines; the fake DNS server runs here.
+ * With a shared verdict cache on a real redis-server (test/fakes/redis-server.ts, loopback):
+ * (4) pass-old-redis: clients passed on mx1, then PASS OLD on mx2 at RATE/s (each client's
+ * first connection to mx2 reads Redis, the later ones hit mx2's near cache; both reported);
+ * (5) pass-old-redis-down: PASS OLD at RATE/s on a host whose Redis was killed (near cache).
  * Options: --hold N (10000) --rate N (1000) --seconds N (5) --bursts N (20) --time-limit-s N (120)
- *          --parts greet-wait,pass-old,dnsbl-burst (all three; one or more of them)
+ *          --parts greet-wait,pass-old,dnsbl-burst (the default; also pass-old-redis,
+ *          pass-old-redis-down: the `screen-redis` scenario of bench/run.ts)
  * Every loop is bounded in count and in time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,6 +32,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { reverseName } from '../src/dns/reverse-name.js';
 import { startDnsServer } from '../test/fakes/dns-server.js';
+import { RedisServer } from '../test/fakes/redis-server.js';
 import { repositoryRoot } from '../test/fakes/repository-root.js';
 import { percentile } from './percentile.js';
 
@@ -174,8 +180,9 @@ async function greetWaitMemory(dnsPort: number): Promise<Record<string, number>>
  * scheduled time whatever the earlier ones do. Resolves each latency (connect() → `220 `)
  * and its delay from the schedule (the generator's lag added: no coordinated omission).
  */
-async function openLoop(port: number, clients: number, seconds: number): Promise<{ latencies: number[]; fromSchedule: number[]; lags: number[]; elapsed: number }> {
+async function openLoop(port: number, clients: number, seconds: number, group = 40): Promise<{ latencies: number[]; firstRound: number[]; fromSchedule: number[]; lags: number[]; elapsed: number }> {
   const latencies: number[] = [];
+  const firstRound: number[] = [];
   const fromSchedule: number[] = [];
   const lags: number[] = [];
   const total = RATE * seconds;
@@ -188,9 +195,10 @@ async function openLoop(port: number, clients: number, seconds: number): Promise
     const lag = Math.max(0, performance.now() - due);
     lags.push(lag);
     pending.push(
-      timeToLine(port, sourceAddress(40, i % clients), '220 ', undefined).then(
+      timeToLine(port, sourceAddress(group, i % clients), '220 ', undefined).then(
         (ms) => {
           latencies.push(ms);
+          if (i < clients) firstRound.push(ms);
           fromSchedule.push(ms + lag);
         },
         () => undefined,
@@ -198,7 +206,7 @@ async function openLoop(port: number, clients: number, seconds: number): Promise
     );
   }
   await Promise.all(pending);
-  return { latencies, fromSchedule, lags, elapsed: (performance.now() - started) / 1000 };
+  return { latencies, firstRound, fromSchedule, lags, elapsed: (performance.now() - started) / 1000 };
 }
 
 /**
@@ -242,6 +250,60 @@ async function passOldLatency(dnsPort: number): Promise<Record<string, number>> 
   } finally {
     child.kill('SIGKILL');
     rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * (4)/(5) PASS OLD with postscreen_cache_map = redis:… . `shared`: the clients pass on a
+ * first instance (mx1), and a second one (mx2) on the same Redis, warmed up on clients of
+ * its own, is measured: each client's first connection there is a Redis read (first_round_*).
+ * `down`: the clients pass on the measured instance itself, Redis is then killed, and the
+ * load runs after 1 s unmeasured (its near cache alone).
+ */
+async function passOldRedis(dnsPort: number, mode: 'shared' | 'down'): Promise<Record<string, number>> {
+  const redis = await RedisServer.start();
+  const directories = [mkdtempSync(join(tmpdir(), 'mxscreen-bench-redis-')), mkdtempSync(join(tmpdir(), 'mxscreen-bench-redis-'))];
+  const children: ChildProcess[] = [];
+  const clients = Math.min(RATE, 1000);
+  try {
+    const lines = [...baseConfig(dnsPort), 'postscreen_greet_wait = 200ms', 'postscreen_cache_map = redis:cache.cf'];
+    for (const directory of directories) writeFileSync(join(directory, 'cache.cf'), `url = ${redis.url()}\ntimeout = 50ms\n`);
+    const mx1 = await startMxscreen(directories[0]!, lines);
+    children.push(mx1.child);
+    const measured = mode === 'shared' ? await startMxscreen(directories[1]!, lines) : mx1;
+    if (mode === 'shared') children.push(measured.child);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // both connected to Redis
+    await runBounded(clients, 200, async (i) => void (await timeToLine(mx1.port, sourceAddress(40, i), '220 ', undefined)));
+    if (mode === 'down') {
+      await redis.kill();
+      await openLoop(measured.port, clients, 1);
+    } else {
+      // mx2 warmed up as the other benches are, on clients of its own (group 44), so the
+      // measured figures are the steady state and not its first second.
+      await runBounded(clients, 200, async (i) => void (await timeToLine(measured.port, sourceAddress(44, i), '220 ', undefined)));
+      await openLoop(measured.port, clients, 1, 44);
+    }
+    const cpuBefore = cpuSeconds(measured.child.pid!);
+    const run = await openLoop(measured.port, clients, SECONDS);
+    const cpu = cpuSeconds(measured.child.pid!) - cpuBefore;
+    const round = (ms: number) => Math.round(ms * 100) / 100;
+    const latencies = run.latencies.sort((a, b) => a - b);
+    const firstRound = run.firstRound.sort((a, b) => a - b);
+    const fromSchedule = run.fromSchedule.sort((a, b) => a - b);
+    return {
+      connections: latencies.length,
+      rate_per_s: Math.round(latencies.length / run.elapsed),
+      p50_ms: round(percentile(latencies, 50)),
+      p99_ms: round(percentile(latencies, 99)),
+      max_ms: round(latencies[latencies.length - 1] ?? NaN),
+      p99_from_schedule_ms: round(percentile(fromSchedule, 99)),
+      ...(mode === 'shared' ? { first_round_p50_ms: round(percentile(firstRound, 50)), first_round_p99_ms: round(percentile(firstRound, 99)) } : {}),
+      mxscreen_cpu_percent: Math.round((cpu / run.elapsed) * 100),
+    };
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+    await redis.stop();
+    for (const directory of directories) rmSync(directory, { recursive: true, force: true });
   }
 }
 
@@ -303,7 +365,7 @@ async function dnsblBurst(): Promise<Record<string, number | string>> {
   };
 }
 
-const PARTS = ['greet-wait', 'pass-old', 'dnsbl-burst'] as const;
+const PARTS = ['greet-wait', 'pass-old', 'dnsbl-burst', 'pass-old-redis', 'pass-old-redis-down'] as const;
 
 async function main(): Promise<void> {
   const parts = new Set(values.parts.split(',').map((part) => part.trim()));
@@ -315,6 +377,8 @@ async function main(): Promise<void> {
   try {
     if (parts.has('greet-wait')) report.greet_wait_hold = await greetWaitMemory(dns.port);
     if (parts.has('pass-old')) report.pass_old_time_to_220 = await passOldLatency(dns.port);
+    if (parts.has('pass-old-redis')) report.pass_old_redis_time_to_220 = await passOldRedis(dns.port, 'shared');
+    if (parts.has('pass-old-redis-down')) report.pass_old_redis_down_time_to_220 = await passOldRedis(dns.port, 'down');
   } finally {
     await dns.close();
   }

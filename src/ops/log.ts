@@ -21,7 +21,7 @@ export const LOG_EVENTS = [
   'queued', 'status=sent', 'status=deferred', 'status=bounced', 'removed', 'corrupt', 'queue error',
   'sender non-delivery notification', 'sender delay notification', 'sender delivery status notification',
   'placed on hold', 'released from hold', 'requeued', 'flush', 'nexthop dead', 'nexthop up',
-  'smtp error', 'SELF LISTED', 'SELF DELISTED', 'SELF LISTING CHECK', 'WORKER START', 'WORKER EXIT',
+  'smtp error', 'SELF LISTED', 'SELF DELISTED', 'SELF LISTING CHECK', 'WORKER START', 'WORKER EXIT', 'CACHE BACKEND UP', 'CACHE BACKEND DOWN',
 ] as const;
 export type LogEvent = (typeof LOG_EVENTS)[number];
 

@@ -46,6 +46,19 @@ export class Metrics {
   readonly dnsblRank = new Histogram({ name: 'mxscreen_dnsbl_rank', help: 'DNSBL rank of screened clients.', buckets: [-5, -1, 0, 1, 2, 3, 5, 10], registers: [this.registry] });
   /** Verdict cache lookups: result = hit (every test still valid) | miss. */
   readonly cacheLookups = new Counter({ name: 'mxscreen_screen_cache_lookups_total', help: 'Verdict cache lookups by result.', labelNames: ['result'] as const, registers: [this.registry] });
+  /**
+   * 1 while the shared verdict cache store (postscreen_cache_map = redis:…) is connected and
+   * ready, else 0. Absent with the embedded cache: registered only by exportVerdictCacheBackend(),
+   * since a gauge without labels shows 0 from the start, and a host without Redis would then
+   * look like one whose Redis is down (the MxscreenVerdictCacheBackendDown alert).
+   */
+  readonly verdictCacheBackendUp = new Gauge({ name: 'mxscreen_verdict_cache_backend_up', help: 'Shared verdict cache store (Redis) state (1 up, 0 down).', registers: [] });
+  /**
+   * Shared verdict cache store failures, each a cache miss or a lost write, never a client error:
+   * reason = connection (a connection error or loss) | timeout (a read missed the read deadline) |
+   * read | write (a command failed) | value (a stored value did not parse: ignored).
+   */
+  readonly verdictCacheBackendErrors = new Counter({ name: 'mxscreen_verdict_cache_backend_errors_total', help: 'Shared verdict cache store (Redis) failures by reason.', labelNames: ['reason'] as const, registers: [this.registry] });
   /** Records held by the verdict cache, expired ones kept for postscreen_cache_retention_time included. */
   readonly cacheEntries = new Gauge({ name: 'mxscreen_screen_cache_entries', help: 'Records in the postscreen verdict cache.', aggregator: 'sum', registers: [this.registry] });
   /** Policy stage: smtpd restriction results, list = client|helo|sender|relay|recipient (at RCPT) | data, result = permit|reject|defer (ETRN's list is not counted). */
@@ -88,5 +101,10 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry, prefix: 'mxscreen_' });
       for (const name of PROCESS_GAUGES_NAMED_TOTAL) this.registry.removeSingleMetric(name);
     }
+  }
+
+  /** Adds mxscreen_verdict_cache_backend_up to /metrics (a shared verdict cache is configured); once is enough, more are harmless. */
+  exportVerdictCacheBackend(): void {
+    if (this.registry.getSingleMetric('mxscreen_verdict_cache_backend_up') === undefined) this.registry.registerMetric(this.verdictCacheBackendUp);
   }
 }

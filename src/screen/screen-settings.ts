@@ -7,7 +7,8 @@
  * postscreen_upstream_proxy_protocol is haproxy or empty; postscreen_forbidden_commands
  * upper-case; the deep tests enabled by postscreen_*_enable; what postscreen's own engine
  * announces (smtpd_banner, myhostname, message_size_limit, disable_vrfy_command,
- * smtpd_helo_required); the verdict cache's size, retention and cleanup interval. Every
+ * smtpd_helo_required); the verdict cache's size, retention, cleanup interval and store
+ * (postscreen_cache_map, cache-map.ts: a redis: client file is read here). Every
  * problem is reported together as one ConfigError with the file:line of each setting.
  * Leaves to others: parameter defaults and types (config/catalogue.ts), table opening
  * (config/config.ts), using the settings (screener.ts, screen-stage.ts).
@@ -18,6 +19,7 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { LookupTable } from '../tables/lookup-table.js';
 import { parseDnsblSite, type DnsblSite } from '../dnsbl/dnsbl-site.js';
 import { parseAccessList, type AccessList } from './access-list.js';
+import { readCacheMap, type CacheMap } from './cache-map.js';
 import type { BuiltinSmtpdProfile } from './builtin-smtpd.js';
 import type { LimitSettings } from './connection-limits.js';
 import type { DeepTest } from './deep-tests.js';
@@ -90,19 +92,34 @@ export interface ScreenStageSettings {
     readonly maxEntries: number;
     /** postscreen_cache_retention_time, ms (a reload does not change it). */
     readonly retentionMs: number;
-    /** postscreen_cache_cleanup_interval, ms; 0 = no cleanup. */
+    /** postscreen_cache_cleanup_interval, ms; 0 = no cleanup (of the near cache, with Redis). */
     readonly cleanupIntervalMs: number;
+    /** postscreen_cache_map: the embedded cache, or Redis with its client file read (a reload does not change it). */
+    readonly map: CacheMap;
   };
 }
 
 /** The screen stage's settings from `config`; throws ConfigError as screenSettingsFromConfig. */
 export function screenStageSettingsFromConfig(config: Config): ScreenStageSettings {
+  const problems: ConfigProblem[] = [];
+  let screener: ScreenSettings | undefined;
+  try {
+    screener = screenSettingsFromConfig(config);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  // The Redis client file is read at every load (start, check-config, reload): a bad one is a problem at its file:line.
+  const cacheMap = readCacheMap(config.get('postscreen_cache_map'), config.directory, settingAt(config, 'postscreen_cache_map'));
+  problems.push(...cacheMap.problems);
+  if (problems.length > 0 || screener === undefined) throw new ConfigError(problems);
   return {
-    screener: screenSettingsFromConfig(config),
+    screener,
     cache: {
       maxEntries: config.get('mxscreen_verdict_cache_size'),
       retentionMs: config.get('postscreen_cache_retention_time'),
       cleanupIntervalMs: config.get('postscreen_cache_cleanup_interval'),
+      map: cacheMap.map,
     },
   };
 }

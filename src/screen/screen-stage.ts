@@ -3,8 +3,11 @@
  * cache cleanup, and the DNSBL self-test, started, reloaded and stopped together.
  *
  * Decides: what the stage builds from its settings: the verdict cache
- * (mxscreen_verdict_cache_size entries, postscreen_cache_retention_time; both fixed at start,
- * config/reload-check.ts logs a change as taking effect after a restart), the DNSBL health
+ * (mxscreen_verdict_cache_size entries, postscreen_cache_retention_time, and the store of
+ * postscreen_cache_map: embedded, or Redis with the embedded cache as its near cache,
+ * shared-verdict-cache.ts; all fixed at start, config/reload-check.ts logs a change as
+ * taking effect after a restart, and so does this stage for a changed Redis client file;
+ * stop() closes the Redis client), the DNSBL health
  * monitor on postscreen_dnsbl_sites (self-tests with the running postscreen_dnsbl_timeout,
  * sites shown through the running postscreen_dnsbl_reply_map), and the cache cleanup every
  * postscreen_cache_cleanup_interval (0 = none; in slices that never block the event loop; a
@@ -24,7 +27,11 @@ import type { Metrics } from '../ops/metrics.js';
 import { DnsblHealth } from './dnsbl-health.js';
 import { Screener } from './screener.js';
 import type { ScreenStageSettings } from './screen-settings.js';
-import { LruVerdictCache } from './verdict-cache.js';
+import { LruVerdictCache, type VerdictCache } from './verdict-cache.js';
+import { RedisCacheBackend } from './redis-cache-backend.js';
+import { SharedVerdictCache } from './shared-verdict-cache.js';
+import type { CacheMap } from './cache-map.js';
+import type { ScreenSettings } from './screen-settings.js';
 import type { ScreenVerdict } from '../screen-verdict.js';
 import type { ConnectionCounts } from './connection-limits.js';
 
@@ -47,7 +54,7 @@ export interface ScreenStage {
   setSettings(next: ScreenStageSettings): void;
   /** The other workers' connection counts (mxscreen_workers > 1): the queue limits and stress mode count them. */
   setOtherCounts(counts: ConnectionCounts): void;
-  /** Stops the self-tests and the cleanup; connections being screened go on. */
+  /** Stops the self-tests and the cleanup and closes the Redis client; connections being screened go on. */
   stop(): void;
 }
 
@@ -55,7 +62,22 @@ export interface ScreenStage {
 export function startScreenStage(settings: ScreenStageSettings, deps: ScreenStageDeps): ScreenStage {
   const { resolver, clock, log, metrics } = deps;
   let current = settings;
-  const cache = new LruVerdictCache({ maxEntries: settings.cache.maxEntries, clock, retentionMs: settings.cache.retentionMs });
+  const near = new LruVerdictCache({ maxEntries: settings.cache.maxEntries, clock, retentionMs: settings.cache.retentionMs });
+  const { map } = settings.cache;
+  const shared =
+    map.kind === 'redis'
+      ? new SharedVerdictCache({
+          near,
+          backend: new RedisCacheBackend(map.redis, { log, metrics }),
+          clock,
+          metrics,
+          keyFormat: map.redis.keyFormat,
+          timeoutMs: map.redis.timeoutMs,
+          retentionMs: settings.cache.retentionMs,
+          maxLifetimeMs: () => longestLifetimeMs(current.screener),
+        })
+      : undefined;
+  const cache: VerdictCache = shared ?? near;
   const health = new DnsblHealth({
     resolver,
     clock,
@@ -68,13 +90,15 @@ export function startScreenStage(settings: ScreenStageSettings, deps: ScreenStag
   });
   health.setSites(settings.screener.dnsblSites);
   health.start();
-  const cleanup = new CacheCleanup(cache, clock, metrics);
+  const cleanup = new CacheCleanup(near, clock, metrics);
   cleanup.schedule(settings.cache.cleanupIntervalMs);
   const screener = new Screener(settings.screener, { resolver, clock, log, metrics, cache, health, handoff: deps.handoff, onCounts: deps.onCounts });
   return {
     screen: (socket) => screener.screen(socket),
     setSettings(next) {
       const intervalChanged = next.cache.cleanupIntervalMs !== current.cache.cleanupIntervalMs;
+      const changedFile = changedClientFile(current.cache.map, next.cache.map);
+      if (changedFile !== undefined) log.warn({ event: 'RELOAD', parameter: 'postscreen_cache_map', file: changedFile }, `${changedFile} changed: takes effect after a restart`);
       current = next;
       screener.setSettings(next.screener);
       health.setSites(next.screener.dnsblSites);
@@ -86,8 +110,23 @@ export function startScreenStage(settings: ScreenStageSettings, deps: ScreenStag
     stop() {
       health.stop();
       cleanup.stop();
+      void shared?.stop();
     },
   };
+}
+
+/** Clock difference between hosts tolerated in a stored expiry, ms. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** The longest any cached test can stay valid under `settings`, ms (plus CLOCK_SKEW_MS): a longer stored expiry is forged. */
+function longestLifetimeMs(settings: ScreenSettings): number {
+  return Math.max(settings.greetTtlMs, settings.dnsblMaxTtlMs, settings.dnsblMinTtlMs, ...Object.values(settings.deepTtlMs)) + CLOCK_SKEW_MS;
+}
+
+/** The Redis client file when the same file now says something else (a change of the parameter itself is reload-check's); else undefined. */
+function changedClientFile(running: CacheMap, next: CacheMap): string | undefined {
+  if (running.kind !== 'redis' || next.kind !== 'redis' || running.redis.file !== next.redis.file) return undefined;
+  return JSON.stringify(running.redis) === JSON.stringify(next.redis) ? undefined : next.redis.file;
 }
 
 /** postscreen_cache_cleanup_interval: one cleanup at a time, the next one an interval after it ends. */

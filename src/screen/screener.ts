@@ -15,7 +15,9 @@
  * the deep tests still due run on the live session (deep-tests.ts). Every deadline sits in
  * one TimerQueue. Hangup → HANGUP + DISCONNECT.
  * Leaves to others: reading main.cf (screen-settings.ts), the cache cleanup and the DNSBL
- * self-test (screen-stage.ts), SMTP after the handover (policy/), the tests, the cache store.
+ * self-test (screen-stage.ts), SMTP after the handover (policy/), the tests, the cache store
+ * (a shared one answers a lookup within its read deadline: the session waits for it, its
+ * socket watched for a hangup).
  * Bugs: pregreet bytes are consumed (pregreet.ts); stress values are fixed constants; on a
  * vetoed address PASS OLD needs every enabled test valid, elsewhere only the early ones
  * (the deep tests run on the live session, which postscreen cannot do).
@@ -260,11 +262,35 @@ export class Screener {
   private checkCache(session: Session): void {
     const { settings } = session;
     const needed: CachedTest[] = settings.dnsblSites.length > 0 ? ['pregreet', 'dnsbl'] : ['pregreet'];
-    let todo = needed;
     // A failed test skips the cache (postscreen.c: only when no test failed).
-    if (!anyFailure(session.tests)) {
+    if (anyFailure(session.tests)) {
+      this.decideFromCache(session, needed, false);
+      return;
+    }
+    // A shared store (shared-verdict-cache.ts) may answer later, within its read deadline; the near cache at once.
+    const found = this.deps.cache.lookup(session.client.address, session.veto ? [...needed, ...settings.deepTests] : needed);
+    if (found instanceof Promise) {
+      void found.then((record) => {
+        if (session.finished) return;
+        if (session.socket.destroyed) {
+          this.hangup(session, this.deps.clock.now() - session.connectedAt);
+          return;
+        }
+        session.record = record;
+        this.decideFromCache(session, needed, true);
+      });
+      return;
+    }
+    session.record = found;
+    this.decideFromCache(session, needed, true);
+  }
+
+  /** PASS OLD, ALLOWLIST VETO, the early tests or the engine, on `session.record` (looked up when `looked`). */
+  private decideFromCache(session: Session, needed: readonly CachedTest[], looked: boolean): void {
+    const { settings } = session;
+    let todo = needed;
+    if (looked) {
       const now = this.deps.clock.now();
-      session.record = this.deps.cache.get(session.client.address);
       todo = needed.filter((test) => !testValid(session.record, test, now));
       // On a vetoed address the deep tests cannot run on a live session: they must be valid too.
       const deepDue = session.veto && [...settings.deepTests].some((test) => !testValid(session.record, test, now));

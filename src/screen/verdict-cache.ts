@@ -7,7 +7,8 @@
  * tests are stored. A record is kept postscreen_cache_retention_time after its last test
  * expired, so a returning client whose tests are re-run logs PASS OLD, not PASS NEW.
  * `VerdictCache` is an interface so that a store shared by several processes or by
- * mx1/mx2 (README "Design", More than one core) can implement it; `LruVerdictCache` is the
+ * mx1/mx2 (README "Design", More than one core) can implement it (shared-verdict-cache.ts:
+ * its lookup may answer with a promise, bounded by a read deadline); `LruVerdictCache` is the
  * in-process one, bounded by entries (mxscreen_verdict_cache_size), on the injected Clock:
  * a record past its retention is removed when it is looked up, or by the cleanup
  * (postscreen_cache_cleanup_interval), which works in slices between event-loop turns so
@@ -25,8 +26,14 @@ export type CachedTest = (typeof CACHED_TESTS)[number];
 export type CacheRecord = Readonly<Partial<Record<CachedTest, number>>>;
 
 export interface VerdictCache {
-  /** The record of client `ip` (normalised: IPv4-mapped IPv6 as IPv4), if any. */
+  /** The record of client `ip` (normalised: IPv4-mapped IPv6 as IPv4) held in this process, if any; never waits. */
   get(ip: string): CacheRecord | undefined;
+  /**
+   * The record of `ip` for the decision at connect: the in-process one when every test of
+   * `needed` is valid in it; else a shared store may be asked (shared-verdict-cache.ts), and
+   * the answer is then a promise that resolves within the store's read deadline and never rejects.
+   */
+  lookup(ip: string, needed: readonly CachedTest[]): CacheRecord | undefined | Promise<CacheRecord | undefined>;
   /** Stores `record` for `ip`, replacing the previous one. */
   set(ip: string, record: CacheRecord): void;
   /** Records held: expired ones within their retention time included, and ones past it until a lookup or cleanup removes them. */
@@ -49,7 +56,7 @@ export function dnsblLifetimeMs(ttlSeconds: number | undefined, minMs: number, m
 }
 
 /** The latest expiry in `record`, ms (0 when it holds none). */
-function lastExpiry(record: CacheRecord): number {
+export function lastExpiry(record: CacheRecord): number {
   return Math.max(0, ...CACHED_TESTS.map((test) => record[test] ?? 0));
 }
 
@@ -83,6 +90,10 @@ export class LruVerdictCache implements VerdictCache {
   /** True when `record` is past its last expiry plus the retention time at `now`. */
   private stale(record: CacheRecord, now: number): boolean {
     return lastExpiry(record) + this.retentionMs <= now;
+  }
+
+  lookup(ip: string): CacheRecord | undefined {
+    return this.get(ip);
   }
 
   get(ip: string): CacheRecord | undefined {

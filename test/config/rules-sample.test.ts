@@ -7,6 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkConfig, loadConfig } from '../../src/config/config.js';
 import { matchDomain, matchNetwork } from '../../src/tables/match-list.js';
+import { checkConfiguration } from '../../src/main.js';
+import { formatProblem } from '../../src/errors.js';
+import { screenStageSettingsFromConfig } from '../../src/screen/screen-settings.js';
 
 /** The repository root: the nearest directory above this (compiled) file with package.json. */
 function repositoryRoot(): string {
@@ -47,4 +50,22 @@ test('rules/main.cf: the demo client on 127.0.0.1 is screened, not trusted', () 
   assert.equal(config.get('postscreen_denylist_action'), 'enforce');
   assert.ok(config.where('postscreen_denylist_action').startsWith(`${SAMPLE}:`), 'set through its old name postscreen_blacklist_action');
   assert.equal(config.get('queue_directory'), join(repositoryRoot(), 'var', 'queue'));
+});
+
+const PAIR = join(repositoryRoot(), 'rules', 'mx-pair');
+
+test('rules/mx-pair: mx1 and mx2 pass check-config, their Redis client file included', () => {
+  for (const host of ['mx1', 'mx2']) assert.deepEqual(checkConfiguration(join(PAIR, host, 'main.cf')).map(formatProblem), [], host);
+});
+
+test('rules/mx-pair: both hosts share one Redis client file; mx2 vetoes only its own address', () => {
+  const [mx1, mx2] = ['mx1', 'mx2'].map((host) => screenStageSettingsFromConfig(loadConfig(join(PAIR, host, 'main.cf'))));
+  assert.equal(mx1!.cache.map.kind, 'redis');
+  assert.deepEqual(mx2!.cache.map, mx1!.cache.map);
+  assert.equal(mx1!.cache.map.kind === 'redis' && mx1!.cache.map.redis.file, join(PAIR, 'postscreen_cache.cf'));
+  assert.equal(mx1!.cache.map.kind === 'redis' && mx1!.cache.map.redis.url, 'redis://127.0.0.1:6379/0');
+  assert.equal(matchNetwork(mx1!.screener.allowlistInterfaces, '127.0.0.1'), true);
+  assert.equal(matchNetwork(mx2!.screener.allowlistInterfaces, '127.0.0.22'), false, 'ALLOWLIST VETO on mx2');
+  assert.equal(matchNetwork(mx2!.screener.allowlistInterfaces, '192.0.2.1'), true);
+  assert.deepEqual(loadConfig(join(PAIR, 'mx2', 'main.cf')).get('mxscreen_listen'), ['127.0.0.22:2525']);
 });

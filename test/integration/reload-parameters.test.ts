@@ -30,6 +30,7 @@ const RESTART_VALUES: Readonly<Record<string, string>> = {
   postscreen_cache_retention_time: '1d',
   mail_owner: 'nobody',
   mxscreen_workers: '2',
+  postscreen_cache_map: 'btree:$data_directory/other_cache',
 };
 
 const restartWarnings = (lines: readonly LogLine[]) => lines.filter((line) => line.event === 'RELOAD' && line.level === 'warn');

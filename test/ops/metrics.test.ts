@@ -104,6 +104,8 @@ test('GET /metrics answers the registry in the Prometheus text format on mxscree
     assert.match(metrics.body, /^# HELP mxscreen_connections_total SMTP connections by screen verdict\.$/m);
     assert.match(metrics.body, /^# TYPE mxscreen_connections_total counter$/m);
     assert.equal(sample(metrics.body, 'mxscreen_stress_mode'), 0);
+    // The embedded verdict cache: no Redis backend series, so MxscreenVerdictCacheBackendDown cannot fire here.
+    assert.doesNotMatch(metrics.body, /^mxscreen_verdict_cache_backend_up /m);
     assert.equal((await httpGet(port, '/')).status, 404);
     assert.equal((await httpGet(port, '/metricsx')).status, 404);
   } finally {
