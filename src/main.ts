@@ -30,6 +30,7 @@ import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
 import { screenStageSettingsFromConfig, type ScreenStageSettings } from './screen/screen-settings.js';
 import { startScreenStage, type ScreenStage } from './screen/screen-stage.js';
 import { SmtpListener } from './screen/listener.js';
+import { listenBacklog } from './screen/listen-backlog.js';
 import { Smtpd } from './policy/smtpd.js';
 import { SmtpdClientLimits, smtpdClientLimitSettingsFromConfig, type SmtpdClientLimitSettings } from './policy/smtpd-client-limits.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-settings.js';
@@ -216,7 +217,7 @@ async function startStages(settings: StageSettings, shared: Shared): Promise<Sta
 
 /** Binds mxscreen_listen and mxscreen_metrics_listen; on an error stops the stages and throws it. */
 async function listen(config: Config, stages: Stages, metrics: Metrics): Promise<Endpoints> {
-  const listener = new SmtpListener(config.get('mxscreen_listen'), stages.screen.screen);
+  const listener = new SmtpListener(config.get('mxscreen_listen'), stages.screen.screen, { backlog: listenBacklog(config.get('mxscreen_listen_backlog')) });
   try {
     const smtp = await listener.listen();
     const metricsListen = config.get('mxscreen_metrics_listen');

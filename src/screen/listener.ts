@@ -5,7 +5,9 @@
  * `:port`; port 0 binds an ephemeral port, for tests), every accepted socket going to
  * one callback (the screener), and that close() only stops accepting: connections
  * already accepted live on (one listener owns the sockets, as master.cf's
- * `smtp inet` line in Postfix).
+ * `smtp inet` line in Postfix), and the listen(2) backlog of every socket
+ * (`mxscreen_listen_backlog`, resolved by listen-backlog.ts; Node's default is 511).
+ * Nothing synchronous but the callback runs per accept.
  * Leaves to others: what happens to a connection (screener.ts), its PROXY header
  * (proxy-protocol.ts), the screen's connection limits (connection-limits.ts) and smtpd's
  * per-client count and rate limits (policy/smtpd-client-limits.ts).
@@ -23,15 +25,18 @@ export interface BoundListener {
 export class SmtpListener {
   private readonly addresses: readonly string[];
   private readonly onSocket: (socket: Socket) => void;
+  private readonly backlog: number | undefined;
   private servers: Server[] = [];
 
   /**
    * `addresses`: `host:port` / `[ipv6]:port` / `:port` strings (mxscreen_listen).
    * `onSocket` receives each accepted connection, in flowing state as net gives it.
+   * `options.backlog`: the listen(2) backlog (connections); absent means Node's 511.
    */
-  constructor(addresses: readonly string[], onSocket: (socket: Socket) => void) {
+  constructor(addresses: readonly string[], onSocket: (socket: Socket) => void, options: { readonly backlog?: number } = {}) {
     this.addresses = addresses;
     this.onSocket = onSocket;
+    this.backlog = options.backlog;
   }
 
   /**
@@ -48,7 +53,7 @@ export class SmtpListener {
         this.servers.push(server);
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen({ host, port }, () => {
+          server.listen({ host, port, backlog: this.backlog }, () => {
             server.off('error', reject);
             resolve();
           });
