@@ -12,7 +12,8 @@
  * growth of mxscreen's process tree (peak during the burst minus before it, sampled every
  * 100 ms), and the kernel's ListenOverflows/ListenDrops (TcpExt, /proc/net/netstat) during
  * the burst. A burst larger than `ulimit -n` allows (this process holds one descriptor per
- * client, mxscreen one too) is skipped and says so.
+ * client, mxscreen one too) is skipped and says so; Node raises its soft limit to the hard
+ * one at start, so the hard limit (`ulimit -Hn`, raised as root) is the one that counts.
  * Leaves to others: everything measured. Bounded by the client count and the time limits.
  * Options: --bursts N[,N…] (1000,5000,10000) --greet-wait-ms N (1000) --client-timeout-s N (30)
  *          --backlog N (mxscreen_listen_backlog; 0, the default, is net.core.somaxconn)
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
   try {
     for (const clients of BURSTS) {
       if (clients + 200 > limit) {
-        bursts[String(clients)] = { skipped: `ulimit -n is ${limit}: raise it above ${clients + 200} (this process and mxscreen hold one descriptor per client)` };
+        bursts[String(clients)] = { skipped: `ulimit -n is ${limit}: raise the hard limit (ulimit -Hn) above ${clients + 200}: this process and mxscreen hold one descriptor per client` };
         continue;
       }
       const rssBefore = treeRssBytes(mx.child.pid!);
