@@ -124,7 +124,15 @@ async function main(): Promise<void> {
     const mxscreen: Record<string, RelayFigures> = {};
     for (const workers of settings) mxscreen[workers === undefined ? 'single process' : `workers=${workers}`] = await runMxscreen(sink, workers);
     const unavailable = values.peer === 'no' ? 'peer mode off (--peer no)' : peerUnavailable();
-    const postfix = unavailable === undefined ? await runPostfix(sink) : undefined;
+    let postfix: RelayFigures | undefined;
+    let peerProblem = unavailable;
+    if (unavailable === undefined) {
+      // A peer that cannot start is reported; mxscreen's figures stand.
+      postfix = await runPostfix(sink).catch((error: unknown) => {
+        peerProblem = `the Postfix peer failed: ${String(error).slice(0, 1500)}`;
+        return undefined;
+      });
+    }
     const headline = mxscreen[hasWorkers ? `workers=${all}` : 'single process']!;
     process.stdout.write(
       `${JSON.stringify(
@@ -133,7 +141,7 @@ async function main(): Promise<void> {
           sink: sink.kind,
           workers: hasWorkers ? `mxscreen_workers = ${settings.join(', ')} (${all} CPUs)` : 'mxscreen_workers is not in the catalogue: one process',
           mxscreen,
-          postfix: postfix ?? { skipped: unavailable },
+          postfix: postfix ?? { skipped: peerProblem ?? 'no figures' },
           ratio: postfix
             ? {
                 measures: `mxscreen (${hasWorkers ? `workers=${all}` : 'single process'}) / Postfix`,
