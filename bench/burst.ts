@@ -8,7 +8,8 @@
  * greet wait), sends QUIT and closes; a client without its `220 ` within --client-timeout-s
  * is a timeout, one that gets a socket error or any other reply (421) an error. Figures
  * per burst, as JSON: timeouts, errors, connections/s (greeted clients / time from the
- * first connect to the last `220 `), connect → `220 ` p50/p99 (greet wait included), RSS
+ * first connect to the last `220 `), connect → `220 ` p50/p99 (greet wait included) and
+ * connect → first byte, the teaser (how promptly connections are accepted), RSS
  * growth of mxscreen's process tree (peak during the burst minus before it, sampled every
  * 100 ms), and the kernel's ListenOverflows/ListenDrops (TcpExt, /proc/net/netstat) during
  * the burst. A burst larger than `ulimit -n` allows (this process holds one descriptor per
@@ -42,7 +43,7 @@ const BURSTS = values.bursts.split(',').map(Number).filter((n) => n > 0 && n <= 
 const CLIENT_TIMEOUT_MS = Number(values['client-timeout-s']) * 1000;
 const BACKLOG = Number(values.backlog);
 
-type ClientOutcome = { readonly kind: 'greeted'; readonly ms: number; readonly at: number } | { readonly kind: 'timeout' } | { readonly kind: 'error'; readonly why: string };
+type ClientOutcome = { readonly kind: 'greeted'; readonly ms: number; readonly at: number; readonly firstByteMs: number } | { readonly kind: 'timeout' } | { readonly kind: 'error'; readonly why: string };
 
 /** The source address of client `i` of the burst starting at `offset`: 127.X.Y.Z, never in 127.0.0.0/16. */
 function clientAddress(offset: number, i: number): string {
@@ -55,6 +56,7 @@ function oneClient(port: number, localAddress: string, started: number): Promise
   return new Promise((resolve) => {
     let settled = false;
     let text = '';
+    let firstByteMs: number | undefined;
     const socket = connect({ host: '127.0.0.1', port, localAddress });
     const finish = (outcome: ClientOutcome) => {
       if (settled) return;
@@ -68,11 +70,12 @@ function oneClient(port: number, localAddress: string, started: number): Promise
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       if (settled) return;
+      firstByteMs ??= performance.now() - started;
       text += chunk;
       for (const line of text.split('\r\n').slice(0, -1)) {
         if (line.startsWith('220 ')) {
           const now = performance.now();
-          return finish({ kind: 'greeted', ms: now - started, at: now });
+          return finish({ kind: 'greeted', ms: now - started, at: now, firstByteMs: firstByteMs ?? now - started });
         }
         if (!line.startsWith('220-')) return finish({ kind: 'error', why: line.slice(0, 40) });
       }
@@ -142,6 +145,7 @@ async function main(): Promise<void> {
       const why: Record<string, number> = {};
       for (const error of errors) why[error.why] = (why[error.why] ?? 0) + 1;
       const times = greeted.map((o) => o.ms).sort((a, b) => a - b);
+      const firstBytes = greeted.map((o) => o.firstByteMs).sort((a, b) => a - b);
       const lastGreeting = Math.max(started, ...greeted.map((o) => o.at));
       bursts[String(clients)] = {
         clients,
@@ -151,6 +155,7 @@ async function main(): Promise<void> {
         errorKinds: why,
         connectionsPerSecond: Math.round(greeted.length / ((lastGreeting - started) / 1000)),
         to220Ms: { measures: 'connect to the 220 line, greet wait included', p50: Math.round(percentile(times, 50)), p99: Math.round(percentile(times, 99)) },
+        toFirstByteMs: { measures: 'connect to the first byte (the teaser 220- line): accept and screener promptness', p50: Math.round(percentile(firstBytes, 50)), p99: Math.round(percentile(firstBytes, 99)) },
         rssGrowthMB: Math.round((rssPeak - rssBefore) / 1e5) / 10,
         listenOverflows: kernelAfter.overflows - kernelBefore.overflows,
         listenDrops: kernelAfter.drops - kernelBefore.drops,
