@@ -20,6 +20,8 @@ const SCENARIOS = [
   { name: 'screen-redis', file: 'screen', args: ['--parts', 'pass-old-redis,pass-old-redis-down'], about: 'issue 11: PASS OLD time to 220 at 1,000/s with the verdict cache shared on a real redis-server (mx1 passes, mx2 measured), and with Redis killed', limitS: 300 },
   { name: 'policy', about: 'issue 4: time to 220, RCPT through seed 001 restrictions, MIME header checks on 25 MB', limitS: 300 },
   { name: 'relay-throughput', about: 'issue 5: 2,000 x 10 KiB over 50 sessions from mynetworks (screen skipped), accepted-and-delivered messages/s, end of DATA → 250 latency', limitS: 300 },
+  { name: 'smtp-source', about: 'issue 12: Postfix smtp-source -s 50 -m 2000 -l 10240 from mynetworks to smtp-sink: msg/s and CPU ms/msg of mxscreen (at mxscreen_workers 1, 2, all when it exists) beside a private Postfix instance, and the ratio', limitS: 600 },
+  { name: 'burst', about: 'issue 12: 1,000 / 5,000 / 10,000 new clients at once, each from its own 127.x.y.z: timeouts, errors, conn/s, RSS growth, listen-queue overflows', limitS: 600 },
   { name: 'queue-100k', about: 'issue 5: 100,000 messages in deferred/: start-up scan, a queue run rescanning deferred/, RSS', limitS: 600 },
 ] as const;
 

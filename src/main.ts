@@ -34,6 +34,7 @@ import { Metrics } from './ops/metrics.js';
 import { serveMetrics, type MetricsEndpoint } from './ops/http.js';
 import { screenStageSettingsFromConfig, type ScreenStageSettings } from './screen/screen-settings.js';
 import { SmtpListener } from './screen/listener.js';
+import { listenBacklog } from './screen/listen-backlog.js';
 import { smtpdClientLimitSettingsFromConfig, type SmtpdClientLimitSettings } from './policy/smtpd-client-limits.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from './policy/smtpd-settings.js';
 import { Spool } from './queue/spool.js';
@@ -331,11 +332,12 @@ function metricsText(stages: Stages, metrics: Metrics): Promise<string> {
 /** Binds mxscreen_listen and mxscreen_metrics_listen; on an error stops the stages and throws it. */
 async function listen(config: Config, stages: Stages, metrics: Metrics): Promise<Endpoints> {
   const { sessions } = stages;
+  const backlog = listenBacklog(config.get('mxscreen_listen_backlog'));
   // With workers, a socket is accepted paused: no byte is read here, the worker reads them all.
   const listener =
     sessions.kind === 'here'
-      ? new SmtpListener(config.get('mxscreen_listen'), sessions.stages.screen.screen)
-      : new SmtpListener(config.get('mxscreen_listen'), (socket) => sessions.pool.dispatch(socket), { pauseOnConnect: true });
+      ? new SmtpListener(config.get('mxscreen_listen'), sessions.stages.screen.screen, { backlog })
+      : new SmtpListener(config.get('mxscreen_listen'), (socket) => sessions.pool.dispatch(socket), { pauseOnConnect: true, backlog });
   try {
     const smtp = await listener.listen();
     const metricsListen = config.get('mxscreen_metrics_listen');

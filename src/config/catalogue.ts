@@ -58,6 +58,7 @@ export const CATALOGUE = [
 
   // --- mxscreen extensions: what Postfix keeps outside main.cf ---
   { name: 'mxscreen_listen', kind: 'list', default: '0.0.0.0:25', doc: 'SMTP listen addresses, host:port ([::1]:port for IPv6); the screener owns these sockets (master.cf smtp inet).', reload: 'restart' },
+  { name: 'mxscreen_listen_backlog', kind: 'integer', default: '0', doc: 'listen(2) backlog of each mxscreen_listen socket (connections the kernel queues before they are accepted); 0 means the system net.core.somaxconn (4096 when unreadable). The kernel caps it at net.core.somaxconn.', reload: 'restart' },
   { name: 'mxscreen_metrics_listen', kind: 'string', default: '127.0.0.1:9125', doc: 'host:port of the Prometheus /metrics endpoint; empty disables it.', reload: 'restart' },
   { name: 'mxscreen_dns_servers', kind: 'list', default: '', doc: 'DNS servers for DNSBL and delivery lookups, ip[:port]; empty means the system resolver.' },
   { name: 'mxscreen_verdict_cache_size', kind: 'integer', default: '100000', doc: 'Maximum number of clients kept in the postscreen verdict cache (entries).', reload: 'restart' },

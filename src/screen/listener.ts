@@ -5,9 +5,12 @@
  * `:port`; port 0 binds an ephemeral port, for tests), every accepted socket going to
  * one callback (the screener), and that close() only stops accepting: connections
  * already accepted live on (one listener owns the sockets, as master.cf's
- * `smtp inet` line in Postfix). With `pauseOnConnect` (mxscreen_workers > 1) a socket is
- * accepted without reading a byte, so the owner can pass it to a worker with every byte
- * the client sent still in the kernel's buffer (a pregreet included).
+ * `smtp inet` line in Postfix), and the listen(2) backlog of every socket
+ * (`mxscreen_listen_backlog`, resolved by listen-backlog.ts; Node's default is 511).
+ * Nothing synchronous but the callback runs per accept. With `pauseOnConnect`
+ * (mxscreen_workers > 1) a socket is accepted without reading a byte, so the owner can pass
+ * it to a worker with every byte the client sent still in the kernel's buffer (a pregreet
+ * included).
  * Leaves to others: what happens to a connection (screener.ts), its PROXY header
  * (proxy-protocol.ts), the screen's connection limits (connection-limits.ts) and smtpd's
  * per-client count and rate limits (policy/smtpd-client-limits.ts).
@@ -26,17 +29,20 @@ export class SmtpListener {
   private readonly addresses: readonly string[];
   private readonly onSocket: (socket: Socket) => void;
   private readonly pauseOnConnect: boolean;
+  private readonly backlog: number | undefined;
   private servers: Server[] = [];
 
   /**
    * `addresses`: `host:port` / `[ipv6]:port` / `:port` strings (mxscreen_listen).
    * `onSocket` receives each accepted connection, in flowing state as net gives it, or
-   * never read from with `options.pauseOnConnect`.
+   * never read from with `options.pauseOnConnect`. `options.backlog`: the listen(2) backlog
+   * (connections); absent means Node's 511.
    */
-  constructor(addresses: readonly string[], onSocket: (socket: Socket) => void, options: { readonly pauseOnConnect?: boolean } = {}) {
+  constructor(addresses: readonly string[], onSocket: (socket: Socket) => void, options: { readonly pauseOnConnect?: boolean; readonly backlog?: number } = {}) {
     this.addresses = addresses;
     this.onSocket = onSocket;
     this.pauseOnConnect = options.pauseOnConnect ?? false;
+    this.backlog = options.backlog;
   }
 
   /**
@@ -53,7 +59,7 @@ export class SmtpListener {
         this.servers.push(server);
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen({ host, port }, () => {
+          server.listen({ host, port, backlog: this.backlog }, () => {
             server.off('error', reject);
             resolve();
           });

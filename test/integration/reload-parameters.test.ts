@@ -25,6 +25,7 @@ import { LogCapture, startChain, type LogLine } from './harness.js';
 const RESTART_VALUES: Readonly<Record<string, string>> = {
   queue_directory: 'queue-elsewhere',
   mxscreen_listen: '127.0.0.1:0, 127.0.0.2:0',
+  mxscreen_listen_backlog: '128',
   mxscreen_metrics_listen: '127.0.0.1:0',
   mxscreen_verdict_cache_size: '10',
   postscreen_cache_retention_time: '1d',

@@ -106,6 +106,17 @@ test('receiveMessage reads the next chunk only after the previous one is written
   assert.ok(recorder.written.length > 10 && largest <= 256 * 1024, `${recorder.written.length} writes, the largest ${largest} bytes`);
 });
 
+test('receiveMessage: a stream closed without an error or its end (client gone) aborts the file', async () => {
+  const recorder = recordingQueue();
+  const data = new PassThrough();
+  const receiving = receiveMessage(data, { queue: recorder.queue, envelope, sizeLimit: 0, receivedHeader: header });
+  data.write(Buffer.from('partial\r\n'));
+  setImmediate(() => setImmediate(() => data.destroy()));
+  const outcome = await receiving;
+  assert.equal(outcome.kind, 'client-gone');
+  assert.deepEqual(recorder.events, ['open', 'abort']);
+});
+
 test('receiveMessage: a stream that breaks (client gone) aborts the file', async () => {
   const recorder = recordingQueue();
   const data = new PassThrough();
