@@ -2,9 +2,10 @@
  * worker-messages — what the owner process and its workers say to each other over the
  * child_process IPC channel (mxscreen_workers > 1), as typed values.
  *
- * Decides: the message shapes, and that a connection travels as a `connection` message
- * with the socket as its handle (child.send(message, socket); the owner accepted it with
- * pauseOnConnect, so every byte the client sent is still in the kernel's buffer). Order on
+ * Decides: the message shapes and the arguments a worker is forked with, and that a
+ * connection travels as a `connection` message with the socket as its handle
+ * (child.send(message, socket); the owner accepted it with pauseOnConnect, so every byte
+ * the client sent is still in the kernel's buffer). Order on
  * the channel is kept, so a worker's `counted` of a commit reaches the owner before its
  * `queued`.
  * Leaves to others: the owner's side (worker-pool.ts), the worker's (worker-process.ts).
@@ -15,6 +16,17 @@ import type { ConnectionCounts } from '../screen/connection-limits.js';
 
 /** prom-client's getMetricsAsJSON() of one process, as AggregatorRegistry.aggregate() takes it. */
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** What the owner tells a worker at fork (argv[2], JSON). */
+export interface WorkerArguments {
+  readonly configFile: string;
+  /** 0 … mxscreen_workers − 1: the hash bucket this worker serves. */
+  readonly index: number;
+  /** Queue id slot of this worker (index + 1; the owner is 0) and the number of slots. */
+  readonly slot: number;
+  readonly slots: number;
+  readonly processMetrics: boolean;
+}
 
 /** Owner → worker. */
 export type OwnerMessage =

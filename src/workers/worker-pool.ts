@@ -27,8 +27,7 @@ import type { QueueName } from '../queue/spool.js';
 import type { ConnectionCounts } from '../screen/connection-limits.js';
 import { chooseWorker, type WorkerChoiceSettings } from './worker-choice.js';
 import { peekProxyHeader } from './proxy-peek.js';
-import { isMessage, type MetricsJson, type OwnerMessage, type WorkerMessage } from './worker-messages.js';
-import type { WorkerArguments } from './worker-process.js';
+import { isMessage, type MetricsJson, type OwnerMessage, type WorkerArguments, type WorkerMessage } from './worker-messages.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-process.js', import.meta.url));
 /** Sockets kept for a worker that is down, at most. */

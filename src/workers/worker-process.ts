@@ -24,19 +24,8 @@ import { setQueueIdSlot } from '../queue/queue-id.js';
 import { startSessionStages } from '../session-stages.js';
 import { systemClock } from '../clock.js';
 import { dnsOptions, stageSettingsFromConfig } from '../main.js';
-import { isMessage, type OwnerMessage, type WorkerMessage } from './worker-messages.js';
+import { isMessage, type OwnerMessage, type WorkerArguments, type WorkerMessage } from './worker-messages.js';
 import type { ConnectionCounts } from '../screen/connection-limits.js';
-
-/** What the owner tells a worker at fork (argv[2], JSON). */
-export interface WorkerArguments {
-  readonly configFile: string;
-  /** 0 … mxscreen_workers − 1: the hash bucket this worker serves. */
-  readonly index: number;
-  /** Queue id slot of this worker (index + 1; the owner is 0) and the number of slots. */
-  readonly slot: number;
-  readonly slots: number;
-  readonly processMetrics: boolean;
-}
 
 function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
