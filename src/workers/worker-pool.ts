@@ -246,8 +246,14 @@ export class WorkerPool {
         }
         this.#heard(slot, said);
       });
-      child.on('error', () => undefined); // a failed send; the exit follows
-      child.on('exit', (code, signal) => {
+      // An exit, or a spawn that failed (no pid: EACCES when mail_owner cannot execute node,
+      // ENOENT, EAGAIN), which emits 'error' and no 'exit'. A failed send is an 'error' too;
+      // its exit follows.
+      child.on('error', (error) => {
+        if (child.pid === undefined) ended(null, null, error.message);
+      });
+      child.on('exit', (code, signal) => ended(code, signal, undefined));
+      const ended = (code: number | null, signal: NodeJS.Signals | null, spawnError: string | undefined) => {
         clearTimeout(silent);
         const wasReady = slot.ready;
         slot.ready = false;
@@ -260,21 +266,22 @@ export class WorkerPool {
           if (request.pending.size === 0) request.done();
         }
         exited();
-        if (!wasReady) reject(new Error(`mxscreen worker ${slot.index} exited before it was ready (code ${code}, signal ${signal})`));
+        const how = spawnError !== undefined ? `could not be started: ${spawnError}` : `exited with ${signal ?? `code ${code}`}`;
+        if (!wasReady) reject(new Error(`mxscreen worker ${slot.index} ${spawnError !== undefined ? how : `${how} before it was ready`}`));
         if (this.#stopping) return;
         const lived = Date.now() - slot.startedAt;
         slot.quickExits = lived < HEALTHY_LIFETIME_MS ? slot.quickExits + 1 : 0;
         const delay = slot.quickExits === 0 ? 0 : Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (slot.quickExits - 1));
         options.log.warn(
-          { event: 'WORKER EXIT', worker: slot.index, pid: child.pid, code, signal, restartInMs: delay },
-          `worker ${slot.index} (pid ${child.pid}) exited with ${signal ?? `code ${code}`}: its open sessions are lost; restarting in ${delay} ms`,
+          { event: 'WORKER EXIT', worker: slot.index, pid: child.pid, code, signal, error: spawnError, restartInMs: delay },
+          `worker ${slot.index} (pid ${child.pid}) ${how}: its open sessions are lost; restarting in ${delay} ms`,
         );
         slot.restartTimer = setTimeout(() => {
           slot.restartTimer = undefined;
           if (this.#stopping) return;
           this.#fork(slot, true).catch(() => undefined); // its exit schedules the next try
         }, delay);
-      });
+      };
     });
   }
 

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -40,6 +40,29 @@ function testOwner(): SystemUser {
   const user = lookupSystemUser(TEST_OWNER);
   assert.ok(user, `useradd ${TEST_OWNER} failed: ${result.stderr}`);
   return user;
+}
+
+/** Whether `user` can execute `node` (a binary under /root, as npx's cache puts one, cannot be). */
+function canExecute(node: string, user: { uid: number; gid: number }): boolean {
+  return spawnSync(node, ['-e', '0'], { uid: user.uid, gid: user.gid, stdio: 'ignore' }).status === 0;
+}
+
+let nodeCopy: string | undefined;
+/**
+ * A node binary that `user` can execute: process.execPath, or a copy of it in a directory
+ * anyone may enter. The filter forks its workers after the drop, so mail_owner must be able
+ * to execute node (README "Install as a service"); the test runs the node it was given.
+ */
+function nodeFor(user: { uid: number; gid: number }): string {
+  if (canExecute(process.execPath, user)) return process.execPath;
+  if (nodeCopy === undefined) {
+    const directory = temporaryDirectory('mxscreen-node-');
+    chmodSync(directory, 0o755);
+    nodeCopy = join(directory, 'node');
+    copyFileSync(process.execPath, nodeCopy);
+    chmodSync(nodeCopy, 0o755);
+  }
+  return nodeCopy;
 }
 
 /** A port below 1024 that nothing listens on now, so only root can bind it. */
@@ -80,7 +103,9 @@ interface Started {
 
 /** `mxscreen ARGS` as a child; `wrapper` runs it under another command (setpriv …). */
 function startCli(args: readonly string[], options: { uid?: number; gid?: number } = {}, wrapper: readonly string[] = []): Started {
-  const command = [...wrapper, process.execPath, CLI, ...args];
+  // Whoever it ends up running as (mail_owner, or the user it starts as) executes node again for each worker.
+  const runsAs = options.uid !== undefined && options.gid !== undefined ? { uid: options.uid, gid: options.gid } : lookupSystemUser(TEST_OWNER);
+  const command = [...wrapper, runsAs ? nodeFor(runsAs) : process.execPath, CLI, ...args];
   const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   const events: { event?: string }[] = [];
   let stderr = '';
@@ -215,7 +240,7 @@ test('started as root with an unknown mail_owner: start-up fails with the reason
 test('started as an unprivileged user (nobody, a port above 1023): runs as that user, mail_owner ignored', { skip }, async (t) => {
   const nobody = lookupSystemUser('nobody');
   assert.ok(nobody, 'user nobody exists');
-  const readable = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(CLI)}, 4)`], { uid: nobody.uid, gid: nobody.gid, stdio: 'ignore' });
+  const readable = spawnSync(nodeFor(nobody), ['-e', `require('node:fs').accessSync(${JSON.stringify(CLI)}, 4)`], { uid: nobody.uid, gid: nobody.gid, stdio: 'ignore' });
   if (readable.status !== 0) {
     t.skip(`user nobody cannot read ${CLI} (a repository under a private home directory)`);
     return;
