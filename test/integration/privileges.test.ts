@@ -102,10 +102,10 @@ interface Started {
 }
 
 /** `mxscreen ARGS` as a child; `wrapper` runs it under another command (setpriv …). */
-function startCli(args: readonly string[], options: { uid?: number; gid?: number } = {}, wrapper: readonly string[] = []): Started {
+function startCli(args: readonly string[], options: { uid?: number; gid?: number } = {}, wrapper: readonly string[] = [], node?: string): Started {
   // Whoever it ends up running as (mail_owner, or the user it starts as) executes node again for each worker.
   const runsAs = options.uid !== undefined && options.gid !== undefined ? { uid: options.uid, gid: options.gid } : lookupSystemUser(TEST_OWNER);
-  const command = [...wrapper, runsAs ? nodeFor(runsAs) : process.execPath, CLI, ...args];
+  const command = [...wrapper, node ?? (runsAs ? nodeFor(runsAs) : process.execPath), CLI, ...args];
   const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   const events: { event?: string }[] = [];
   let stderr = '';
@@ -235,6 +235,22 @@ test('started as root with an unknown mail_owner: start-up fails with the reason
   const mx = startCli(['start', '-c', file]);
   assert.equal(await mx.exit, 1);
   assert.match(mx.stderr(), /^mxscreen: mail_owner mxscreen-no-such-user: unknown user; create it/);
+});
+
+test('started as root with two workers and a node mail_owner cannot execute: start-up fails with the reason, exit 1, instead of hanging', { skip }, async () => {
+  const owner = testOwner();
+  const { file } = serviceDirectory(relayMainCf('127.0.0.1:0', 9, [`mail_owner = ${TEST_OWNER}`, 'mxscreen_workers = 2']), owner);
+  const hidden = temporaryDirectory('mxscreen-hidden-node-'); // 0700, root's: as npx's cache under /root
+  chmodSync(hidden, 0o700);
+  const node = join(hidden, 'node');
+  copyFileSync(process.execPath, node);
+  chmodSync(node, 0o755);
+  const mx = startCli(['start', '-c', file], {}, [], node);
+  const hung = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000).unref());
+  const exit = await Promise.race([mx.exit, hung]);
+  if (exit === 'hung') mx.child.kill('SIGKILL');
+  assert.equal(exit, 1, `exit status (stderr: ${mx.stderr()})`);
+  assert.match(mx.stderr(), /^mxscreen: .*mxscreen worker \d could not be started: spawn \S+ EACCES/);
 });
 
 test('started as an unprivileged user (nobody, a port above 1023): runs as that user, mail_owner ignored', { skip }, async (t) => {
