@@ -19,6 +19,7 @@
  * first connection to mx2 reads Redis, the later ones hit mx2's near cache; both reported);
  * (5) pass-old-redis-down: PASS OLD at RATE/s on a host whose Redis was killed (near cache).
  * Options: --hold N (10000) --rate N (1000) --seconds N (5) --bursts N (20) --time-limit-s N (120)
+ *          --workers N (mxscreen_workers; default: its own default, the number of CPUs)
  *          --parts greet-wait,pass-old,dnsbl-burst (the default; also pass-old-redis,
  *          pass-old-redis-down: the `screen-redis` scenario of bench/run.ts)
  * Every loop is bounded in count and in time.
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     bursts: { type: 'string', default: '20' },
     parts: { type: 'string', default: 'greet-wait,pass-old,dnsbl-burst' },
     'time-limit-s': { type: 'string', default: '120' },
+    workers: { type: 'string' },
   },
 });
 const HOLD = Number(values.hold);
@@ -77,7 +79,9 @@ function cpuSeconds(pid: number): number {
 async function startMxscreen(directory: string, lines: readonly string[]): Promise<{ child: ChildProcess; port: number }> {
   const configFile = join(directory, 'main.cf');
   const logFile = join(directory, 'mxscreen.log');
-  writeFileSync(configFile, [...lines, ''].join('\n'));
+  // --workers N: mxscreen_workers for every mxscreen this scenario starts (default: its default, the number of CPUs).
+  const workers = values.workers === undefined ? [] : [`mxscreen_workers = ${Number(values.workers)}`];
+  writeFileSync(configFile, [...lines, ...workers, ''].join('\n'));
   const logFd = openSync(logFile, 'w');
   const child = spawn(process.execPath, [join(repositoryRoot(), 'dist/src/cli.js'), 'start', '--config', configFile, '--no-privilege-drop'], { stdio: ['ignore', logFd, 'inherit'] });
   closeSync(logFd);
