@@ -17,7 +17,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
 import type { DestinationStream } from 'pino';
@@ -225,7 +225,7 @@ export class WorkerPool {
     slot.sent = 0;
     slot.received = 0;
     if (restart) options.metrics.workerRestarts.inc();
-    createInterface({ input: child.stdout!, crlfDelay: Infinity }).on('line', (line) => options.logDestination.write(`${line}\n`));
+    relayLogLines(child.stdout!, options.logDestination);
     let exited!: () => void;
     slot.exited = new Promise<void>((resolve) => (exited = resolve));
     return new Promise<void>((resolve, reject) => {
@@ -373,4 +373,23 @@ export class WorkerPool {
       }
     });
   }
+}
+
+/**
+ * Copies a worker's log lines (its stdout) to the owner's log destination, whole lines
+ * only, so that lines of several processes never interleave: one write per chunk read, up
+ * to its last newline (the rest waits for the next chunk), not one per line.
+ */
+function relayLogLines(from: Readable, to: DestinationStream): void {
+  let partial = '';
+  from.setEncoding('utf8');
+  from.on('data', (chunk: string) => {
+    const end = chunk.lastIndexOf('\n');
+    if (end < 0) {
+      partial += chunk;
+      return;
+    }
+    to.write(partial + chunk.slice(0, end + 1));
+    partial = chunk.slice(end + 1);
+  });
 }
