@@ -15,39 +15,12 @@ import type { ScreenSettings } from '../../src/screen/screen-settings.js';
 import type { CacheRecord, CachedTest, VerdictCache } from '../../src/screen/verdict-cache.js';
 import { connectClient } from '../fakes/scripted-client.js';
 import { until } from '../fakes/wait-until.js';
+import { manualSettings } from './manual-screen.js';
 
 const DAY = 86_400_000;
 
-const SETTINGS: ScreenSettings = {
-  greetWaitMs: 150,
-  greetBanner: 'mx.screen.test ESMTP',
-  greetAction: 'enforce',
-  greetTtlMs: DAY,
-  dnsblSites: [],
-  dnsblThreshold: 1,
-  dnsblAction: 'enforce',
-  dnsblTimeoutMs: 500,
-  dnsblMinTtlMs: 60_000,
-  dnsblMaxTtlMs: 3_600_000,
-  denylistAction: 'drop',
-  accessList: { elements: [] },
-  mynetworks: { patterns: [], tables: [] },
-  dnsblAllowlistThreshold: 0,
-  dnsblReplyMap: [],
-  allowlistInterfaces: { patterns: ['0.0.0.0/0', '::/0'], tables: [] },
-  engine: { banner: 'mx.screen.test ESMTP', hostname: 'mx.screen.test', messageSizeLimit: 10_240_000, disableVrfy: false, heloRequired: false },
-  limits: { clientConnectionCountLimit: 50, preQueueLimit: 100, postQueueLimit: 100 },
-  proxyProtocol: false,
-  proxyTimeoutMs: 1000,
-  deepTests: new Set(),
-  deepActions: { pipelining: 'enforce', non_smtp_command: 'drop', bare_newline: 'ignore' },
-  deepTtlMs: { pipelining: 30 * DAY, non_smtp_command: 30 * DAY, bare_newline: 30 * DAY },
-  forbiddenCommands: ['CONNECT', 'GET', 'POST'],
-  commandCountLimit: 20,
-  commandTimeLimitMs: 300_000,
-  lineLengthLimit: 2048,
-  myhostname: 'mx.screen.test',
-};
+/** main.cf defaults (no DNSBL sites, no deep tests: only the pregreet test is cached), a short greet wait. */
+const SETTINGS: ScreenSettings = manualSettings({ greetWaitMs: 150, greetBanner: 'mx.screen.test ESMTP' });
 
 /** A cache whose every lookup waits until the test answers it. */
 class LaterCache implements VerdictCache {
