@@ -184,7 +184,32 @@ async function greetWaitMemory(dnsPort: number): Promise<Record<string, number>>
  * scheduled time whatever the earlier ones do. Resolves each latency (connect() → `220 `)
  * and its delay from the schedule (the generator's lag added: no coordinated omission).
  */
-async function openLoop(port: number, clients: number, seconds: number, group = 40): Promise<{ latencies: number[]; firstRound: number[]; fromSchedule: number[]; lags: number[]; elapsed: number }> {
+/** What one open-loop run measured: ms per connection (connect → `220 `, and from its scheduled start), generator lags, seconds elapsed. */
+interface OpenLoopRun {
+  readonly latencies: number[];
+  readonly firstRound: number[];
+  readonly fromSchedule: number[];
+  readonly lags: number[];
+  readonly elapsed: number;
+}
+
+const roundMs = (ms: number) => Math.round(ms * 100) / 100;
+
+/** The connect → `220 ` figures every PASS OLD part reports: count, rate, p50/p99/max (ms), p99 from the schedule (ms). */
+function latencyFigures(run: OpenLoopRun): Record<string, number> {
+  const latencies = [...run.latencies].sort((a, b) => a - b);
+  const fromSchedule = [...run.fromSchedule].sort((a, b) => a - b);
+  return {
+    connections: latencies.length,
+    rate_per_s: Math.round(latencies.length / run.elapsed),
+    p50_ms: roundMs(percentile(latencies, 50)),
+    p99_ms: roundMs(percentile(latencies, 99)),
+    max_ms: roundMs(latencies[latencies.length - 1] ?? NaN),
+    p99_from_schedule_ms: roundMs(percentile(fromSchedule, 99)),
+  };
+}
+
+async function openLoop(port: number, clients: number, seconds: number, group = 40): Promise<OpenLoopRun> {
   const latencies: number[] = [];
   const firstRound: number[] = [];
   const fromSchedule: number[] = [];
@@ -233,23 +258,14 @@ async function passOldLatency(dnsPort: number): Promise<Record<string, number>> 
     const benchCpuSeconds = (process.cpuUsage(benchCpu).user + process.cpuUsage(benchCpu).system) / 1e6;
     const mxscreenCpuSeconds = cpuSeconds(child.pid!) - childCpu;
     delay.disable();
-    const round = (ms: number) => Math.round(ms * 100) / 100;
-    const sorted = (values: number[]) => values.sort((a, b) => a - b);
-    const latencies = sorted(run.latencies);
-    const fromSchedule = sorted(run.fromSchedule);
-    const lags = sorted(run.lags);
+    const lags = [...run.lags].sort((a, b) => a - b);
     return {
-      connections: latencies.length,
-      rate_per_s: Math.round(latencies.length / run.elapsed),
-      p50_ms: round(percentile(latencies, 50)),
-      p99_ms: round(percentile(latencies, 99)),
-      max_ms: round(latencies[latencies.length - 1] ?? NaN),
-      p99_from_schedule_ms: round(percentile(fromSchedule, 99)),
-      generator_lag_p99_ms: round(percentile(lags, 99)),
-      generator_event_loop_delay_p99_ms: round(delay.percentile(99) / 1e6),
+      ...latencyFigures(run),
+      generator_lag_p99_ms: roundMs(percentile(lags, 99)),
+      generator_event_loop_delay_p99_ms: roundMs(delay.percentile(99) / 1e6),
       generator_cpu_percent: Math.round((benchCpuSeconds / run.elapsed) * 100),
       mxscreen_cpu_percent: Math.round((mxscreenCpuSeconds / run.elapsed) * 100),
-      mxscreen_cpu_ms_per_connection: round((mxscreenCpuSeconds * 1000) / Math.max(1, latencies.length)),
+      mxscreen_cpu_ms_per_connection: roundMs((mxscreenCpuSeconds * 1000) / Math.max(1, run.latencies.length)),
     };
   } finally {
     child.kill('SIGKILL');
@@ -290,18 +306,10 @@ async function passOldRedis(dnsPort: number, mode: 'shared' | 'down'): Promise<R
     const cpuBefore = cpuSeconds(measured.child.pid!);
     const run = await openLoop(measured.port, clients, SECONDS);
     const cpu = cpuSeconds(measured.child.pid!) - cpuBefore;
-    const round = (ms: number) => Math.round(ms * 100) / 100;
-    const latencies = run.latencies.sort((a, b) => a - b);
-    const firstRound = run.firstRound.sort((a, b) => a - b);
-    const fromSchedule = run.fromSchedule.sort((a, b) => a - b);
+    const firstRound = [...run.firstRound].sort((a, b) => a - b);
     return {
-      connections: latencies.length,
-      rate_per_s: Math.round(latencies.length / run.elapsed),
-      p50_ms: round(percentile(latencies, 50)),
-      p99_ms: round(percentile(latencies, 99)),
-      max_ms: round(latencies[latencies.length - 1] ?? NaN),
-      p99_from_schedule_ms: round(percentile(fromSchedule, 99)),
-      ...(mode === 'shared' ? { first_round_p50_ms: round(percentile(firstRound, 50)), first_round_p99_ms: round(percentile(firstRound, 99)) } : {}),
+      ...latencyFigures(run),
+      ...(mode === 'shared' ? { first_round_p50_ms: roundMs(percentile(firstRound, 50)), first_round_p99_ms: roundMs(percentile(firstRound, 99)) } : {}),
       mxscreen_cpu_percent: Math.round((cpu / run.elapsed) * 100),
     };
   } finally {
