@@ -357,7 +357,6 @@ class RunningMxscreen implements Mxscreen {
   readonly smtp: readonly BoundAddress[];
   readonly metricsEndpoint: BoundAddress | undefined;
   readonly queue: QueueManager;
-  readonly #metrics: Metrics;
   #config: Config;
   readonly #options: MxscreenOptions;
   readonly #stages: Stages;
@@ -378,7 +377,6 @@ class RunningMxscreen implements Mxscreen {
     const { metricsEndpoint } = endpoints;
     this.metricsEndpoint = metricsEndpoint && { address: metricsEndpoint.address, port: metricsEndpoint.port };
     this.queue = stages.queue;
-    this.#metrics = shared.metrics;
     // main.cf and every table reload when their file changes on disk (and on SIGHUP, cli.ts).
     this.#watcher = new SourceWatcher(configSources(config), {
       clock: shared.clock,
@@ -400,7 +398,7 @@ class RunningMxscreen implements Mxscreen {
   }
 
   metricsText(): Promise<string> {
-    return metricsText(this.#stages, this.#metrics);
+    return metricsText(this.#stages, this.metrics);
   }
 
   async reload(): Promise<boolean> {
