@@ -283,6 +283,8 @@ async function startStages(settings: StageSettings, shared: Shared, workers: Wor
       queue.kick(id);
     },
     etrn: (domain) => void queue.flush(domain),
+    lendFiles: (count) => spool.lendFiles(count),
+    reclaimFiles: (names) => void spool.reclaimFiles(names),
     choice: workerChoiceSettings(settings),
   });
   return { spool, queue, selfListing, sessions: { kind: 'workers', pool } };

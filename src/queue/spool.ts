@@ -20,7 +20,8 @@
  * messages in memory for its delivery; a worker's (`role: 'writer'`, mxscreen_workers > 1)
  * only writes new messages, durably as above, and reports each queue count change
  * (`counted`) instead of setting the gauges: no sweep (a listing racing the owner's moves
- * could take a live state file for an orphan), no recycle pool, no memory of bodies.
+ * could take a live state file for an orphan), no memory of bodies, and only files the
+ * owner lends it to recycle (file-pool.ts).
  * Bugs: temporary files are swept at open only when older than an hour; one process must
  * own delivery scheduling (the memory of fresh messages and recycled files is per process).
  */
@@ -73,6 +74,8 @@ export interface SpoolDeps {
   readonly role?: 'owner' | 'writer';
   /** Writer role: a message entered (+1) or left (-1) `queue`; the owner applies it to its gauges. */
   readonly counted?: (queue: QueueName, delta: 1 | -1) => void;
+  /** Writer role: ask the owner for `count` recycled files (file-pool.ts lending); answered by supplyFiles(). */
+  readonly wantFiles?: (count: number) => void;
 }
 
 export class Spool implements QueueWriter {
@@ -108,7 +111,12 @@ export class Spool implements QueueWriter {
     this.#incomingSync = this.#fs.directorySync(join(directory, 'incoming'));
     this.#holdSync = this.#fs.directorySync(join(directory, 'hold'));
     this.#stateSync = new DirectorySync(join(directory, STATE_DIRECTORY));
-    this.#pool = new FilePool(join(directory, RECYCLE_DIRECTORY), deps.role === 'writer' ? 0 : RECYCLE_LIMIT, this.#fs);
+    const recycle = join(directory, RECYCLE_DIRECTORY);
+    const wantFiles = deps.wantFiles;
+    this.#pool =
+      deps.role === 'writer'
+        ? new FilePool(recycle, 0, this.#fs, wantFiles && { wanted: wantFiles, now: () => deps.clock.now() })
+        : new FilePool(recycle, RECYCLE_LIMIT, this.#fs);
   }
 
   /**
@@ -359,6 +367,21 @@ export class Spool implements QueueWriter {
     }
     this.#changes.set(queue, (this.#changes.get(queue) ?? 0) + 1);
     this.#deps.metrics.queueMessages.inc({ queue }, delta);
+  }
+
+  /** Owner: up to `count` recycled files for a worker's spool, by name (file-pool.ts lend()). */
+  lendFiles(count: number): string[] {
+    return this.#pool.lend(count);
+  }
+
+  /** Writer: the owner's answer to wantFiles (names in recycle/). */
+  supplyFiles(names: readonly string[]): void {
+    this.#pool.supply(names);
+  }
+
+  /** Owner: unlinks the lent files a dead worker left unused. Never throws. */
+  reclaimFiles(names: readonly string[]): Promise<void> {
+    return this.#pool.reclaim(names);
   }
 
   /** Releases what the spool keeps open (directory descriptors) and in memory. Never throws. */

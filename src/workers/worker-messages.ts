@@ -36,6 +36,8 @@ export type OwnerMessage =
   | { readonly type: 'others'; readonly counts: ConnectionCounts }
   /** Re-read main.cf and the tables (the owner found them good); answer `reloaded`. */
   | { readonly type: 'reload'; readonly id: number }
+  /** The answer to `want files`: names of empty files in recycle/ lent to this worker (maybe fewer than asked). */
+  | { readonly type: 'files'; readonly names: readonly string[] }
   /** Answer `metrics` with this process's registry. */
   | { readonly type: 'metrics'; readonly id: number }
   /** Stop taking connections, let sessions finish up to `timeoutMs`, then exit. */
@@ -49,6 +51,8 @@ export type WorkerMessage =
   | { readonly type: 'counted'; readonly queue: QueueName; readonly delta: 1 | -1 }
   /** Message `id` is durably in incoming/ (or hold/): the owner's queue manager takes it. */
   | { readonly type: 'queued'; readonly id: string }
+  /** The worker's spool holds few recycled files: lend it up to `count` (file-pool.ts). */
+  | { readonly type: 'want files'; readonly count: number }
   /** An accepted ETRN: the owner's queue manager flushes `domain`. */
   | { readonly type: 'etrn'; readonly domain: string }
   /** This worker's connections in each stage and the connections it has received, after a change. */

@@ -10,7 +10,9 @@
  * mxscreen_worker_restarts_total) after a backoff doubling from 100 ms to 30 s while the
  * worker dies within 10 s of its start. Each worker's counts are summed and the others' sent
  * to every worker, once per event-loop turn. Worker stdout lines are copied into the
- * owner's log destination; /metrics is AggregatorRegistry over every registry.
+ * owner's log destination; /metrics is AggregatorRegistry over every registry. A worker
+ * asking for recycled files gets them lent from the owner's spool; those it may not have
+ * used when it dies are unlinked (file-pool.ts).
  * Leaves to others: the queue manager (main.ts), what a worker runs (worker-process.ts).
  * A socket counts as being screened from its hand-off until the worker's report has it.
  * Bugs: the others' sums reach a worker one IPC message late.
@@ -27,6 +29,7 @@ import type { QueueName } from '../queue/spool.js';
 import type { ConnectionCounts } from '../screen/connection-limits.js';
 import { chooseWorker, type WorkerChoiceSettings } from './worker-choice.js';
 import { peekProxyHeader } from './proxy-peek.js';
+import { LEND_TARGET } from '../queue/file-pool.js';
 import { isMessage, type MetricsJson, type OwnerMessage, type WorkerArguments, type WorkerMessage } from './worker-messages.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-process.js', import.meta.url));
@@ -40,6 +43,8 @@ const MAX_BACKOFF_MS = 30_000;
 const ANSWER_TIMEOUT_MS = 10_000;
 /** After mxscreen_shutdown_timeout, how long a stopping worker gets before SIGKILL, ms. */
 const STOP_GRACE_MS = 5_000;
+/** Lent file names remembered per worker: twice what a worker holds (file-pool.ts LEND_TARGET). */
+const LENT_MEMORY = 2 * LEND_TARGET;
 
 export interface WorkerPoolOptions {
   readonly configFile: string;
@@ -57,6 +62,10 @@ export interface WorkerPoolOptions {
   readonly queued: (id: string) => void;
   /** A worker accepted ETRN for `domain`. */
   readonly etrn: (domain: string) => void;
+  /** Up to `count` recycled files to lend a worker, by name (the owner's spool lendFiles). */
+  readonly lendFiles: (count: number) => string[];
+  /** A dead worker's lent files it may not have used: unlink what is left (spool reclaimFiles). */
+  readonly reclaimFiles: (names: readonly string[]) => void;
   /** How connections are placed (worker-choice.ts); setChoice() replaces it on reload. */
   readonly choice: WorkerChoiceSettings;
 }
@@ -75,6 +84,8 @@ interface WorkerSlot {
   sent: number;
   received: number;
   readonly waiting: { readonly socket: Socket; readonly head: Buffer | undefined }[];
+  /** The files lent to this process most recently (at most LENT_MEMORY; it uses them oldest first, so any unused one is here). */
+  lent: string[];
   /** Resolved with the process's exit. */
   exited: Promise<void>;
 }
@@ -104,7 +115,7 @@ export class WorkerPool {
     this.#options = options;
     this.#choice = options.choice;
     for (let index = 0; index < options.workers; index++) {
-      this.#slots.push({ index, child: undefined, ready: false, startedAt: 0, quickExits: 0, restartTimer: undefined, counts: { screening: 0, smtpd: 0 }, sent: 0, received: 0, waiting: [], exited: Promise.resolve() });
+      this.#slots.push({ index, child: undefined, ready: false, startedAt: 0, quickExits: 0, restartTimer: undefined, counts: { screening: 0, smtpd: 0 }, sent: 0, received: 0, waiting: [], lent: [], exited: Promise.resolve() });
     }
   }
 
@@ -260,6 +271,8 @@ export class WorkerPool {
         slot.child = undefined;
         slot.sent = 0;
         slot.received = 0;
+        options.reclaimFiles(slot.lent);
+        slot.lent = [];
         this.#setCounts(slot, { screening: 0, smtpd: 0 });
         for (const request of this.#answers.values()) {
           request.pending.delete(slot.index);
@@ -299,6 +312,12 @@ export class WorkerPool {
       case 'etrn':
         this.#options.etrn(message.domain);
         return;
+      case 'want files': {
+        const names = this.#options.lendFiles(Math.min(message.count, LEND_TARGET));
+        slot.lent = [...slot.lent, ...names].slice(-LENT_MEMORY);
+        if (slot.child?.connected) slot.child.send({ type: 'files', names } satisfies OwnerMessage); // else reclaimed at its exit
+        return;
+      }
       case 'counts':
         slot.received = message.received;
         this.#setCounts(slot, message.counts);

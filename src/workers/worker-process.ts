@@ -4,7 +4,8 @@
  *
  * Decides: a worker has its own resolver, registry and session stages (session-stages.ts)
  * on a writer-role spool, which writes and fsyncs each queue file itself before the 250
- * (the durability contract, unchanged) and never delivers, sweeps or recycles; its queue
+ * (the durability contract, unchanged) and never delivers or sweeps, and creates a file only
+ * when the owner has lent it none to recycle (file-pool.ts); its queue
  * id slot (queue-id.ts); a commit, an ETRN and its connection counts (once per turn)
  * become IPC messages. It obeys the owner only: SIGINT, SIGTERM, SIGHUP (sent to the whole
  * process group) are ignored; `stop`, or a lost channel (the owner died), finishes the
@@ -46,6 +47,7 @@ async function runWorker(args: WorkerArguments): Promise<void> {
     clock,
     role: 'writer',
     counted: (queue, delta) => send({ type: 'counted', queue, delta }),
+    wantFiles: (count) => send({ type: 'want files', count }),
   });
   spool.setMinimumFree(settings.queue.minimumFree ?? 0);
   // Connection counts (and connections received) go to the owner once per event-loop turn.
@@ -104,6 +106,9 @@ async function runWorker(args: WorkerArguments): Promise<void> {
       }
       case 'others':
         stages.screen.setOtherCounts(order.counts);
+        return;
+      case 'files':
+        spool.supplyFiles(order.names);
         return;
       case 'reload': {
         try {

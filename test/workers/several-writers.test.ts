@@ -3,7 +3,7 @@
 // and the verify cache file shared by several verifiers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isQueueId, newQueueId, queueIdSlots, setQueueIdSlot } from '../../src/queue/queue-id.js';
@@ -75,6 +75,68 @@ test('spool, writer role: open neither sweeps nor counts, a commit reports its c
     const gauge = (await metrics.queueMessages.get()).values;
     assert.deepEqual(gauge, [], 'the owner sets the queue gauges');
     spool.close();
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test('file lending: the owner lends a worker\'s spool its recycled files, the worker writes new messages into them (no file created), asks again only after a quiet time when the owner had too few, and a dead worker\'s unused ones are unlinked', async () => {
+  const directory = await mkdtemp(join(tmpdir(), 'mxscreen-lending-'));
+  const envelope = { sender: 'a@example.org', recipients: [{ address: 'b@example.com' }], arrivalTime: Date.UTC(2024, 0, 1), client: { address: '127.0.0.9', port: 1 }, sessionId: 'S' };
+  const log = createLogger({ level: 'silent' });
+  const clock = new ManualClock();
+  try {
+    const owner = await Spool.open(directory, { log, metrics: new Metrics(), clock });
+    // The owner delivered and removed 10 messages: 10 emptied files wait in recycle/.
+    const delivered: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const message = await owner.open(envelope);
+      await message.write(Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`));
+      await message.commit();
+      delivered.push(message.id);
+    }
+    for (const id of delivered) await owner.remove('incoming', id);
+    const pooled = await readdir(join(directory, 'recycle'));
+    assert.equal(pooled.length, 10);
+    const inodes = new Set(await Promise.all(pooled.map(async (name) => (await stat(join(directory, 'recycle', name))).ino)));
+    const wanted: number[] = [];
+    const writer = await Spool.open(directory, { log, metrics: new Metrics(), clock, role: 'writer', wantFiles: (count) => wanted.push(count) });
+    const write = async (subject: string) => {
+      const message = await writer.open(envelope);
+      await message.write(Buffer.from(`Subject: ${subject}\r\n\r\nbody\r\n`));
+      await message.commit();
+      return message.id;
+    };
+    // With none in hand the worker asks for a full stock (32) and creates this message's file.
+    const first = await write('before the answer');
+    assert.deepEqual(wanted, [32]);
+    assert.ok(!inodes.has((await stat(join(directory, 'incoming', first))).ino), 'a new file');
+    // The owner has 10: the worker takes them, oldest first, each one a message of its own.
+    const lent = owner.lendFiles(32);
+    assert.equal(lent.length, 10);
+    assert.equal(owner.lendFiles(32).length, 0, 'lent files leave the owner\'s pool');
+    writer.supplyFiles(lent);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await write(`lent ${i}`));
+    for (const id of ids) {
+      assert.ok(inodes.has((await stat(join(directory, 'incoming', id))).ino), `${id} is written into a lent file`);
+      const head = await writer.verify('incoming', id);
+      assert.equal(head.bodyLength, `Subject: lent ${ids.indexOf(id)}\r\n\r\nbody\r\n`.length);
+    }
+    assert.deepEqual((await readdir(join(directory, 'recycle'))).sort(), lent.slice(4).sort(), 'each taken file left recycle/');
+    // 6 left (< 8): the owner answered 10 of 32, so the worker waits before it asks again.
+    await write('quiet');
+    assert.deepEqual(wanted, [32]);
+    clock.advance(1000);
+    await write('asks again');
+    assert.deepEqual(wanted, [32, 27]);
+    // The worker dies: the owner unlinks the names it lent that are still there; a foreign name is never touched.
+    await writeFile(join(directory, 'recycle', 'not-ours'), '');
+    await owner.reclaimFiles([...lent, '../incoming/' + ids[0], 'not-ours']);
+    assert.deepEqual(await readdir(join(directory, 'recycle')), ['not-ours']);
+    assert.ok((await readdir(join(directory, 'incoming'))).includes(ids[0]!), 'a path is not a pool name');
+    writer.close();
+    owner.close();
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
