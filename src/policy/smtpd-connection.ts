@@ -8,7 +8,9 @@
  * alone; 501 5.1.7 / 5.1.3 instead of its reply without an enhanced code), then their
  * parameters (DSN's too) and the SMTPUTF8 rule (esmtp-parameters.ts, with what this
  * session's EHLO offers), disable_vrfy_command
- * (502 5.5.1); smtpd(8) error counting (4xx/5xx, except a reply the policy stage excuses:
+ * (502 5.5.1); HELP and unknown commands (`502 5.5.2 Error: command not recognized`, as
+ * smtpd(8), which has no HELP), STARTTLS without TLS (502 5.5.1) and AUTH (503 5.5.1);
+ * smtpd(8) error counting (4xx/5xx, except a reply the policy stage excuses:
  * a 452 within smtpd_recipient_overshoot_limit; past smtpd_soft_error_limit replies wait
  * smtpd_error_sleep_time in order; at smtpd_hard_error_limit `421 4.7.0 host Error: too
  * many errors`); the DATA checks before 354; commands sent ahead where pipelining is not
@@ -72,6 +74,13 @@ interface ServerInternals {
 }
 
 const COMMANDS_NEEDING_HELO = ['MAIL', 'RCPT', 'DATA', 'ETRN', 'BDAT'] as const;
+/** smtpd(8)'s reply to a command it does not know, HELP included (smtpd.c has none). */
+const NOT_RECOGNIZED: SmtpReply = { code: 502, enhanced: '5.5.2', text: 'Error: command not recognized' };
+/** smtpd(8)'s replies to commands it knows but this session does not offer (smtpd.c starttls_cmd, smtpd_sasl_auth_cmd). */
+const UNAVAILABLE_COMMANDS: Readonly<Record<string, SmtpReply>> = {
+  STARTTLS: { code: 502, enhanced: '5.5.1', text: 'Error: command not implemented' },
+  AUTH: { code: 503, enhanced: '5.5.1', text: 'Error: authentication not enabled' },
+};
 
 function reply(code: number, enhanced: string, text: string): SmtpReply {
   return { code, enhanced, text };
@@ -191,6 +200,13 @@ export class PolicyConnection extends SMTPConnection {
       // that heloName() hides.
       this.hostNameAppearsAs = `[${this.remoteAddress}]`;
       this.#standInHelo = true;
+    }
+    if (this._ready && !this._upgrading && !this._nextHandler && (name === 'HELP' || !this._isSupported(name))) {
+      // A command smtpd(8) does not take is an error like any other: it counts toward
+      // smtpd_hard_error_limit, not toward smtp-server's own limit of 10.
+      sendReply(this, UNAVAILABLE_COMMANDS[name] ?? NOT_RECOGNIZED);
+      setImmediate(done);
+      return;
     }
     if (name === 'EHLO' || name === 'HELO') this.#standInHelo = false;
     if (name === 'EHLO') this.#advertiseEtrn = true;

@@ -15,7 +15,7 @@ test('smtp-server internals that smtpd-connection.ts relies on are still there (
   const version = pinnedVersion('smtp-server', 'PolicyConnection (smtpd-connection.ts) subclasses its SMTPConnection');
   const broken = (what: string) => `smtp-server ${version}: ${what}. PolicyConnection (src/policy/smtpd-connection.ts, see its XXX) relies on it: adapt it before upgrading`;
   const proto = SMTPConnection.prototype as unknown as Record<string, unknown>;
-  for (const name of ['init', '_setListeners', 'connectionReady', 'send', '_onCommand', 'handler_MAIL', 'handler_RCPT', 'handler_DATA', 'handler_VRFY', '_getHandler', '_parseAddressCommand', 'close']) {
+  for (const name of ['init', '_setListeners', 'connectionReady', 'send', '_onCommand', 'handler_MAIL', 'handler_RCPT', 'handler_DATA', 'handler_VRFY', '_getHandler', '_isSupported', '_parseAddressCommand', 'close']) {
     assert.equal(typeof proto[name], 'function', broken(`SMTPConnection.prototype.${name}() is gone`));
   }
   // _onCommand skips lines read during the TLS handshake; EHLO offers what the hide* options leave.
@@ -174,6 +174,37 @@ test('smtpd_hard_error_limit: the client gets 421 4.7.0 too many errors and is d
     client.send('RCPT TO:<x@elsewhere.example>\r\n');
     const reply = await client.readReply(2000);
     assert.match(reply.lines[0]!, /^454 /);
+    assert.equal(await lastLine(client), '421 4.7.0 mx1.example.net Error: too many errors');
+    await client.waitForEnd(1000);
+    await client.close();
+  } finally {
+    await policy.close();
+  }
+});
+
+test('HELP and commands smtpd(8) does not take: its replies, each an error toward smtpd_hard_error_limit (not smtp-server\'s limit of 10 unknown commands)', async () => {
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_hard_error_limit = 14\nsmtpd_error_sleep_time = 0' });
+  try {
+    const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
+    await lastLine(client);
+    client.send('EHLO c.example\r\n');
+    await lastLine(client);
+    const said = async (line: string) => {
+      client.send(`${line}\r\n`);
+      return lastLine(client);
+    };
+    assert.equal(await said('HELP'), '502 5.5.2 Error: command not recognized');
+    assert.equal(await said('HELP MAIL'), '502 5.5.2 Error: command not recognized');
+    assert.equal(await said('EXPN staff'), '502 5.5.2 Error: command not recognized');
+    assert.equal(await said('TURN'), '502 5.5.2 Error: command not recognized');
+    assert.equal(await said('STARTTLS'), '502 5.5.1 Error: command not implemented', 'no TLS configured');
+    assert.equal(await said('AUTH PLAIN AGFiYwBkZWY='), '503 5.5.1 Error: authentication not enabled');
+    for (let i = 0; i < 7; i++) assert.equal(await said(`XYZZY${i}`), '502 5.5.2 Error: command not recognized', `unknown command ${i + 7}`);
+    // 13 errors: the session goes on, and a real command still works.
+    assert.equal(await said('NOOP'), '250 2.0.0 Ok');
+    client.send('FOO\r\n');
+    const reply = await client.readReply(2000);
+    assert.equal(reply.lines[0], '502 5.5.2 Error: command not recognized');
     assert.equal(await lastLine(client), '421 4.7.0 mx1.example.net Error: too many errors');
     await client.waitForEnd(1000);
     await client.close();
