@@ -3,12 +3,13 @@
  *
  * Decides: the 220 at once (the screener ran the pregreet test; smtp-server's init() waits
  * 100 ms); ETRN (RFC 1985) as a command, advertised in EHLO; the bytes of every command line
- * checked first (command-line.ts); smtpd_helo_required (503 5.5.1), strict_rfc821_envelopes
+ * checked first (command-line.ts); VRFY (252 2.0.0, advertised in EHLO unless disabled);
+ * smtpd_helo_required (503 5.5.1), strict_rfc821_envelopes
  * (501 5.1.7 / 5.1.3), a MAIL FROM / RCPT TO address smtp-server cannot parse (the address
  * alone; 501 5.1.7 / 5.1.3 instead of its reply without an enhanced code), then their
  * parameters (DSN's too) and the SMTPUTF8 rule (esmtp-parameters.ts, with what this
  * session's EHLO offers), disable_vrfy_command
- * (502 5.5.1); HELP and unknown commands (`502 5.5.2 Error: command not recognized`, as
+ * (502 5.5.1); HELP and unknown commands (`500 5.5.2 Error: command not recognized`, as
  * smtpd(8), which has no HELP), STARTTLS without TLS (502 5.5.1) and AUTH (503 5.5.1);
  * smtpd(8) error counting (4xx/5xx, except a reply the policy stage excuses:
  * a 452 within smtpd_recipient_overshoot_limit; past smtpd_soft_error_limit replies wait
@@ -74,8 +75,8 @@ interface ServerInternals {
 }
 
 const COMMANDS_NEEDING_HELO = ['MAIL', 'RCPT', 'DATA', 'ETRN', 'BDAT'] as const;
-/** smtpd(8)'s reply to a command it does not know, HELP included (smtpd.c has none). */
-const NOT_RECOGNIZED: SmtpReply = { code: 502, enhanced: '5.5.2', text: 'Error: command not recognized' };
+/** smtpd(8)'s reply to a command it does not know, HELP included (Postfix 3.7 answers so; it has no HELP). */
+const NOT_RECOGNIZED: SmtpReply = { code: 500, enhanced: '5.5.2', text: 'Error: command not recognized' };
 /** smtpd(8)'s replies to commands it knows but this session does not offer (smtpd.c starttls_cmd, smtpd_sasl_auth_cmd). */
 const UNAVAILABLE_COMMANDS: Readonly<Record<string, SmtpReply>> = {
   STARTTLS: { code: 502, enhanced: '5.5.1', text: 'Error: command not implemented' },
@@ -136,7 +137,7 @@ export class PolicyConnection extends SMTPConnection {
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (this.#advertiseEtrn && code === 250 && Array.isArray(data)) {
       this.#advertiseEtrn = false;
-      data = [...data, 'ETRN'];
+      data = [...data, ...(this.rules.vrfyDisabled ? [] : ['VRFY']), 'ETRN'];
     }
     const isError = code >= 400 && code !== 421;
     const counted = isError && !this.#excused;
@@ -296,13 +297,18 @@ export class PolicyConnection extends SMTPConnection {
     return { eightBitMime: !options.hide8BITMIME, smtputf8: !options.hideSMTPUTF8, dsn: !options.hideDSN };
   }
 
+  /**
+   * VRFY as smtpd(8) answers it: `252 2.0.0 ARGUMENT` (the argument as the client gave it,
+   * RFC 5321 §3.5.3: no definite answer), `501 5.5.4 Syntax: VRFY address [SMTPUTF8]`
+   * without one, `502 5.5.1 VRFY command is disabled` with disable_vrfy_command.
+   * Unlike smtpd(8), the recipient restrictions are not run on the argument.
+   */
   override handler_VRFY(command: Buffer, callback: () => void): void {
-    if (this.rules.vrfyDisabled) {
-      sendReply(this, reply(502, '5.5.1', 'VRFY command is disabled'));
-      callback();
-      return;
-    }
-    super.handler_VRFY(command, callback);
+    const argument = command.toString('utf8').slice('VRFY'.length).trim().replace(/\s+/g, ' ');
+    if (this.rules.vrfyDisabled) sendReply(this, reply(502, '5.5.1', 'VRFY command is disabled'));
+    else if (argument === '') sendReply(this, reply(501, '5.5.4', `Syntax: VRFY address${this.#offer().smtputf8 ? ' [SMTPUTF8]' : ''}`));
+    else sendReply(this, reply(252, '2.0.0', argument));
+    callback();
   }
 
   /** ETRN domain (RFC 1985 §5; smtpd(8)). */

@@ -161,7 +161,7 @@ test('screen, policy, queue and delivery metrics move with what happens, with th
     assert.equal(await command(clean, 'RCPT TO:<info@example.com>'), 250);
     assert.equal(await command(clean, 'DATA'), 354);
     assert.equal(await command(clean, 'Subject: reject me\r\n\r\nspam\r\n.'), 550);
-    assert.equal(await command(clean, 'FOO'), 502);
+    assert.equal(await command(clean, 'FOO'), 500);
     assert.equal(await command(clean, 'QUIT'), 221);
     await clean.waitForEnd(WAIT);
     await chain.log.waitFor((line) => line.event === 'DISCONNECT' && line['mail'] === 2, WAIT);
@@ -204,18 +204,18 @@ test('screen, policy, queue and delivery metrics move with what happens, with th
     assert.equal(sample(text, 'mxscreen_dnsbl_rank_bucket', { le: '1' }), 1, 'rank 2 is above the le="1" bucket');
     assert.equal(sample(text, 'mxscreen_dnsbl_rank_bucket', { le: '2' }), 2);
     // Every reply the three clients read is counted by its code: the screen's 521 and
-    // smtp-server's own (220 greeting, EHLO's 250, 221) as well as the policy stage's (502 for an unknown command).
+    // smtp-server's own (220 greeting, EHLO's 250, 221) as well as the policy stage's (500 for an unknown command).
     assertRepliesCounted(text, clients);
     assert.equal(sample(text, 'mxscreen_smtp_replies_total', { code: '521' }), 1);
     assert.equal(sample(text, 'mxscreen_smtp_replies_total', { code: '221' }), 2);
-    assert.equal(sample(text, 'mxscreen_smtp_replies_total', { code: '502' }), 1);
+    assert.equal(sample(text, 'mxscreen_smtp_replies_total', { code: '500' }), 1);
   } finally {
     for (const client of clients) await client.close();
     await chain.close();
   }
 });
 
-test('mxscreen_smtp_replies_total counts every reply, smtp-server\'s own and ours: EHLO, NOOP, RSET, HELP and an unknown command (502), syntax errors, and the idle-timeout 421', async () => {
+test('mxscreen_smtp_replies_total counts every reply, smtp-server\'s own and ours: EHLO, NOOP, RSET, HELP and an unknown command (500), syntax errors, and the idle-timeout 421', async () => {
   const policy = await startPolicy({ mainCf: 'mynetworks = 127.0.0.1/32\nrelay_domains = example.com\nsmtpd_timeout = 1s' });
   const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
   try {
@@ -223,8 +223,8 @@ test('mxscreen_smtp_replies_total counts every reply, smtp-server\'s own and our
     assert.equal(await command(client, 'EHLO client.example'), 250);
     assert.equal(await command(client, 'NOOP'), 250);
     assert.equal(await command(client, 'RSET'), 250);
-    assert.equal(await command(client, 'HELP'), 502);
-    assert.equal(await command(client, 'FOO'), 502);
+    assert.equal(await command(client, 'HELP'), 500);
+    assert.equal(await command(client, 'FOO'), 500);
     assert.equal(await command(client, 'RCPT TO:<joe@example.com>'), 503);
     // Now idle: smtp-server closes the session after smtpd_timeout with its own 421.
     assert.equal((await client.readReply(WAIT)).code, 421);

@@ -182,10 +182,10 @@ test('smtpd_hard_error_limit: the client gets 421 4.7.0 too many errors and is d
   }
 });
 
-test('HELP and commands smtpd(8) does not take: its replies, each an error toward smtpd_hard_error_limit (not smtp-server\'s limit of 10 unknown commands)', async () => {
+test('HELP and commands smtpd(8) does not take: Postfix 3.7\'s replies, each an error toward smtpd_hard_error_limit (not smtp-server\'s limit of 10 unknown commands)', async () => {
   const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_hard_error_limit = 14\nsmtpd_error_sleep_time = 0' });
+  const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
   try {
-    const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
     await lastLine(client);
     client.send('EHLO c.example\r\n');
     await lastLine(client);
@@ -193,23 +193,53 @@ test('HELP and commands smtpd(8) does not take: its replies, each an error towar
       client.send(`${line}\r\n`);
       return lastLine(client);
     };
-    assert.equal(await said('HELP'), '502 5.5.2 Error: command not recognized');
-    assert.equal(await said('HELP MAIL'), '502 5.5.2 Error: command not recognized');
-    assert.equal(await said('EXPN staff'), '502 5.5.2 Error: command not recognized');
-    assert.equal(await said('TURN'), '502 5.5.2 Error: command not recognized');
+    assert.equal(await said('HELP'), '500 5.5.2 Error: command not recognized');
+    assert.equal(await said('HELP MAIL'), '500 5.5.2 Error: command not recognized');
+    assert.equal(await said('EXPN staff'), '500 5.5.2 Error: command not recognized');
+    assert.equal(await said('TURN'), '500 5.5.2 Error: command not recognized');
     assert.equal(await said('STARTTLS'), '502 5.5.1 Error: command not implemented', 'no TLS configured');
     assert.equal(await said('AUTH PLAIN AGFiYwBkZWY='), '503 5.5.1 Error: authentication not enabled');
-    for (let i = 0; i < 7; i++) assert.equal(await said(`XYZZY${i}`), '502 5.5.2 Error: command not recognized', `unknown command ${i + 7}`);
+    // VRFY is no error: 252 with the argument as given (Postfix 3.7 answers so).
+    assert.equal(await said('VRFY  Joe   <joe@example.com>'), '252 2.0.0 Joe <joe@example.com>');
+    for (let i = 0; i < 7; i++) assert.equal(await said(`XYZZY${i}`), '500 5.5.2 Error: command not recognized', `unknown command ${i + 7}`);
     // 13 errors: the session goes on, and a real command still works.
     assert.equal(await said('NOOP'), '250 2.0.0 Ok');
     client.send('FOO\r\n');
     const reply = await client.readReply(2000);
-    assert.equal(reply.lines[0], '502 5.5.2 Error: command not recognized');
+    assert.equal(reply.lines[0], '500 5.5.2 Error: command not recognized');
     assert.equal(await lastLine(client), '421 4.7.0 mx1.example.net Error: too many errors');
     await client.waitForEnd(1000);
-    await client.close();
   } finally {
+    await client.close(); // first, or a failed assertion would leave policy.close() waiting for it
     await policy.close();
+  }
+});
+
+test('VRFY as smtpd(8): advertised in EHLO, 252 2.0.0 with the argument, 501 5.5.4 without; disable_vrfy_command takes it out of EHLO and answers 502 5.5.1', async () => {
+  for (const disabled of [false, true]) {
+    const policy = await startPolicy({ mainCf: `relay_domains = example.com\nmynetworks = 127.0.0.1/32\ndisable_vrfy_command = ${disabled ? 'yes' : 'no'}` });
+    const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
+    try {
+      await lastLine(client);
+      client.send('EHLO c.example\r\n');
+      const ehlo = await client.readReply(2000);
+      assert.equal(ehlo.lines.includes('250-VRFY'), !disabled, ehlo.lines.join(' | '));
+      assert.ok(ehlo.lines.includes('250-ETRN') || ehlo.lines.includes('250 ETRN'));
+      const said = async (line: string) => {
+        client.send(`${line}\r\n`);
+        return lastLine(client);
+      };
+      if (disabled) {
+        assert.equal(await said('VRFY info@example.com'), '502 5.5.1 VRFY command is disabled');
+      } else {
+        assert.equal(await said('VRFY info@example.com'), '252 2.0.0 info@example.com');
+        assert.equal(await said('VRFY <info@example.com>'), '252 2.0.0 <info@example.com>');
+        assert.equal(await said('VRFY'), '501 5.5.4 Syntax: VRFY address [SMTPUTF8]');
+      }
+    } finally {
+      await client.close();
+      await policy.close();
+    }
   }
 });
 
