@@ -11,13 +11,15 @@
  * RFC 3463 code at the head of the text: as a handler callback's error
  * (toSmtpServerError) or written by the session (sendReply). Counts replies in
  * `metrics.smtpReplies` (countReply). The replies smtp-server composes itself for a
- * successful command (MAIL, RCPT, NOOP, RSET, QUIT, STARTTLS) and its idle timeout are
- * rewritten in smtpd(8)'s words (postfixWording): `250 2.1.0 Ok`, `221 2.0.0 Bye`, ….
+ * successful command (MAIL, RCPT, NOOP, RSET, QUIT, STARTTLS), for command order (503)
+ * and HELO/EHLO syntax, and its idle timeout are rewritten in smtpd(8)'s words
+ * (postfixWording): `250 2.1.0 Ok`, `221 2.0.0 Bye`, `503 5.5.1 Error: need MAIL command`, ….
  * Leaves to others: which reply to give (relay-control, recipient-check, smtpd).
- * Bugs: ENHANCEDSTATUSCODES is not advertised in EHLO (smtp-server ties the keyword to its
- * own code table), and smtp-server's remaining own replies (503, its 501 for a duplicate or
- * valueless parameter; the MAIL/RCPT checks smtpd-connection.ts makes first carry ours)
- * have no enhanced code. Postfix advertises it and always sends one.
+ * ENHANCEDSTATUSCODES is offered in EHLO by smtpd-connection.ts (smtp-server ties the
+ * keyword to its own code table, which stays off).
+ * Bugs: smtp-server's remaining own replies that postfixWording does not know (its 421 at
+ * shutdown, its 501 for a duplicate or valueless parameter: the MAIL/RCPT checks
+ * smtpd-connection.ts makes first carry ours) have no enhanced code.
  */
 import { replyText, type SmtpReply } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -74,7 +76,10 @@ export interface ServerReply {
  * smtp-server's own success replies and idle-timeout reply in smtpd(8)'s words
  * (Postfix smtpd.c: mail_cmd "2.1.0 Ok", rcpt_cmd "2.1.5 Ok", noop_cmd/rset_cmd "2.0.0 Ok",
  * quit_cmd "2.0.0 Bye", starttls "2.0.0 Ready to start TLS", smtpd_timeout "4.4.2 HOST
- * Error: timeout exceeded"), each with its RFC 3463 code. `hostname` is myhostname.
+ * Error: timeout exceeded"), each with its RFC 3463 code; its 503s for command order
+ * ("5.5.1 Error: need MAIL command", "need RCPT command", "nested MAIL command") and its
+ * HELO/EHLO syntax 501 as Postfix 3.7 words them (`501 Syntax: HELO hostname`, no enhanced
+ * code there). `hostname` is myhostname.
  * Any other reply comes back unchanged; context `false` then stops smtp-server from adding
  * an enhanced code of its own. Matched on smtp-server 3.21.6's exact texts (the version is
  * pinned), so a reply it rewords stays as it is rather than being guessed at.
@@ -88,6 +93,10 @@ export function postfixWording(reply: ServerReply, hostname: string): ServerRepl
   if (code === 221 && data === 'Bye') return reworded('2.0.0 Bye');
   if (code === 220 && data === 'Ready to start TLS') return reworded('2.0.0 Ready to start TLS');
   if (code === 421 && data === 'Timeout - closing connection') return reworded(`4.4.2 ${hostname} Error: timeout exceeded`);
+  if (code === 503 && (data === 'Error: need MAIL command' || data === 'Error: need RCPT command' || data === 'Error: nested MAIL command')) return reworded(`5.5.1 ${data}`);
+  // Postfix 3.7 answers these two without an enhanced code.
+  if (code === 501 && data === 'Error: Syntax: HELO hostname') return reworded('Syntax: HELO hostname');
+  if (code === 501 && data === 'Error: syntax: EHLO hostname') return reworded('Syntax: EHLO hostname');
   return reply;
 }
 

@@ -3,7 +3,11 @@
  *
  * Decides: the 220 at once (the screener ran the pregreet test; smtp-server's init() waits
  * 100 ms); ETRN (RFC 1985) as a command, advertised in EHLO; the bytes of every command line
- * checked first (command-line.ts); VRFY (252 2.0.0, advertised in EHLO unless disabled);
+ * checked first (command-line.ts); only smtpd(8)'s commands reach smtp-server, the rest
+ * get smtpd's replies (below); VRFY (252 2.0.0, advertised in EHLO unless disabled); RSET
+ * with an argument (501 5.5.4); MAIL/RCPT in smtpd's order (nested MAIL / need MAIL
+ * first, then `501 5.5.4 Syntax: MAIL FROM:<address>`), an address without angle brackets
+ * taken unless strict_rfc821_envelopes; DATA after only refused recipients (554 5.5.1);
  * smtpd_helo_required (503 5.5.1), strict_rfc821_envelopes
  * (501 5.1.7 / 5.1.3), a MAIL FROM / RCPT TO address smtp-server cannot parse (the address
  * alone; 501 5.1.7 / 5.1.3 instead of its reply without an enhanced code), then their
@@ -75,12 +79,21 @@ interface ServerInternals {
 }
 
 const COMMANDS_NEEDING_HELO = ['MAIL', 'RCPT', 'DATA', 'ETRN', 'BDAT'] as const;
+/**
+ * The commands handed to smtp-server: smtpd(8)'s (STARTTLS only when TLS is configured).
+ * Any other name smtp-server would take (HELP, its WIZ/SHELL/KILL jokes, LHLO) is answered here.
+ */
+const SMTPD_COMMANDS: readonly string[] = ['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'ETRN', 'STARTTLS'];
 /** smtpd(8)'s reply to a command it does not know, HELP included (Postfix 3.7 answers so; it has no HELP). */
 const NOT_RECOGNIZED: SmtpReply = { code: 500, enhanced: '5.5.2', text: 'Error: command not recognized' };
-/** smtpd(8)'s replies to commands it knows but this session does not offer (smtpd.c starttls_cmd, smtpd_sasl_auth_cmd). */
+/** smtpd(8)'s reply to an empty or blank command line. */
+const BAD_SYNTAX: SmtpReply = { code: 500, enhanced: '5.5.2', text: 'Error: bad syntax' };
+/** smtpd(8)'s replies to commands it knows but this session does not offer (Postfix 3.7, seen in a real session). */
 const UNAVAILABLE_COMMANDS: Readonly<Record<string, SmtpReply>> = {
   STARTTLS: { code: 502, enhanced: '5.5.1', text: 'Error: command not implemented' },
   AUTH: { code: 503, enhanced: '5.5.1', text: 'Error: authentication not enabled' },
+  XCLIENT: { code: 550, enhanced: '5.7.0', text: 'Error: insufficient authorization' },
+  XFORWARD: { code: 550, enhanced: '5.7.0', text: 'Error: insufficient authorization' },
 };
 
 function reply(code: number, enhanced: string, text: string): SmtpReply {
@@ -137,7 +150,9 @@ export class PolicyConnection extends SMTPConnection {
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (this.#advertiseEtrn && code === 250 && Array.isArray(data)) {
       this.#advertiseEtrn = false;
-      data = [...data, ...(this.rules.vrfyDisabled ? [] : ['VRFY']), 'ETRN'];
+      // Every reply carries an RFC 3463 code (the few Postfix sends without one aside), so
+      // the keyword smtp-server hides with its own code table is ours to offer.
+      data = [...data, ...(this.rules.vrfyDisabled ? [] : ['VRFY']), 'ETRN', 'ENHANCEDSTATUSCODES'];
     }
     const isError = code >= 400 && code !== 421;
     const counted = isError && !this.#excused;
@@ -178,7 +193,7 @@ export class PolicyConnection extends SMTPConnection {
 
   override _onCommand(command: Buffer, callback?: () => void): void {
     const line = command.toString('latin1');
-    const name = (line.split(' ')[0] ?? '').toUpperCase();
+    const name = (line.trim().split(/\s+/)[0] ?? '').toUpperCase();
     this.#consumed = Math.min(this.#received, this.#consumed + command.length + 2);
     const ahead = this.#received > this.#consumed && !this._dataStream;
     if (ahead && this._ready && (this.openingCommand !== 'EHLO' || name === 'DATA' || name === 'EHLO' || name === 'HELO')) {
@@ -202,10 +217,10 @@ export class PolicyConnection extends SMTPConnection {
       this.hostNameAppearsAs = `[${this.remoteAddress}]`;
       this.#standInHelo = true;
     }
-    if (this._ready && !this._upgrading && !this._nextHandler && (name === 'HELP' || !this._isSupported(name))) {
+    if (this._ready && !this._upgrading && !this._nextHandler && !(SMTPD_COMMANDS.includes(name) && this._isSupported(name))) {
       // A command smtpd(8) does not take is an error like any other: it counts toward
       // smtpd_hard_error_limit, not toward smtp-server's own limit of 10.
-      sendReply(this, UNAVAILABLE_COMMANDS[name] ?? NOT_RECOGNIZED);
+      sendReply(this, name === '' ? BAD_SYNTAX : (UNAVAILABLE_COMMANDS[name] ?? NOT_RECOGNIZED));
       setImmediate(done);
       return;
     }
@@ -221,6 +236,13 @@ export class PolicyConnection extends SMTPConnection {
    */
   override handler_DATA(command: Buffer, callback: () => void): void {
     if (!this.session.envelope?.rcptTo?.length) {
+      // smtpd(8): in a transaction whose recipients were all refused, 554 5.5.1; before
+      // MAIL, smtp-server's 503 (postfixWording gives it smtpd's words).
+      if (this.session.envelope?.mailFrom) {
+        sendReply(this, reply(554, '5.5.1', 'Error: no valid recipients'));
+        callback();
+        return;
+      }
       super.handler_DATA(command, callback);
       return;
     }
@@ -244,7 +266,21 @@ export class PolicyConnection extends SMTPConnection {
 
   override handler_MAIL(command: Buffer, callback: () => void): void {
     // The line is valid UTF-8: _onCommand checked the bytes.
-    this.#refuseOr(this.#mailRefusal(command.toString('utf8')), callback, () => super.handler_MAIL(command, callback));
+    const line = this.#bracketed(command.toString('utf8'));
+    this.#refuseOr(this.#mailRefusal(line), callback, () => super.handler_MAIL(Buffer.from(line, 'utf8'), callback));
+  }
+
+  /**
+   * With strict_rfc821_envelopes = no (the default), an address without its angle brackets
+   * (`MAIL FROM:user@example.org`) is taken as smtpd(8) takes it: the line gets the brackets
+   * before anything parses it. Strict, or already bracketed, it is left as it is.
+   */
+  #bracketed(line: string): string {
+    if (this.rules.strictEnvelopes || !/^(MAIL\s+FROM|RCPT\s+TO):/i.test(line)) return line;
+    const colon = line.indexOf(':');
+    const { path, parameters } = splitAddressCommand(line);
+    if (path === '' || path.startsWith('<') || path.includes('<') || path.includes('>')) return line;
+    return [`${line.slice(0, colon + 1)}<${path}>`, ...parameters].join(' ');
   }
 
   /** Answers `refusal` and ends the command, or hands it to smtp-server (`next`) when there is none. */
@@ -255,29 +291,33 @@ export class PolicyConnection extends SMTPConnection {
   }
 
   /**
-   * Our refusal of a MAIL command line, if any. Outside a transaction (smtp-server answers
-   * a nested MAIL with 503), in Postfix's order: the address, then the parameters, SIZE
-   * against message_size_limit (smtp-server's own 552 has no enhanced code), the SMTPUTF8 rule.
+   * Our refusal of a MAIL command line, if any, in smtpd(8)'s order: a nested MAIL (503
+   * 5.5.1), the syntax (501 5.5.4), the address, then the parameters, SIZE against
+   * message_size_limit (smtp-server's own 552 has no enhanced code), the SMTPUTF8 rule.
    */
   #mailRefusal(line: string): SmtpReply | undefined {
     const badSender = reply(501, '5.1.7', 'Bad sender address syntax');
+    if (this.session.envelope?.mailFrom) return reply(503, '5.5.1', 'Error: nested MAIL command');
+    if (!/^MAIL\s+FROM:\s*\S/i.test(line)) return reply(501, '5.5.4', 'Syntax: MAIL FROM:<address>');
     if (this.rules.strictEnvelopes && !/^MAIL FROM:\s?<[^<>]*>(\s|$)/i.test(line)) return badSender;
-    if (this.session.envelope?.mailFrom) return undefined;
     return this.#parseAddress('mail from', line) ? mailFromFault(splitAddressCommand(line), this.#offer(), this.rules.messageSizeLimit) : badSender;
   }
 
   override handler_RCPT(command: Buffer, callback: () => void): void {
-    this.#refuseOr(this.#rcptRefusal(command.toString('utf8')), callback, () => super.handler_RCPT(command, callback));
+    const line = this.#bracketed(command.toString('utf8'));
+    this.#refuseOr(this.#rcptRefusal(line), callback, () => super.handler_RCPT(Buffer.from(line, 'utf8'), callback));
   }
 
   /**
-   * Our refusal of a RCPT command line, if any. In a transaction (smtp-server answers RCPT
-   * before MAIL with 503): the address, the parameters, the SMTPUTF8 rule of this transaction.
+   * Our refusal of a RCPT command line, if any, in smtpd(8)'s order: RCPT before MAIL (503
+   * 5.5.1), the syntax (501 5.5.4), the address, the parameters, the SMTPUTF8 rule of this
+   * transaction.
    */
   #rcptRefusal(line: string): SmtpReply | undefined {
     const badRecipient = reply(501, '5.1.3', 'Bad recipient address syntax');
+    if (!this.session.envelope?.mailFrom) return reply(503, '5.5.1', 'Error: need MAIL command');
+    if (!/^RCPT\s+TO:\s*\S/i.test(line)) return reply(501, '5.5.4', 'Syntax: RCPT TO:<address>');
     if (this.rules.strictEnvelopes && !/^RCPT TO:\s?<[^<>]*>(\s|$)/i.test(line)) return badRecipient;
-    if (!this.session.envelope?.mailFrom) return undefined;
     const parsed = this.#parseAddress('rcpt to', line);
     return parsed && parsed.address ? rcptToFault(splitAddressCommand(line), this.#offer(), this.session.envelope.smtpUtf8 === true) : badRecipient;
   }
@@ -295,6 +335,16 @@ export class PolicyConnection extends SMTPConnection {
   #offer(): EsmtpOffer {
     const options = (this._server as unknown as ServerInternals).options;
     return { eightBitMime: !options.hide8BITMIME, smtputf8: !options.hideSMTPUTF8, dsn: !options.hideDSN };
+  }
+
+  /** RSET takes no argument in smtpd(8): `501 5.5.4 Syntax: RSET`, and the transaction stays. */
+  override handler_RSET(command: Buffer, callback: () => void): void {
+    if (command.toString('latin1').trim().split(/\s+/).length > 1) {
+      sendReply(this, reply(501, '5.5.4', 'Syntax: RSET'));
+      callback();
+      return;
+    }
+    super.handler_RSET(command, callback);
   }
 
   /**
@@ -315,7 +365,7 @@ export class PolicyConnection extends SMTPConnection {
   handler_ETRN(command: Buffer, callback: () => void): void {
     const argument = command.toString('latin1').trim().split(/\s+/).slice(1);
     if (this.session.envelope?.mailFrom) {
-      sendReply(this, reply(503, '5.5.1', 'Error: MAIL transaction in progress'));
+      sendReply(this, reply(503, '', 'Error: MAIL transaction in progress')); // Postfix 3.7: no enhanced code here
       callback();
       return;
     }

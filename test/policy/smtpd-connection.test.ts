@@ -86,7 +86,7 @@ test('ETRN: before HELO 503, syntax 501, outside fast_flush_domains 459, inside 
       C: ETRN example.com
       S: 503 5.5.1 Error: send HELO/EHLO first
       C: EHLO client.example
-      S~ ^250 ETRN$
+      S~ ^250 ENHANCEDSTATUSCODES$
       C: ETRN
       S: 501 5.5.4 Syntax: ETRN domain
       C: ETRN other.example
@@ -96,7 +96,7 @@ test('ETRN: before HELO 503, syntax 501, outside fast_flush_domains 459, inside 
       C: MAIL FROM:<a@b.example>
       S: 250
       C: ETRN example.com
-      S: 503 5.5.1 Error: MAIL transaction in progress`,
+      S: 503 Error: MAIL transaction in progress`,
     );
     assert.deepEqual(flushed, ['example.com']);
   } finally {
@@ -240,6 +240,65 @@ test('VRFY as smtpd(8): advertised in EHLO, 252 2.0.0 with the argument, 501 5.5
       await client.close();
       await policy.close();
     }
+  }
+});
+
+test('command order and syntax in Postfix 3.7\'s words, taken from a real session with the same lines: 503 5.5.1, 501 5.5.4 Syntax, 554 5.5.1 no valid recipients, an address without brackets taken (strict_rfc821_envelopes = no), RSET with an argument, a blank line, smtp-server\'s own commands refused', async () => {
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32\nsmtpd_hard_error_limit = 100\nsmtpd_error_sleep_time = 0' });
+  try {
+    await runTranscript(
+      policy,
+      `
+      C: EHLO x.example
+      S~ ^250-ENHANCEDSTATUSCODES$|^250 ENHANCEDSTATUSCODES$
+      C: RCPT TO:<info@example.com>
+      S~ ^503 5.5.1 Error: need MAIL command$
+      C: DATA
+      S~ ^503 5.5.1 Error: need RCPT command$
+      C: MAIL TO:<a@b.example>
+      S~ ^501 5.5.4 Syntax: MAIL FROM:<address>$
+      C: MAIL FROM:
+      S~ ^501 5.5.4 Syntax: MAIL FROM:<address>$
+      C: MAIL FROM:a@b.example
+      S~ ^250 2.1.0 Ok$
+      C: MAIL FROM:<c@b.example>
+      S~ ^503 5.5.1 Error: nested MAIL command$
+      C: MAIL TO:<c@b.example>
+      S~ ^503 5.5.1 Error: nested MAIL command$
+      C: DATA
+      S~ ^554 5.5.1 Error: no valid recipients$
+      C: RCPT FROM:<info@example.com>
+      S~ ^501 5.5.4 Syntax: RCPT TO:<address>$
+      C: RCPT TO:<>
+      S~ ^501 5.1.3 Bad recipient address syntax$
+      C: RCPT TO:info@example.com
+      S~ ^250 2.1.5 Ok$
+      C: ETRN example.com
+      S~ ^503 Error: MAIL transaction in progress$
+      C: RSET now
+      S~ ^501 5.5.4 Syntax: RSET$
+      C: RCPT TO:<info@example.com>
+      S~ ^250 2.1.5 Ok$
+      C: RSET
+      S~ ^250 2.0.0 Ok$
+      C:
+      S~ ^500 5.5.2 Error: bad syntax$
+      C: WIZ
+      S~ ^500 5.5.2 Error: command not recognized$
+      C: SHELL
+      S~ ^500 5.5.2 Error: command not recognized$
+      C: XCLIENT NAME=x
+      S~ ^550 5.7.0 Error: insufficient authorization$
+      C: HELO
+      S~ ^501 Syntax: HELO hostname$
+      C: EHLO
+      S~ ^501 Syntax: EHLO hostname$
+      C: QUIT
+      S~ ^221 2.0.0 Bye$
+      `,
+    );
+  } finally {
+    await policy.close();
   }
 });
 
