@@ -125,6 +125,7 @@ export const CATALOGUE = [
   { name: 'smtpd_helo_required', kind: 'boolean', default: 'no', doc: 'yes: MAIL, RCPT, DATA and ETRN before HELO/EHLO get 503 5.5.1 (smtp-server requires HELO/EHLO always, see Bugs).' },
   { name: 'strict_rfc821_envelopes', kind: 'boolean', default: 'no', doc: 'yes: MAIL FROM and RCPT TO addresses must be in <>, with no comments or phrases (501 5.1.7 / 5.1.3).' },
   { name: 'disable_vrfy_command', kind: 'boolean', default: 'no', doc: 'yes: VRFY gets 502 5.5.1 VRFY command is disabled.' },
+  { name: 'smtpd_forbidden_commands', kind: 'list', default: 'CONNECT, GET, POST', doc: 'Commands after which smtpd hangs up at once (221 2.7.0 Error: I can break rules, too. Goodbye.), as does a command that looks like a message header (`Label:`), logged `non-SMTP command`. Postfix 3.7 also lists `regexp:{{/^[^A-Z]/ Bogus}}`; here a command that does not start with a letter gets 500 5.5.2 instead.' },
   { name: 'smtpd_soft_error_limit', kind: 'integer', default: '10', doc: 'Errors (4xx/5xx replies) in a session after which every reply is delayed by smtpd_error_sleep_time.' },
   { name: 'smtpd_hard_error_limit', kind: 'integer', default: '20', doc: 'Errors in a session at which the client gets 421 4.7.0 Error: too many errors and is disconnected.' },
   { name: 'smtpd_error_sleep_time', kind: 'time', default: '1s', unit: 's', doc: 'Delay of each reply once a session has more than smtpd_soft_error_limit errors.' },

@@ -17,7 +17,7 @@ export const LOG_EVENTS = [
   'Connection concurrency limit exceeded', 'Connection rate limit exceeded',
   'WARN', 'hold', 'ETRN', 'address verify',
   'ALLOWLIST VETO', 'COMMAND PIPELINING', 'NON-SMTP COMMAND', 'BARE NEWLINE', 'COMMAND COUNT LIMIT',
-  'COMMAND TIME LIMIT', 'COMMAND LENGTH LIMIT', 'STRESS', 'DNSBL health', 'PROXY',
+  'COMMAND TIME LIMIT', 'COMMAND LENGTH LIMIT', 'STRESS', 'DNSBL health', 'PROXY', 'non-SMTP command',
   'queued', 'status=sent', 'status=deferred', 'status=bounced', 'removed', 'corrupt', 'queue error',
   'sender non-delivery notification', 'sender delay notification', 'sender delivery status notification',
   'placed on hold', 'released from hold', 'requeued', 'flush', 'nexthop dead', 'nexthop up',

@@ -3,7 +3,9 @@
  *
  * Decides: the 220 at once (the screener ran the pregreet test; smtp-server's init() waits
  * 100 ms); ETRN (RFC 1985) as a command, advertised in EHLO; the bytes of every command line
- * checked first (command-line.ts); only smtpd(8)'s commands reach smtp-server, the rest
+ * checked first (command-line.ts); smtpd_forbidden_commands and header-like commands
+ * (`221 2.7.0 Error: I can break rules, too. Goodbye.`, then the connection closes); only
+ * smtpd(8)'s commands reach smtp-server, the rest
  * get smtpd's replies (below); VRFY (252 2.0.0, advertised in EHLO unless disabled); RSET
  * with an argument (501 5.5.4); MAIL/RCPT in smtpd's order (nested MAIL / need MAIL
  * first, then `501 5.5.4 Syntax: MAIL FROM:<address>`), an address without angle brackets
@@ -35,6 +37,7 @@ import type { SMTPServer } from 'smtp-server';
 import type { Clock } from '../clock.js';
 import type { SmtpReply } from '../errors.js';
 import { commandLineFault } from './command-line.js';
+import { isHeaderLine } from '../message/header-field.js';
 import { postfixWording, sendReply, type ServerReply } from './smtp-reply-adapter.js';
 import { mailFromFault, rcptToFault, splitAddressCommand, type EsmtpOffer } from './esmtp-parameters.js';
 
@@ -43,6 +46,8 @@ export interface ProtocolRules {
   readonly heloRequired: boolean;
   readonly strictEnvelopes: boolean;
   readonly vrfyDisabled: boolean;
+  /** smtpd_forbidden_commands, upper-case. */
+  readonly forbiddenCommands: readonly string[];
   readonly softErrorLimit: number;
   readonly hardErrorLimit: number;
   /** ms */
@@ -60,6 +65,8 @@ export interface ConnectionRules extends ProtocolRules {
   readonly data: (connection: PolicyConnection) => Promise<SmtpReply | undefined>;
   /** Called once for every reply the session writes to the client, ours and smtp-server's own, with its code (smtp-reply-adapter.ts countReply). */
   readonly onReply: (code: number) => void;
+  /** A forbidden or header-like command `line` ended the session (smtpd.ts logs it). */
+  readonly onNonSmtpCommand: (line: string) => void;
 }
 
 interface SocketOptions {
@@ -86,6 +93,8 @@ const COMMANDS_NEEDING_HELO = ['MAIL', 'RCPT', 'DATA', 'ETRN', 'BDAT'] as const;
 const SMTPD_COMMANDS: readonly string[] = ['HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'ETRN', 'STARTTLS'];
 /** smtpd(8)'s reply to a command it does not know, HELP included (Postfix 3.7 answers so; it has no HELP). */
 const NOT_RECOGNIZED: SmtpReply = { code: 500, enhanced: '5.5.2', text: 'Error: command not recognized' };
+/** smtpd(8)'s last words to a client that sent a forbidden or header-like command. */
+const NON_SMTP_GOODBYE: SmtpReply = { code: 221, enhanced: '2.7.0', text: 'Error: I can break rules, too. Goodbye.' };
 /** smtpd(8)'s reply to an empty or blank command line. */
 const BAD_SYNTAX: SmtpReply = { code: 500, enhanced: '5.5.2', text: 'Error: bad syntax' };
 /** smtpd(8)'s replies to commands it knows but this session does not offer (Postfix 3.7, seen in a real session). */
@@ -216,6 +225,13 @@ export class PolicyConnection extends SMTPConnection {
       // that heloName() hides.
       this.hostNameAppearsAs = `[${this.remoteAddress}]`;
       this.#standInHelo = true;
+    }
+    if (this._ready && !this._upgrading && !this._nextHandler && (this.rules.forbiddenCommands.includes(name) || isHeaderLine(name))) {
+      // smtpd(8): an HTTP proxy request or a message header sent as a command: hang up.
+      this.rules.onNonSmtpCommand(line);
+      sendReply(this, NON_SMTP_GOODBYE);
+      this.close();
+      return;
     }
     if (this._ready && !this._upgrading && !this._nextHandler && !(SMTPD_COMMANDS.includes(name) && this._isSupported(name))) {
       // A command smtpd(8) does not take is an error like any other: it counts toward

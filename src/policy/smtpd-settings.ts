@@ -192,6 +192,7 @@ function parameterGroups(config: Config): Pick<SmtpdSettings, 'protocol' | 'veri
       heloRequired: config.get('smtpd_helo_required'),
       strictEnvelopes: config.get('strict_rfc821_envelopes'),
       vrfyDisabled: config.get('disable_vrfy_command'),
+      forbiddenCommands: config.get('smtpd_forbidden_commands').map((word) => word.toUpperCase()),
       softErrorLimit: config.get('smtpd_soft_error_limit'),
       hardErrorLimit: config.get('smtpd_hard_error_limit'),
       errorSleepMs: config.get('smtpd_error_sleep_time'),

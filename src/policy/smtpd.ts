@@ -139,6 +139,8 @@ export class Smtpd {
         messageSizeLimit: generation.settings.messageSizeLimit,
         clock: this.#deps.clock,
         onReply: (code) => countReply(this.#deps.metrics, code),
+        onNonSmtpCommand: (line) =>
+          state.log.warn({ event: 'non-SMTP command', command: line.slice(0, 100) }, `non-SMTP command from ${verdict.client.address}: ${line.slice(0, 100)}`),
         etrn: (connection, domain) => this.#onEtrn(state, connection, domain),
         data: (connection) => this.#beforeData(state, connection),
       },

@@ -146,11 +146,12 @@ test('deep tests: asked again at RCPT TO and at DATA (before 354)', async () => 
   const atData = monitor(2);
   const second = await startPolicy({ mainCf: 'relay_domains = example.com', verdict: { deepTests: atData } });
   try {
-    // The client pushes its message after the refused DATA: its lines are commands, not mail.
+    // The client pushes its message after the refused DATA: its lines are commands, not
+    // mail, and a header sent as a command ends the session (smtpd(8)).
     await runTranscript(
       second,
       `C: EHLO c.example\nS: 250\nC: MAIL FROM:<a@b.example>\nS: 250\nC: RCPT TO:<joe@example.com>\nS: 250\nC: DATA\nS: 450 4.3.2 Service currently unavailable
-      C: Subject: x\nS~ ^5\\d\\d \nC: .\nS~ ^5\\d\\d \nC: QUIT\nS: 221`,
+      C: Subject: x\nS: 221 2.7.0 Error: I can break rules, too. Goodbye.`,
     );
     assert.equal(second.queued.length, 0);
     assert.equal(second.logs.filter((line) => line.event === 'queued').length, 0);
@@ -297,6 +298,30 @@ test('command order and syntax in Postfix 3.7\'s words, taken from a real sessio
       S~ ^221 2.0.0 Bye$
       `,
     );
+  } finally {
+    await policy.close();
+  }
+});
+
+test('smtpd_forbidden_commands and a header sent as a command: 221 2.7.0 Error: I can break rules, too. Goodbye., the connection closed, a non-SMTP command line logged', async () => {
+  const policy = await startPolicy({ mainCf: 'relay_domains = example.com\nmynetworks = 127.0.0.1/32' });
+  try {
+    for (const line of ['GET / HTTP/1.1', 'connect mail.example.com:25 HTTP/1.0', 'Subject: hello']) {
+      const client = await connectClient({ port: policy.port, localAddress: '127.0.0.2' });
+      try {
+        await lastLine(client);
+        client.send('EHLO c.example\r\n');
+        await lastLine(client);
+        client.send(`${line}\r\n`);
+        assert.equal(await lastLine(client), '221 2.7.0 Error: I can break rules, too. Goodbye.', line);
+        await client.waitForEnd(2000);
+      } finally {
+        await client.close();
+      }
+    }
+    const logged = policy.logs.filter((entry) => entry.event === 'non-SMTP command');
+    assert.deepEqual(logged.map((entry) => entry.command), ['GET / HTTP/1.1', 'connect mail.example.com:25 HTTP/1.0', 'Subject: hello']);
+    assert.ok(logged.every((entry) => entry.level === 'warn'));
   } finally {
     await policy.close();
   }
