@@ -426,7 +426,7 @@ export class Smtpd {
       return outcome.reply;
     }
     if (!matchDomain(settings.fastFlushDomains, domain, settings.fastFlushMatchSubdomains)) {
-      const reply: SmtpReply = { code: 459, enhanced: '4.3.0', text: `<${domain}>: service unavailable` };
+      const reply: SmtpReply = { code: 459, enhanced: '', text: `<${domain}>: service unavailable` }; // Postfix 3.7: no enhanced code here
       logNoqueueReject(state, session, { name: 'ETRN' }, reply, 'fast_flush_domains');
       return reply;
     }

@@ -39,7 +39,7 @@ const CASES: Readonly<Record<string, (listed: boolean, parents: string) => Promi
       { recipients: 'example.com REJECT Not here\n' },
     ),
   fast_flush_domains: (listed, parents) =>
-    transcript(`fast_flush_domains = example.com\n${parents}`, `C: EHLO client.example.org\nS: 250\nC: ETRN sub.example.com\nS: ${listed ? '250 Queuing started' : '459 4.3.0 <sub.example.com>: service unavailable'}`),
+    transcript(`fast_flush_domains = example.com\n${parents}`, `C: EHLO client.example.org\nS: 250\nC: ETRN sub.example.com\nS: ${listed ? '250 Queuing started' : '459 <sub.example.com>: service unavailable'}`),
   transport_maps: async (listed, parents) => {
     const config = configFromText(`myhostname = mx1.example.net\ntransport_maps = inline:{ example.com=smtp:[127.0.0.9]:2525 }\n${parents}\n`, { file: '/etc/mxscreen/main.cf', directory: '/etc/mxscreen' });
     // Delivery (queue) and recipient verification probes (smtpd) route alike.

@@ -23,7 +23,7 @@ const SCRIPT = [
   '', '   ', 'HELP', 'HELP MAIL', 'EXPN staff', 'TURN', 'WIZ', 'SHELL', 'KILL', 'FOO bar',
   'STARTTLS', 'AUTH PLAIN AGFiYwBkZWY=', 'XCLIENT NAME=x', 'XFORWARD NAME=x',
   'VRFY', 'VRFY info@example.com', 'VRFY  Joe   <joe@example.com>',
-  'MAIL FROM:<>', 'RCPT TO:<info@example.com>', 'DATA', 'Subject: parity\r\n\r\nbody\r\n.', 'ETRN example.com',
+  'MAIL FROM:<>', 'RCPT TO:<info@example.com>', 'DATA', 'Subject: parity\r\n\r\nbody\r\n.', 'ETRN example.com', 'ETRN elsewhere.example',
   'HELO', 'EHLO', 'QUIT now',
 ];
 /** Each is the last line of a session of its own (smtpd hangs up): forbidden and header-like commands. */

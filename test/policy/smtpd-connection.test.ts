@@ -90,7 +90,7 @@ test('ETRN: before HELO 503, syntax 501, outside fast_flush_domains 459, inside 
       C: ETRN
       S: 501 5.5.4 Syntax: ETRN domain
       C: ETRN other.example
-      S: 459 4.3.0 <other.example>: service unavailable
+      S: 459 <other.example>: service unavailable
       C: ETRN example.com
       S: 250 Queuing started
       C: MAIL FROM:<a@b.example>
