@@ -226,14 +226,17 @@ export class PolicyConnection extends SMTPConnection {
       this.hostNameAppearsAs = `[${this.remoteAddress}]`;
       this.#standInHelo = true;
     }
-    if (this._ready && !this._upgrading && !this._nextHandler && (this.rules.forbiddenCommands.includes(name) || isHeaderLine(name))) {
+    // A line smtp-server reads as a command (not one read during a TLS handshake, not the
+    // continuation of a command it is in the middle of).
+    const isCommand = this._ready && !this._upgrading && !this._nextHandler;
+    if (isCommand && (this.rules.forbiddenCommands.includes(name) || isHeaderLine(name))) {
       // smtpd(8): an HTTP proxy request or a message header sent as a command: hang up.
       this.rules.onNonSmtpCommand(line);
       sendReply(this, NON_SMTP_GOODBYE);
       this.close();
       return;
     }
-    if (this._ready && !this._upgrading && !this._nextHandler && !(SMTPD_COMMANDS.includes(name) && this._isSupported(name))) {
+    if (isCommand && !(SMTPD_COMMANDS.includes(name) && this._isSupported(name))) {
       // A command smtpd(8) does not take is an error like any other: it counts toward
       // smtpd_hard_error_limit, not toward smtp-server's own limit of 10.
       sendReply(this, name === '' ? BAD_SYNTAX : (UNAVAILABLE_COMMANDS[name] ?? NOT_RECOGNIZED));
@@ -295,7 +298,7 @@ export class PolicyConnection extends SMTPConnection {
     if (this.rules.strictEnvelopes || !/^(MAIL\s+FROM|RCPT\s+TO):/i.test(line)) return line;
     const colon = line.indexOf(':');
     const { path, parameters } = splitAddressCommand(line);
-    if (path === '' || path.startsWith('<') || path.includes('<') || path.includes('>')) return line;
+    if (path === '' || path.includes('<') || path.includes('>')) return line;
     return [`${line.slice(0, colon + 1)}<${path}>`, ...parameters].join(' ');
   }
 

@@ -50,7 +50,7 @@ export class FilePool {
   readonly #fs: QueueFileSystem;
   readonly #borrowing: FileBorrowing | undefined;
   /** Names of empty files in recycle/, ready to use, oldest first. */
-  #ready: string[] = [];
+  readonly #ready: string[] = [];
   /** Files being emptied or linked: counted against the limit. */
   #busy = 0;
   #next = 0;
@@ -76,9 +76,7 @@ export class FilePool {
    * this pool's count (the borrower links and unlinks them) and stay in the directory.
    */
   lend(count: number): string[] {
-    const names = this.#ready.slice(0, Math.max(0, count));
-    this.#ready = this.#ready.slice(names.length);
-    return names;
+    return this.#ready.splice(0, Math.max(0, count));
   }
 
   /** The borrower's side: the owner's answer to `wanted` (names in recycle/, possibly fewer than asked, or none). */
