@@ -57,6 +57,12 @@ export interface ConnectOptions {
   readonly timeoutMs?: number;
 }
 
+/** Sends one command `line` (CRLF added) and resolves with the last line of its reply, within `timeoutMs`. Rejects as readReply(). */
+export async function command(client: ScriptedClient, line: string, timeoutMs: number): Promise<string> {
+  client.send(`${line}\r\n`);
+  return (await client.readReply(timeoutMs)).lines.at(-1)!;
+}
+
 function failure(code: 'ETIMEDOUT' | 'ERR_EOF', message: string): Error {
   return Object.assign(new Error(message), { code });
 }

@@ -5,16 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startChain, waitForMessages } from './harness.js';
-import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
+import { command as commandWithin, connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
+
+/** One command line; the last line of its reply within 5000 ms. */
+const command = (client: ScriptedClient, line: string): Promise<string> => commandWithin(client, line, 5000);
 
 const BACKUP = '127.0.0.20';
 const CLIENT = '127.0.63.1';
-
-async function command(client: ScriptedClient, line: string): Promise<string> {
-  client.send(`${line}\r\n`);
-  const reply = await client.readReply(5000);
-  return reply.lines[reply.lines.length - 1]!;
-}
 
 /** One delivery attempt: greeting (after the teaser, if any), EHLO, MAIL, RCPT; then DATA only when RCPT got 250. */
 async function tryToSend(client: ScriptedClient): Promise<{ greeting: string; rcpt: string; data: string | undefined }> {

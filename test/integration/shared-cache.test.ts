@@ -13,8 +13,11 @@ import { join } from 'node:path';
 import { createClient } from 'redis';
 import { startChain, waitForMessages, type Chain } from './harness.js';
 import { RedisServer, redisSkip } from '../fakes/redis-server.js';
-import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
+import { command as commandWithin, connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { until } from '../fakes/wait-until.js';
+
+/** One command line; the last line of its reply within 5000 ms. */
+const command = (client: ScriptedClient, line: string): Promise<string> => commandWithin(client, line, 5000);
 
 const PASSWORD = 's3cret-Pa55';
 const skip = redisSkip();
@@ -49,11 +52,6 @@ async function firstLine(chain: Chain, client: string): Promise<{ socket: Script
   const socket = await connectClient({ host: bound.address, port: bound.port, localAddress: client });
   const line = await socket.readLine(5000);
   return { socket, line, ms: performance.now() - started };
-}
-
-async function command(client: ScriptedClient, line: string): Promise<string> {
-  client.send(`${line}\r\n`);
-  return (await client.readReply(5000)).lines.at(-1)!;
 }
 
 /** Greeting (after the teaser, if any), EHLO, MAIL, RCPT, and DATA when RCPT got 250; then QUIT. */

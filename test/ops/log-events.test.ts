@@ -13,7 +13,7 @@ import { parseDnsblSite, type DnsblSite } from '../../src/dnsbl/dnsbl-site.js';
 import { startDnsblQuery } from '../../src/dnsbl/dnsbl-query.js';
 import { runQueueControl } from '../../src/queue/queue-control.js';
 import { startChain, ZONE } from '../integration/harness.js';
-import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
+import { command as commandWithin, connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { MailboxServer } from '../fakes/mailbox-server.js';
 import { runTranscript, startPolicy } from '../policy/transcript.js';
 import { ManualClock } from '../queue/manual-clock.js';
@@ -21,6 +21,8 @@ import { captureLog } from '../queue/log-capture.js';
 import { delivered, MINUTE, withDeferred, withWorld } from '../queue/queue-world.js';
 
 const WAIT = 5000; // upper bound of any single wait; each step takes milliseconds
+/** One command line; the last line of its reply within WAIT. */
+const command = (client: ScriptedClient, line: string): Promise<string> => commandWithin(client, line, WAIT);
 const BASE = 'mynetworks = 127.0.0.1/32\nrelay_domains = example.com\n';
 const SESSION = 'C: EHLO client.example.org\nS: 250\nC: MAIL FROM:<a@sender.example>\nS: 250\n';
 
@@ -29,12 +31,6 @@ function oneEvent(lines: readonly Record<string, unknown>[], event: string): Rec
   const found = lines.filter((line) => line['event'] === event);
   assert.equal(found.length, 1, `one "${event}" line, got ${JSON.stringify(found)}`);
   return found[0]!;
-}
-
-async function command(client: ScriptedClient, line: string): Promise<string> {
-  client.send(`${line}\r\n`);
-  const reply = await client.readReply(WAIT);
-  return reply.lines.at(-1)!;
 }
 
 // --- screen stage ---

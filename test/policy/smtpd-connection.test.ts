@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPServer } from 'smtp-server';
 import type { DeepTestMonitor } from '../../src/screen-verdict.js';
-import { connectClient } from '../fakes/scripted-client.js';
+import { command, connectClient } from '../fakes/scripted-client.js';
 import { pinnedVersion } from '../fakes/dependency-pin.js';
 import { lastLine, runTranscript, startPolicy } from './transcript.js';
 import { ManualClock } from '../queue/manual-clock.js';
@@ -190,10 +190,7 @@ test('HELP and commands smtpd(8) does not take: Postfix 3.7\'s replies, each an 
     await lastLine(client);
     client.send('EHLO c.example\r\n');
     await lastLine(client);
-    const said = async (line: string) => {
-      client.send(`${line}\r\n`);
-      return lastLine(client);
-    };
+    const said = (line: string) => command(client, line, 2000);
     assert.equal(await said('HELP'), '500 5.5.2 Error: command not recognized');
     assert.equal(await said('HELP MAIL'), '500 5.5.2 Error: command not recognized');
     assert.equal(await said('EXPN staff'), '500 5.5.2 Error: command not recognized');
@@ -226,10 +223,7 @@ test('VRFY as smtpd(8): advertised in EHLO, 252 2.0.0 with the argument, 501 5.5
       const ehlo = await client.readReply(2000);
       assert.equal(ehlo.lines.includes('250-VRFY'), !disabled, ehlo.lines.join(' | '));
       assert.ok(ehlo.lines.includes('250-ETRN') || ehlo.lines.includes('250 ETRN'));
-      const said = async (line: string) => {
-        client.send(`${line}\r\n`);
-        return lastLine(client);
-      };
+      const said = (line: string) => command(client, line, 2000);
       if (disabled) {
         assert.equal(await said('VRFY info@example.com'), '502 5.5.1 VRFY command is disabled');
       } else {

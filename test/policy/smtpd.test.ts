@@ -17,7 +17,7 @@ import { Spool } from '../../src/queue/spool.js';
 import type { ScreenVerdict } from '../../src/screen-verdict.js';
 import { Smtpd } from '../../src/policy/smtpd.js';
 import { smtpdSettingsFromConfig, type SmtpdSettings } from '../../src/policy/smtpd-settings.js';
-import { connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
+import { command as commandWithin, connectClient, type ScriptedClient } from '../fakes/scripted-client.js';
 import { matchList, memoryTable } from './policy-tables.js';
 import { startHandoverServer } from '../fakes/handover-server.js';
 import { makeCertificate } from '../fakes/certificate.js';
@@ -26,6 +26,8 @@ import { until } from '../fakes/wait-until.js';
 import { ManualClock } from '../queue/manual-clock.js';
 
 const WAIT = 2000; // upper bound of any single wait; the tests themselves take milliseconds
+/** One command line; the last line of its reply within WAIT. */
+const command = (client: ScriptedClient, line: string): Promise<string> => commandWithin(client, line, WAIT);
 
 const baseSettings: SmtpdSettings = {
   // Seed 001's relay restrictions; everything else is the catalogue default.
@@ -60,7 +62,6 @@ interface Policy {
   directory: string;
   close(): Promise<void>;
 }
-
 
 async function startPolicy(
   options: { settings?: Partial<SmtpdSettings>; verdict?: Partial<ScreenVerdict>; queue?: QueueWriter; logLevel?: string; clock?: Clock } = {},
@@ -103,12 +104,6 @@ async function session(policy: Policy, from = '127.0.0.2'): Promise<{ client: Sc
   client.send('EHLO client.example\r\n');
   const ehlo = await client.readReply(WAIT);
   return { client, greeting: greeting.lines.join('\n'), ehlo: ehlo.lines };
-}
-
-async function command(client: ScriptedClient, line: string): Promise<string> {
-  client.send(`${line}\r\n`);
-  const reply = await client.readReply(WAIT);
-  return reply.lines[reply.lines.length - 1]!;
 }
 
 function incomingFiles(policy: Policy): string[] {
