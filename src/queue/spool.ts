@@ -99,8 +99,13 @@ export class Spool implements QueueWriter {
    */
   readonly #recent = new Map<string, LoadedQueueFile>();
   #recentBytes = 0;
-  /** Moves into or out of each queue so far (countMessages() skips a queue that moved while it read). */
+  /**
+   * Moves into or out of each queue begun or ended so far, and those begun and not yet
+   * ended: countMessages() drops a reading that overlaps either (a rename done on disk
+   * whose callback has not run yet is in flight, not counted).
+   */
   readonly #changes = new Map<QueueName, number>();
+  readonly #inFlight = new Map<QueueName, number>();
   #minimumFree = 0;
   #freeSpace: { readonly at: number; readonly bytes: number } | undefined;
 
@@ -252,13 +257,17 @@ export class Spool implements QueueWriter {
 
   /** Renames message `id` from one queue to another. Throws MxError ERR_QUEUE_IO. */
   async move(id: string, from: QueueName, to: QueueName): Promise<void> {
+    this.beginChange(from);
+    this.beginChange(to);
     try {
       await rename(this.path(from, id), this.path(to, id));
     } catch (error) {
+      this.endChange(from, 0);
+      this.endChange(to, 0);
       throw ioError(`cannot move ${id} from ${from} to ${to}`, error);
     }
-    this.counted(from, -1);
-    this.counted(to, 1);
+    this.endChange(from, -1);
+    this.endChange(to, 1);
   }
 
   /**
@@ -301,14 +310,20 @@ export class Spool implements QueueWriter {
 
   /** Removes message `id` (queue file first, then its state). Logs `removed`. Throws ERR_QUEUE_IO. */
   async remove(queue: QueueName, id: string): Promise<void> {
+    this.beginChange(queue);
     try {
       await this.#pool.give(this.path(queue, id));
+    } catch (error) {
+      this.endChange(queue, 0);
+      throw ioError(`cannot remove ${id}`, error);
+    }
+    this.endChange(queue, -1);
+    try {
       this.#forget(id);
       if (!this.#withoutState.delete(id)) await unlink(join(this.directory, STATE_DIRECTORY, id)).catch(ignoreMissing);
     } catch (error) {
       throw ioError(`cannot remove ${id}`, error);
     }
-    this.counted(queue, -1);
     this.#deps.log.info({ event: 'removed', queueId: id }, `${id}: removed`);
   }
 
@@ -357,16 +372,38 @@ export class Spool implements QueueWriter {
   }
 
   /**
-   * @internal A message entered (+1) or left (-1) `queue`: the queueMessages gauge moves,
-   * and a countMessages() reading that directory at the same time does not overwrite it.
+   * Owner: a message entered (+1) or left (-1) `queue` in another process (a worker's
+   * commit): the queueMessages gauge moves, and a countMessages() reading that directory
+   * at the same time does not overwrite it.
    */
   counted(queue: QueueName, delta: 1 | -1): void {
+    this.#bump(this.#changes, queue, 1);
+    this.#deps.metrics.queueMessages.inc({ queue }, delta);
+  }
+
+  /** @internal A rename or unlink in `queue` starts (endChange() follows, whatever happens). */
+  beginChange(queue: QueueName): void {
+    if (this.#deps.role === 'writer') return;
+    this.#bump(this.#changes, queue, 1);
+    this.#bump(this.#inFlight, queue, 1);
+  }
+
+  /**
+   * @internal The change begun by beginChange() ended: a message entered (+1) or left (-1)
+   * `queue`, or nothing changed (0, it failed). A writer tells the owner (SpoolDeps.counted).
+   */
+  endChange(queue: QueueName, delta: 1 | -1 | 0): void {
     if (this.#deps.role === 'writer') {
-      this.#deps.counted?.(queue, delta);
+      if (delta !== 0) this.#deps.counted?.(queue, delta);
       return;
     }
-    this.#changes.set(queue, (this.#changes.get(queue) ?? 0) + 1);
-    this.#deps.metrics.queueMessages.inc({ queue }, delta);
+    this.#bump(this.#inFlight, queue, -1);
+    this.#bump(this.#changes, queue, 1);
+    if (delta !== 0) this.#deps.metrics.queueMessages.inc({ queue }, delta);
+  }
+
+  #bump(counts: Map<QueueName, number>, queue: QueueName, by: number): void {
+    counts.set(queue, (counts.get(queue) ?? 0) + by);
   }
 
   /** Owner: up to `count` recycled files for a worker's spool, by name (file-pool.ts lend()). */
@@ -406,10 +443,11 @@ export class Spool implements QueueWriter {
     const now = this.#deps.clock.now();
     for (const queue of QUEUE_NAMES) {
       try {
+        if (this.#inFlight.get(queue)) continue;
         const changes = this.#changes.get(queue) ?? 0;
         const ids = await this.list(queue);
-        // A move while the directory was read makes the listing stale: the counts kept
-        // by counted() are right, and the next count sets the gauge.
+        // A move in flight or begun while the directory was read makes the listing stale:
+        // the counts kept by endChange() are right, and the next count sets the gauge.
         if ((this.#changes.get(queue) ?? 0) !== changes) continue;
         this.#deps.metrics.queueMessages.set({ queue }, ids.length);
         this.#deps.metrics.queueOldest.set({ queue }, ids.length ? Math.max(0, (now - queueIdTime(ids[0]!)) / 1000) : 0);
@@ -531,6 +569,7 @@ class SpoolMessage implements IncomingMessage {
     const queue = options?.hold ? 'hold' : 'incoming';
     const destination = this.spool.path(queue, this.id);
     let loaded: LoadedQueueFile | undefined;
+    let changing = false;
     let renamed = false;
     try {
       await this.#flushing; // a write() not awaited by its caller ends first
@@ -563,10 +602,13 @@ class SpoolMessage implements IncomingMessage {
         throw Object.assign(new Error(`queue file size ${size} bytes, expected ${expected}`), { code: 'EIO' });
       }
       await this.file.close();
+      this.spool.beginChange(queue);
+      changing = true;
       await this.fs.rename(this.temporary, destination);
       renamed = true;
       await this.spool.syncQueueDirectory(queue);
     } catch (error) {
+      if (changing) this.spool.endChange(queue, 0);
       // After the rename the file is queued under its final name: take it back, so that
       // what the client is told (4xx, it sends again) stays true. Gone already means the
       // queue manager took it: it will be delivered, and the client's retry is a duplicate.
@@ -578,7 +620,7 @@ class SpoolMessage implements IncomingMessage {
     this.spool.committed(this.id, loaded);
     this.deps.metrics.messagesQueued.inc();
     this.deps.metrics.messageBytes.inc(this.#bodyLength);
-    this.spool.counted(queue, 1);
+    this.spool.endChange(queue, 1);
   }
 
   async abort(): Promise<void> {

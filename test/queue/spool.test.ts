@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Envelope } from '../../src/queue/envelope.js';
 import { formatQueueListing, listQueue, Spool } from '../../src/queue/spool.js';
+import { NODE_QUEUE_FILE_SYSTEM, type QueueFileSystem } from '../../src/queue/queue-file-system.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { ManualClock } from './manual-clock.js';
 import { captureLog } from './log-capture.js';
@@ -266,4 +267,81 @@ test('spool: files left in recycle/ are removed at open', async () => {
     await Spool.open(directory, { log: capture.log, metrics: new Metrics(), clock: new ManualClock() });
     assert.deepEqual(await readdir(join(directory, 'recycle')), []);
   });
+});
+
+/**
+ * node:fs for the commit path, except that a rename or unlink (give() in remove(), the
+ * commit's rename) is done on disk and then reported only when the test says: the moment
+ * a thread-pool call has finished but its callback has not run yet.
+ */
+class LateReports implements QueueFileSystem {
+  readonly #waiting: (() => void)[] = [];
+  #done: (() => void) | undefined;
+  open = NODE_QUEUE_FILE_SYSTEM.open.bind(NODE_QUEUE_FILE_SYSTEM);
+  link = NODE_QUEUE_FILE_SYSTEM.link.bind(NODE_QUEUE_FILE_SYSTEM);
+  directorySync = NODE_QUEUE_FILE_SYSTEM.directorySync.bind(NODE_QUEUE_FILE_SYSTEM);
+  holding = false;
+
+  rename(from: string, to: string): Promise<void> {
+    return this.#late(NODE_QUEUE_FILE_SYSTEM.rename(from, to));
+  }
+
+  unlink(path: string): Promise<void> {
+    return this.#late(NODE_QUEUE_FILE_SYSTEM.unlink(path));
+  }
+
+  /** Resolves once a held call is done on disk. */
+  done(): Promise<void> {
+    return this.#waiting.length ? Promise.resolve() : new Promise((resolve) => (this.#done = resolve));
+  }
+
+  /** Reports the held calls. */
+  report(): void {
+    this.holding = false;
+    for (const go of this.#waiting.splice(0)) go();
+  }
+
+  async #late(call: Promise<void>): Promise<void> {
+    await call;
+    if (!this.holding) return;
+    await new Promise<void>((resolve) => {
+      this.#waiting.push(resolve);
+      this.#done?.();
+    });
+  }
+}
+
+test('spool: a count of the queue directories that reads a rename or unlink done on disk but not yet reported leaves the gauge to the report (never off by one, never below 0)', async () => {
+  const directory = await mkdtemp(join(tmpdir(), 'mxscreen-spool-'));
+  const fs = new LateReports();
+  const metrics = new Metrics();
+  const spool = await Spool.open(directory, { log: captureLog().log, metrics, clock: new ManualClock(), fileSystem: fs });
+  const gauge = async (queue: string): Promise<number | undefined> =>
+    (await metrics.queueMessages.get()).values.find((value) => value.labels.queue === queue)?.value;
+  try {
+    // The commit's rename into incoming/ is on disk; the count sees the file.
+    fs.holding = true;
+    const message = await spool.open(envelope);
+    await message.write(Buffer.from('Subject: x\r\n\r\nbody\r\n'));
+    const committing = message.commit();
+    await fs.done();
+    await spool.countMessages();
+    fs.report();
+    await committing;
+    assert.equal(await gauge('incoming'), 1, 'one message in incoming/');
+    await spool.move(message.id, 'incoming', 'active');
+    // The file left active/ for recycle/; the count no longer sees it.
+    fs.holding = true;
+    const removing = spool.remove('active', message.id);
+    await fs.done();
+    await spool.countMessages();
+    fs.report();
+    await removing;
+    assert.equal(await gauge('active'), 0, 'active/ is empty');
+    await spool.countMessages();
+    assert.deepEqual([await gauge('incoming'), await gauge('active')], [0, 0]);
+  } finally {
+    spool.close();
+    await rm(directory, { recursive: true, force: true });
+  }
 });
