@@ -4,8 +4,10 @@
  * Decides: pino JSON lines on stdout (or a given stream), one line per decision, with a
  * fixed `event` field in postscreen's and smtpd's words (LOG_EVENTS; Logger types it, so a
  * misspelt or undeclared event does not compile), the session id as `session` and the
- * client as `client: "[ip]:port"`.
- * Leaves to others: which decision to log and with which fields (each stage).
+ * client as `client: "[ip]:port"`; stdout is written asynchronously, and a process whose
+ * stdout reader is gone can abandon it (StdoutDestination) so that its exit cannot hang.
+ * Leaves to others: which decision to log and with which fields (each stage), and when a
+ * reader is gone (a worker knows: its owner reads its stdout).
  */
 import { pino, type DestinationStream } from 'pino';
 
@@ -49,6 +51,34 @@ export interface Logger {
   flush(): void;
 }
 
+/**
+ * The logger's stdout: JSON lines written asynchronously by sonic-boom (pino.destination,
+ * flushed synchronously by pino at exit). abandon() is for a reader that is gone: lines
+ * buffered are dropped and later ones ignored. Without it the exit of such a process never
+ * ends: sonic-boom 4.2's flushSync retries every failed write, an EPIPE too, forever.
+ */
+export class StdoutDestination implements DestinationStream {
+  readonly #stream = pino.destination({ dest: 1, sync: false });
+  #abandoned = false;
+
+  write(line: string): void {
+    if (!this.#abandoned) this.#stream.write(line);
+  }
+
+  /** pino's logger.flush(): starts writing what is buffered; `callback` once written (or at once when abandoned). */
+  flush(callback: (error?: Error) => void = () => undefined): void {
+    if (this.#abandoned) callback();
+    else this.#stream.flush(callback);
+  }
+
+  /** The reader is gone: drops what is buffered and writes nothing more (stdout is closed). */
+  abandon(): void {
+    if (this.#abandoned) return;
+    this.#abandoned = true;
+    this.#stream.destroy();
+  }
+}
+
 /** Creates the root logger. `destination` defaults to stdout; tests pass a capture stream. */
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
@@ -58,7 +88,7 @@ export function createLogger(options: { level?: string; destination?: Destinatio
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? new StdoutDestination(),
   );
 }
 

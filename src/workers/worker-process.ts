@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import { loadConfig } from '../config/config.js';
 import { ReloadableResolver } from '../dns/reloadable-resolver.js';
 import { ConfigError, formatProblem } from '../errors.js';
-import { createLogger } from '../ops/log.js';
+import { createLogger, StdoutDestination } from '../ops/log.js';
 import { Metrics } from '../ops/metrics.js';
 import { Spool } from '../queue/spool.js';
 import { setQueueIdSlot } from '../queue/queue-id.js';
@@ -34,11 +34,21 @@ function send(message: WorkerMessage): void {
 
 async function runWorker(args: WorkerArguments): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
+  // The owner is gone, and with it the reader of this process's stdout (its log lines):
+  // they are abandoned, or the exit would hang (StdoutDestination). Until the stages run
+  // there is nothing to finish, so exit at once. The listener comes before the first
+  // await: a 'disconnect' with no listener leaves an orphan that ignores SIGTERM.
+  const stdout = new StdoutDestination();
+  let ownerGone = (): void => process.exit(0);
+  process.on('disconnect', () => {
+    stdout.abandon();
+    ownerGone();
+  });
   setQueueIdSlot(args.slot, args.slots);
   const clock = systemClock;
   let config = loadConfig(args.configFile);
   let settings = stageSettingsFromConfig(config);
-  const log = createLogger().child({ worker: args.index });
+  const log = createLogger({ destination: stdout }).child({ worker: args.index });
   const metrics = new Metrics({ processMetrics: args.processMetrics });
   const resolver = new ReloadableResolver(dnsOptions(config));
   const spool = await Spool.open(settings.queue.directory, {
@@ -140,8 +150,12 @@ async function runWorker(args: WorkerArguments): Promise<void> {
       }
     }
   });
-  // The owner is gone: finish what runs, then exit (nobody would deliver what is queued now).
-  process.on('disconnect', () => void stop(config.get('mxscreen_shutdown_timeout')));
+  // From now on the owner's end finishes what runs, then exits (nobody would deliver what is queued now).
+  ownerGone = () => void stop(config.get('mxscreen_shutdown_timeout'));
+  if (!process.connected) {
+    ownerGone();
+    return;
+  }
   send({ type: 'ready' });
 }
 
