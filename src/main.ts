@@ -19,7 +19,7 @@
  * mxscreen_dns_servers and the system clock; a worker's restart loses its verdict cache.
  */
 import { availableParallelism } from 'node:os';
-import { pino, type DestinationStream } from 'pino';
+import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import { checkConfig, configSources, loadConfig } from './config/config.js';
 import { SourceWatcher } from './config/config-watch.js';
@@ -58,7 +58,7 @@ export interface MxscreenOptions {
    */
   readonly resolver?: DnsResolver;
   readonly clock?: Clock;
-  /** Where JSON log lines go; default stdout. */
+  /** Where JSON log lines go; default stdout (log.ts StdoutDestination), which workers share. */
   readonly logDestination?: DestinationStream;
   /** How often main.cf and table files are checked for changes, ms; default 1000. */
   readonly tableCheckIntervalMs?: number;
@@ -200,15 +200,14 @@ export function dnsOptions(config: Config): NodeResolverOptions {
 export async function startMxscreen(options: MxscreenOptions): Promise<Mxscreen> {
   const config = loadConfig(options.configFile);
   const settings = stageSettingsFromConfig(config);
-  const destination = options.logDestination ?? pino.destination({ dest: 1, sync: false });
-  const log = createLogger({ destination });
+  const log = createLogger({ destination: options.logDestination });
   const metrics = new Metrics({ processMetrics: options.processMetrics ?? true });
   // node:dns against mxscreen_dns_servers, rebuilt by a reload; an injected one stays.
   const reloadableResolver = options.resolver ? undefined : new ReloadableResolver(dnsOptions(config));
   const resolver: DnsResolver = options.resolver ?? reloadableResolver!;
   const shared: Shared = { clock: options.clock ?? systemClock, log, metrics, resolver };
   const workers = workerCount(config);
-  const workerStart = workers === 1 ? undefined : { configFile: options.configFile, workers, processMetrics: options.processMetrics ?? true, logDestination: destination };
+  const workerStart = workers === 1 ? undefined : { configFile: options.configFile, workers, processMetrics: options.processMetrics ?? true, logDestination: options.logDestination };
   // --- privileges (ops/privileges.ts): root checks mail_owner and queue_directory first, the
   // stages create their files as mail_owner, the sockets are bound as root, then the drop.
   const privileges = options.privileges && Privileges.prepare(options.privileges, config.get('mail_owner'), settings.queue.directory);
@@ -238,7 +237,8 @@ interface WorkerStart {
   readonly configFile: string;
   readonly workers: number;
   readonly processMetrics: boolean;
-  readonly logDestination: DestinationStream;
+  /** The owner's own log stream, relayed to; undefined: the workers share its stdout. */
+  readonly logDestination: DestinationStream | undefined;
 }
 
 /**

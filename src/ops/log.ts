@@ -52,13 +52,25 @@ export interface Logger {
 }
 
 /**
+ * PIPE_BUF on Linux (POSIX: at least 512): a write(2) of at most this many bytes to a pipe
+ * is atomic, so writers sharing one pipe never interleave within it.
+ */
+export const PIPE_BUF = 4096;
+
+/**
  * The logger's stdout: JSON lines written asynchronously by sonic-boom (pino.destination,
- * flushed synchronously by pino at exit). abandon() is for a reader that is gone: lines
- * buffered are dropped and later ones ignored. Without it the exit of such a process never
- * ends: sonic-boom 4.2's flushSync retries every failed write, an EPIPE too, forever.
+ * flushed synchronously by pino at exit). Each write(2) is whole lines of at most PIPE_BUF
+ * bytes (sonic-boom's maxWrite joins whole writes up to it), so the owner and its workers,
+ * which share one stdout, never cut into each other's lines: a pipe takes such a write
+ * atomically, a file shares one offset between the processes that inherited it (Linux
+ * serializes their writes), journald's stream socket takes it as one piece. Only a line
+ * longer than PIPE_BUF is written on its own and could be cut on a pipe.
+ * abandon() is for a reader that is gone: lines buffered are dropped and later ones
+ * ignored. Without it the exit of such a process never ends: sonic-boom 4.2's flushSync
+ * retries every failed write, an EPIPE too, forever.
  */
 export class StdoutDestination implements DestinationStream {
-  readonly #stream = pino.destination({ dest: 1, sync: false });
+  readonly #stream = pino.destination({ dest: 1, sync: false, maxWrite: PIPE_BUF });
   #abandoned = false;
 
   write(line: string): void {

@@ -12,7 +12,8 @@
  * Leaves to others: where files live and how they are written durably (spool.ts).
  * Bugs: bodyLength is limited to 15 decimal digits (about 1 PB), which is no limit.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, read } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Envelope } from './envelope.js';
 import { MxError } from '../errors.js';
 
@@ -93,43 +94,76 @@ export interface LoadedQueueFile {
   readonly body: Buffer | undefined;
 }
 
-/** First read of a queue file (bytes): a 10 KiB message and its head come in one read. */
-const FIRST_READ = 64 * 1024;
+/** First read of a file not read whole (bytes): most heads fit in it. */
+const HEAD_READ = 4096;
 
 /**
  * verifyQueueFile that also keeps the body when the whole file is at most `wholeLimit`
- * bytes (0: never), so delivery reads a small message with one open, one read and one
- * close. A short first read is the end of the file (regular files), so only a file
- * larger than the first read costs an fstat and a read of its end record. Throws as
+ * bytes (0: never). Such a file is read in one read into a buffer of its size (fstat
+ * first): a larger buffer would be external memory that V8 counts, and runs mark-compact
+ * collections for, at every message delivered. A larger file costs a read of its first
+ * HEAD_READ bytes (more for a longer head) and one of its end record. Throws as
  * verifyQueueFile: ERR_QUEUE_CORRUPT, or the file system error.
  */
 export async function readQueueFile(path: string, wholeLimit: number): Promise<LoadedQueueFile> {
-  const file = await open(path, 'r');
+  const file = new DeliveryRead(openSync(path, 'r'));
   try {
-    const first = Buffer.allocUnsafe(Math.max(4096, Math.min(FIRST_READ, wholeLimit)));
+    const size = file.size();
+    const whole = size <= wholeLimit;
+    const first = Buffer.allocUnsafe(whole ? size : Math.min(size, HEAD_READ));
     const { bytesRead } = await file.read(first, 0, first.length, 0);
     const start = first.subarray(0, bytesRead);
     const head = await readHead(file, path, start);
     const end = encodeEndRecord(head.id);
     const want = head.bodyOffset + head.bodyLength + end.length;
-    const size = bytesRead < first.length ? bytesRead : (await file.stat()).size;
     if (size !== want) throw corrupt(path, `size ${size} bytes, head says ${want}`);
+    const inHand = bytesRead === size;
     let tail: Buffer;
-    if (size <= bytesRead) tail = start.subarray(size - end.length);
+    if (inHand) tail = start.subarray(size - end.length);
     else {
       tail = Buffer.alloc(end.length);
       await file.read(tail, 0, end.length, head.bodyOffset + head.bodyLength);
     }
     if (!tail.equals(end)) throw corrupt(path, 'no end record');
-    const whole = size <= bytesRead && size <= wholeLimit;
-    return { head, body: whole ? start.subarray(head.bodyOffset, head.bodyOffset + head.bodyLength) : undefined };
+    return { head, body: whole && inHand ? start.subarray(head.bodyOffset, head.bodyOffset + head.bodyLength) : undefined };
   } finally {
-    await file.close();
+    file.close();
+  }
+}
+
+/** The positioned reads readHead() makes: FileHandle's, or DeliveryRead's. */
+interface PositionedReads {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+/**
+ * A queue file read for delivery, once per message: open(2), fstat(2) and close(2) at once
+ * on the calling thread (metadata, as queue-file-system.ts runs them), reads through the
+ * thread pool (a file no longer in the page cache waits for the disk).
+ */
+class DeliveryRead implements PositionedReads {
+  readonly #fd: number;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    return new Promise((resolve, reject) => read(this.#fd, buffer, offset, length, position, (error, bytesRead) => (error ? reject(error) : resolve({ bytesRead }))));
+  }
+
+  /** The file's size in bytes. */
+  size(): number {
+    return fstatSync(this.#fd).size;
+  }
+
+  close(): void {
+    closeSync(this.#fd);
   }
 }
 
 /** The head, from `start` (the file's first bytes, if already read) and further reads. */
-async function readHead(file: FileHandle, path: string, start?: Buffer): Promise<QueueFileHead> {
+async function readHead(file: PositionedReads, path: string, start?: Buffer): Promise<QueueFileHead> {
   const chunks: Buffer[] = [];
   let length = 0;
   let newlines: number[] = [];

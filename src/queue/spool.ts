@@ -255,12 +255,12 @@ export class Spool implements QueueWriter {
     return createReadStream(this.path(queue, head.id), { start: head.bodyOffset, end: head.bodyOffset + head.bodyLength - 1 });
   }
 
-  /** Renames message `id` from one queue to another. Throws MxError ERR_QUEUE_IO. */
+  /** Renames message `id` from one queue to another (the queue file system's rename). Throws MxError ERR_QUEUE_IO. */
   async move(id: string, from: QueueName, to: QueueName): Promise<void> {
     this.beginChange(from);
     this.beginChange(to);
     try {
-      await rename(this.path(from, id), this.path(to, id));
+      await this.#fs.rename(this.path(from, id), this.path(to, id));
     } catch (error) {
       this.endChange(from, 0);
       this.endChange(to, 0);

@@ -9,8 +9,9 @@
  * not a stop is `WORKER EXIT` (warn), then a restart (`WORKER START`,
  * mxscreen_worker_restarts_total) after a backoff doubling from 100 ms to 30 s while the
  * worker dies within 10 s of its start. Each worker's counts are summed and the others' sent
- * to every worker, once per event-loop turn. Worker stdout lines are copied into the
- * owner's log destination; /metrics is AggregatorRegistry over every registry. A worker
+ * to every worker, once per event-loop turn. A worker logs to the stdout it shares with
+ * the owner, or, when the owner logs to a stream of its own, through a pipe copied into
+ * it; /metrics is AggregatorRegistry over every registry. A worker
  * asking for recycled files gets them lent from the owner's spool; those it may not have
  * used when it dies are unlinked (file-pool.ts).
  * Leaves to others: the queue manager (main.ts), what a worker runs (worker-process.ts).
@@ -54,8 +55,13 @@ export interface WorkerPoolOptions {
   readonly processMetrics: boolean;
   readonly log: Logger;
   readonly metrics: Metrics;
-  /** Where worker log lines are copied (the owner's log destination). */
-  readonly logDestination: DestinationStream;
+  /**
+   * Where worker log lines go: undefined, the stdout each worker inherits from the owner
+   * (log.ts StdoutDestination: whole lines, one write at most PIPE_BUF bytes, so the
+   * processes' lines never interleave); a stream (the owner's own, given by a test or an
+   * embedder), each worker's stdout is piped to the owner and its lines copied there.
+   */
+  readonly logDestination: DestinationStream | undefined;
   /** A worker's commit changed a queue's count (owner's spool gauges). */
   readonly counted: (queue: QueueName, delta: 1 | -1) => void;
   /** A worker queued message `id` (the owner's queue manager takes it). */
@@ -229,14 +235,16 @@ export class WorkerPool {
   #fork(slot: WorkerSlot, restart: boolean): Promise<void> {
     const options = this.#options;
     const args: WorkerArguments = { configFile: options.configFile, index: slot.index, slot: slot.index + 1, slots: options.slots, processMetrics: options.processMetrics };
-    const child = fork(WORKER_ENTRY, [JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: [], serialization: 'json' });
+    const relayTo = options.logDestination;
+    const stdout = relayTo ? 'pipe' : 'inherit';
+    const child = fork(WORKER_ENTRY, [JSON.stringify(args)], { stdio: ['ignore', stdout, 'inherit', 'ipc'], execArgv: [], serialization: 'json' });
     slot.child = child;
     slot.ready = false;
     slot.startedAt = Date.now();
     slot.sent = 0;
     slot.received = 0;
     if (restart) options.metrics.workerRestarts.inc();
-    relayLogLines(child.stdout!, options.logDestination);
+    if (relayTo) relayLogLines(child.stdout!, relayTo);
     let exited!: () => void;
     slot.exited = new Promise<void>((resolve) => (exited = resolve));
     return new Promise<void>((resolve, reject) => {

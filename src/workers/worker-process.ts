@@ -9,7 +9,8 @@
  * id slot (queue-id.ts); a commit, an ETRN and its connection counts (once per turn)
  * become IPC messages. It obeys the owner only: SIGINT, SIGTERM, SIGHUP (sent to the whole
  * process group) are ignored; `stop`, or a lost channel (the owner died), finishes the
- * sessions up to the time limit and exits 0. Logs go to stdout with `worker: N`.
+ * sessions up to the time limit and exits 0. Logs go to stdout (the owner's, shared, or a
+ * pipe to it) with `worker: N`.
  * Leaves to others: the owner (worker-pool.ts), each stage's decisions.
  * Bugs: a worker re-reads main.cf after the owner checked it: an edit between the two
  * reads can reach them differently (the next change reloads both).
@@ -34,8 +35,9 @@ function send(message: WorkerMessage): void {
 
 async function runWorker(args: WorkerArguments): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
-  // The owner is gone, and with it the reader of this process's stdout (its log lines):
-  // they are abandoned, or the exit would hang (StdoutDestination). Until the stages run
+  // The owner is gone, and most likely the reader of this process's stdout with it (the
+  // pipe to the owner, or the terminal or test harness that read the owner's stdout):
+  // log lines are abandoned, or the exit could hang (StdoutDestination). Until the stages run
   // there is nothing to finish, so exit at once. The listener comes before the first
   // await: a 'disconnect' with no listener leaves an orphan that ignores SIGTERM.
   const stdout = new StdoutDestination();

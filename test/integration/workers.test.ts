@@ -2,7 +2,8 @@
 // owner accepts paused and hands each socket to the worker of the client's address
 // (client-hash.ts), the workers write the queue, the owner delivers. Clients from distinct
 // 127.x.y.z addresses are chosen by the hash to land on a known worker; every worker log
-// line carries `worker: N` (the owner copies the workers' lines into the captured log).
+// line carries `worker: N` (the owner copies the workers' lines into the captured log; a
+// started `mxscreen` process's workers write to the stdout they share with it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -161,7 +162,6 @@ test('per-client limits are exact across workers: one address\'s connections all
     const [screened] = addressesOf(0, 71, 1);
     const waiting = await Promise.all(Array.from({ length: 8 }, () => connectClient({ port: chain.port, localAddress: screened!, timeoutMs: 5000 })));
     const first = await Promise.all(waiting.map((client) => client.readLine(5000)));
-    console.error('DBG', first, chain.log.lines.filter((l) => l.level !== 'info' || l.event === 'NOQUEUE: reject').map((l) => l.msg));
     assert.equal(first.filter((line) => line.startsWith('220-')).length, 3);
     assert.deepEqual([...new Set(first.filter((line) => !line.startsWith('220-')))], ['421 4.7.0 Error: too many connections']);
     await Promise.all(waiting.map((client) => client.close()));
@@ -261,7 +261,6 @@ test('pregreet through a worker: bytes a client sends before any greeting stay i
     await until('a PREGREET line per talker', () => chain.log.events('PREGREET').length >= talkers.length);
     for (const address of talkers) {
       const [pregreet] = linesOf(chain, 'PREGREET', address);
-      if (!pregreet) console.error('DBG', address, chain.log.lines.filter((l) => String(l.client).startsWith(`[${address}]`)));
       assert.ok(pregreet, `PREGREET for ${address}`);
       assert.equal(pregreet.worker, workerForAddress(address, WORKERS));
       assert.match(String(pregreet.msg), new RegExp(`^PREGREET ${text.length} after `));
@@ -465,7 +464,7 @@ test('metrics: /metrics aggregates the owner and every worker: a counter increme
   }
 });
 
-test('mxscreen start with two workers: SIGHUP reloads the owner and each worker, SIGTERM stops the workers and then the owner (exit 0)', async () => {
+test('mxscreen start with two workers: SIGHUP reloads the owner and each worker (the workers log on the stdout they share with the owner), SIGTERM stops the workers and then the owner (exit 0)', async () => {
   const directory = temporaryDirectory('mxscreen-workers-cli-');
   const file = join(directory, 'main.cf');
   writeFileSync(

@@ -88,6 +88,37 @@ test('queue file: readQueueFile keeps the body of a small file, not of one over 
   });
 });
 
+/** A queue file of message `id` with `bytes` as its body and `envelope` as its envelope. */
+function fileOf(bytes: Buffer, on: Envelope = envelope): Buffer {
+  const head = encodeQueueFileHead(id, on, 0);
+  const patch = bodyLengthPatch(bytes.length);
+  patch.bytes.copy(head, patch.offset);
+  return Buffer.concat([head, bytes, encodeEndRecord(id)]);
+}
+
+test('queue file: readQueueFile reads a 10 KiB message into a buffer of the file size, no larger (external memory per delivery)', async () => {
+  const tenKiB = Buffer.alloc(10 * 1024, 'x');
+  const whole = fileOf(tenKiB);
+  await withFile(whole, async (path) => {
+    const loaded = await readQueueFile(path, 64 * 1024);
+    assert.deepEqual(loaded.body, tenKiB);
+    assert.equal(loaded.body!.buffer.byteLength, whole.length, 'the memory behind the body is the file, not a 64 KiB read buffer');
+  });
+});
+
+test('queue file: readQueueFile reads a head longer than its first read, and checks the end record of a file over the limit', async () => {
+  const many: Envelope = { ...envelope, recipients: Array.from({ length: 300 }, (_, n) => ({ address: `user${n}@example.com` })) };
+  await withFile(fileOf(body, many), async (path) => {
+    const over = await readQueueFile(path, 0);
+    assert.equal(over.body, undefined);
+    assert.equal(over.head.envelope.recipients.length, 300);
+    assert.ok(over.head.bodyOffset > 4096, 'the head does not fit the first read');
+  });
+  await withFile(Buffer.concat([fileOf(body, many).subarray(0, -encodeEndRecord(id).length), encodeEndRecord('18CC2A8A0000001B')]), async (path) => {
+    await assert.rejects(readQueueFile(path, 0), { code: 'ERR_QUEUE_CORRUPT' });
+  });
+});
+
 for (const { name, input } of damaged) {
   test(`queue file: readQueueFile finds ${name} ERR_QUEUE_CORRUPT too`, async () => {
     await withFile(input(wholeFile()), async (path) => {
