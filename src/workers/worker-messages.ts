@@ -5,9 +5,10 @@
  * Decides: the message shapes and the arguments a worker is forked with, and that a
  * connection travels as a `connection` message with the socket as its handle
  * (child.send(message, socket); the owner accepted it with pauseOnConnect, so every byte
- * the client sent is still in the kernel's buffer). Order on
- * the channel is kept, so a worker's `counted` of a commit reaches the owner before its
- * `queued`.
+ * the client sent is still in the kernel's buffer). A worker's
+ * messages of one event-loop turn travel as one `batch` (one write on the channel and one
+ * wake-up of the owner, not one per message), in the order they were said, so a commit's
+ * `counted` reaches the owner before its `queued`.
  * Leaves to others: the owner's side (worker-pool.ts), the worker's (worker-process.ts).
  */
 import type { Registry } from 'prom-client';
@@ -58,7 +59,9 @@ export type WorkerMessage =
   /** This worker's connections in each stage and the connections it has received, after a change. */
   | { readonly type: 'counts'; readonly counts: ConnectionCounts; readonly received: number }
   | { readonly type: 'reloaded'; readonly id: number; readonly ok: boolean }
-  | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson };
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: MetricsJson }
+  /** Two or more of the above, said in one event-loop turn, in order. */
+  | { readonly type: 'batch'; readonly messages: readonly WorkerMessage[] };
 
 /** True when `value` (anything the channel delivered) has a string `type` (the shapes above are trusted between our own processes). */
 export function isMessage(value: unknown): value is { readonly type: string } {

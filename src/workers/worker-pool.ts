@@ -330,6 +330,9 @@ export class WorkerPool {
         slot.received = message.received;
         this.#setCounts(slot, message.counts);
         return;
+      case 'batch':
+        for (const each of message.messages) this.#heard(slot, each);
+        return;
       case 'reloaded':
       case 'metrics': {
         const request = this.#answers.get(message.id);

@@ -6,8 +6,8 @@
  * on a writer-role spool, which writes and fsyncs each queue file itself before the 250
  * (the durability contract, unchanged) and never delivers or sweeps, and creates a file only
  * when the owner has lent it none to recycle (file-pool.ts); its queue
- * id slot (queue-id.ts); a commit, an ETRN and its connection counts (once per turn)
- * become IPC messages. It obeys the owner only: SIGINT, SIGTERM, SIGHUP (sent to the whole
+ * id slot (queue-id.ts); a commit, an ETRN and its connection counts become IPC messages,
+ * one batch per event-loop turn (Outbox). It obeys the owner only: SIGINT, SIGTERM, SIGHUP (sent to the whole
  * process group) are ignored; `stop`, or a lost channel (the owner died), finishes the
  * sessions up to the time limit and exits 0. Logs go to stdout (the owner's, shared, or a
  * pipe to it) with `worker: N`.
@@ -33,6 +33,41 @@ function send(message: WorkerMessage): void {
   if (process.connected) process.send?.(message);
 }
 
+/**
+ * What this worker says to the owner, sent once per event-loop turn: the turn's messages
+ * as one `batch` (one write on the channel, one wake-up of the owner), in order, and its
+ * connection counts last, when they changed (the latest only).
+ */
+class Outbox {
+  #messages: WorkerMessage[] = [];
+  #counts: Extract<WorkerMessage, { type: 'counts' }> | undefined;
+  #queued = false;
+
+  post(message: WorkerMessage): void {
+    this.#messages.push(message);
+    this.#schedule();
+  }
+
+  /** This worker's connections in each stage and the connections it has received, now. */
+  counts(counts: ConnectionCounts, received: number): void {
+    this.#counts = { type: 'counts', counts, received };
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#queued) return;
+    this.#queued = true;
+    setImmediate(() => {
+      this.#queued = false;
+      const messages = this.#messages;
+      this.#messages = [];
+      if (this.#counts) messages.push(this.#counts);
+      this.#counts = undefined;
+      if (messages.length > 0) send(messages.length === 1 ? messages[0]! : { type: 'batch', messages });
+    });
+  }
+}
+
 async function runWorker(args: WorkerArguments): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
   // The owner is gone, and most likely the reader of this process's stdout with it (the
@@ -53,27 +88,19 @@ async function runWorker(args: WorkerArguments): Promise<void> {
   const log = createLogger({ destination: stdout }).child({ worker: args.index });
   const metrics = new Metrics({ processMetrics: args.processMetrics });
   const resolver = new ReloadableResolver(dnsOptions(config));
+  const outbox = new Outbox();
   const spool = await Spool.open(settings.queue.directory, {
     log,
     metrics,
     clock,
     role: 'writer',
-    counted: (queue, delta) => send({ type: 'counted', queue, delta }),
-    wantFiles: (count) => send({ type: 'want files', count }),
+    counted: (queue, delta) => outbox.post({ type: 'counted', queue, delta }),
+    wantFiles: (count) => outbox.post({ type: 'want files', count }),
   });
   spool.setMinimumFree(settings.queue.minimumFree ?? 0);
-  // Connection counts (and connections received) go to the owner once per event-loop turn.
   let current: ConnectionCounts = { screening: 0, smtpd: 0 };
   let received = 0;
-  let reportQueued = false;
-  const reportCounts = (): void => {
-    if (reportQueued) return;
-    reportQueued = true;
-    setImmediate(() => {
-      reportQueued = false;
-      send({ type: 'counts', counts: current, received });
-    });
-  };
+  const reportCounts = (): void => outbox.counts(current, received);
   const stages = startSessionStages(settings, {
     clock,
     log,
@@ -81,8 +108,8 @@ async function runWorker(args: WorkerArguments): Promise<void> {
     resolver,
     queue: spool,
     queueDirectory: settings.queue.directory,
-    onQueued: (id) => send({ type: 'queued', id }),
-    etrn: (domain) => send({ type: 'etrn', domain }),
+    onQueued: (id) => outbox.post({ type: 'queued', id }),
+    etrn: (domain) => outbox.post({ type: 'etrn', domain }),
     onCounts: (counts) => {
       current = counts;
       reportCounts();
@@ -132,16 +159,16 @@ async function runWorker(args: WorkerArguments): Promise<void> {
           config = next;
           settings = nextSettings;
           log.info({ event: 'RELOAD', config: config.file }, 'configuration reloaded');
-          send({ type: 'reloaded', id: order.id, ok: true });
+          outbox.post({ type: 'reloaded', id: order.id, ok: true });
         } catch (error) {
           const problems = error instanceof ConfigError ? error.problems.map(formatProblem) : [String(error)];
           log.error({ event: 'RELOAD FAILED', problems }, 'reload failed, keeping the running configuration');
-          send({ type: 'reloaded', id: order.id, ok: false });
+          outbox.post({ type: 'reloaded', id: order.id, ok: false });
         }
         return;
       }
       case 'metrics':
-        void metrics.registry.getMetricsAsJSON().then((json) => send({ type: 'metrics', id: order.id, metrics: json }));
+        void metrics.registry.getMetricsAsJSON().then((json) => outbox.post({ type: 'metrics', id: order.id, metrics: json }));
         return;
       case 'stop':
         void stop(order.timeoutMs);
