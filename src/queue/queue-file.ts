@@ -101,7 +101,9 @@ const HEAD_READ = 4096;
  * verifyQueueFile that also keeps the body when the whole file is at most `wholeLimit`
  * bytes (0: never). Such a file is read in one read into a buffer of its size (fstat
  * first): a larger buffer would be external memory that V8 counts, and runs mark-compact
- * collections for, at every message delivered. A larger file costs a read of its first
+ * collections for, at every message delivered. The buffer is its own (allocUnsafeSlow):
+ * a slice of Buffer's pool would hold the whole slab while the body waits for its
+ * delivery (Buffer.poolSize is 64 KiB on Node 24). A larger file costs a read of its first
  * HEAD_READ bytes (more for a longer head) and one of its end record. Throws as
  * verifyQueueFile: ERR_QUEUE_CORRUPT, or the file system error.
  */
@@ -110,7 +112,7 @@ export async function readQueueFile(path: string, wholeLimit: number): Promise<L
   try {
     const size = file.size();
     const whole = size <= wholeLimit;
-    const first = Buffer.allocUnsafe(whole ? size : Math.min(size, HEAD_READ));
+    const first = Buffer.allocUnsafeSlow(whole ? size : Math.min(size, HEAD_READ));
     const { bytesRead } = await file.read(first, 0, first.length, 0);
     const start = first.subarray(0, bytesRead);
     const head = await readHead(file, path, start);
