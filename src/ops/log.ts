@@ -55,7 +55,7 @@ export interface Logger {
  * PIPE_BUF on Linux (POSIX: at least 512): a write(2) of at most this many bytes to a pipe
  * is atomic, so writers sharing one pipe never interleave within it.
  */
-export const PIPE_BUF = 4096;
+const PIPE_BUF = 4096;
 
 /**
  * The logger's stdout: JSON lines written asynchronously by sonic-boom (pino.destination,

@@ -100,7 +100,7 @@ function openQueueFile(path: string, flags: 'wx' | 'r+' | 'w'): Promise<QueueFil
  * Runs a metadata call at once on the calling thread (see the file head) as a promise:
  * resolved with its value, or rejected with its fs error (never thrown).
  */
-export function atOnce<T>(call: () => T): Promise<T> {
+function atOnce<T>(call: () => T): Promise<T> {
   try {
     return Promise.resolve(call());
   } catch (error) {

@@ -13,7 +13,6 @@
  * Bugs: bodyLength is limited to 15 decimal digits (about 1 PB), which is no limit.
  */
 import { closeSync, fstatSync, openSync, read } from 'node:fs';
-import { open } from 'node:fs/promises';
 import type { Envelope } from './envelope.js';
 import { MxError } from '../errors.js';
 
@@ -70,11 +69,11 @@ function padLength(bodyLength: number): string {
  * file system error (ENOENT…) as is when the file cannot be opened.
  */
 export async function readQueueFileHead(path: string): Promise<QueueFileHead> {
-  const file = await open(path, 'r');
+  const file = new QueueFileRead(openSync(path, 'r'));
   try {
     return await readHead(file, path);
   } finally {
-    await file.close();
+    file.close();
   }
 }
 
@@ -108,7 +107,7 @@ const HEAD_READ = 4096;
  * verifyQueueFile: ERR_QUEUE_CORRUPT, or the file system error.
  */
 export async function readQueueFile(path: string, wholeLimit: number): Promise<LoadedQueueFile> {
-  const file = new DeliveryRead(openSync(path, 'r'));
+  const file = new QueueFileRead(openSync(path, 'r'));
   try {
     const size = file.size();
     const whole = size <= wholeLimit;
@@ -133,17 +132,13 @@ export async function readQueueFile(path: string, wholeLimit: number): Promise<L
   }
 }
 
-/** The positioned reads readHead() makes: FileHandle's, or DeliveryRead's. */
-interface PositionedReads {
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-}
-
 /**
- * A queue file read for delivery, once per message: open(2), fstat(2) and close(2) at once
- * on the calling thread (metadata, as queue-file-system.ts runs them), reads through the
- * thread pool (a file no longer in the page cache waits for the disk).
+ * A queue file open for reading (the head, or the whole file for delivery): open(2),
+ * fstat(2) and close(2) at once on the calling thread (metadata, as queue-file-system.ts
+ * runs them), reads through the thread pool (a file no longer in the page cache waits for
+ * the disk).
  */
-class DeliveryRead implements PositionedReads {
+class QueueFileRead {
   readonly #fd: number;
 
   constructor(fd: number) {
@@ -165,7 +160,7 @@ class DeliveryRead implements PositionedReads {
 }
 
 /** The head, from `start` (the file's first bytes, if already read) and further reads. */
-async function readHead(file: PositionedReads, path: string, start?: Buffer): Promise<QueueFileHead> {
+async function readHead(file: QueueFileRead, path: string, start?: Buffer): Promise<QueueFileHead> {
   const chunks: Buffer[] = [];
   let length = 0;
   let newlines: number[] = [];
