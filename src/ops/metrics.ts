@@ -87,6 +87,13 @@ export class Metrics {
   readonly nexthopUp = new Gauge({ name: 'mxscreen_nexthop_up', help: 'Nexthop reachability as the queue manager last saw it (1 up, 0 dead).', labelNames: ['nexthop'] as const, aggregator: 'max', registers: [this.registry] });
   /** Worker processes started again after they exited without being told to stop (mxscreen_workers > 1). */
   readonly workerRestarts = new Counter({ name: 'mxscreen_worker_restarts_total', help: 'Worker processes restarted after an exit that was not a stop.', registers: [this.registry] });
+  /**
+   * Seconds from the owner's accept of a connection to its socket written on the channel of
+   * the worker that serves it (mxscreen_workers > 1): Node's child_process passes one socket
+   * per round trip to the worker (each waits for the worker's acknowledgement of the one
+   * before), so this is the wait behind earlier hand-offs, and behind a restart.
+   */
+  readonly workerHandoff = new Histogram({ name: 'mxscreen_worker_handoff_seconds', help: 'Time from accept to the socket written on its worker\'s channel (mxscreen_workers > 1).', labelNames: ['worker'] as const, buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry] });
 
   /**
    * 1 while `site` lists our own `address` (mxscreen_self_listing_addresses, a bounded set from main.cf), 0 while it does not.

@@ -16,7 +16,10 @@
  * used when it dies are unlinked (file-pool.ts).
  * Leaves to others: the queue manager (main.ts), what a worker runs (worker-process.ts).
  * A socket counts as being screened from its hand-off until the worker's report has it.
- * Bugs: the others' sums reach a worker one IPC message late.
+ * Bugs: the others' sums reach a worker one IPC message late. child.send() with a socket is
+ * stop-and-wait: Node holds every later message to that worker until the worker acknowledges
+ * the socket, so one worker takes one connection per round trip, and a worker whose event loop
+ * stalls (a scavenge, a burst) has its connections queue here (mxscreen_worker_handoff_seconds).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -89,7 +92,7 @@ interface WorkerSlot {
   /** Sockets sent to this process, and received as its last report says: the difference is on the channel. */
   sent: number;
   received: number;
-  readonly waiting: { readonly socket: Socket; readonly head: Buffer | undefined }[];
+  readonly waiting: { readonly socket: Socket; readonly head: Buffer | undefined; readonly acceptedAt: number }[];
   /** The files lent to this process most recently (at most LENT_MEMORY; it uses them oldest first, so any unused one is here). */
   lent: string[];
   /** Resolved with the process's exit. */
@@ -154,32 +157,33 @@ export class WorkerPool {
    * the real client's address decides. Never throws.
    */
   dispatch(socket: Socket): void {
+    const acceptedAt = performance.now();
     const address = socket.remoteAddress;
     if (this.#stopping || address === undefined) {
       socket.destroy();
       return;
     }
     if (!this.#choice.proxyProtocol) {
-      this.#place(socket, address, undefined);
+      this.#place(socket, address, undefined, acceptedAt);
       return;
     }
     void peekProxyHeader(socket, this.#choice.proxyTimeoutMs).then((peek) => {
       if (!peek) return; // the client hung up
       if (this.#stopping) socket.destroy();
-      else this.#place(socket, peek.client ?? address, peek.bytes);
+      else this.#place(socket, peek.client ?? address, peek.bytes, acceptedAt);
     });
   }
 
-  /** Sends `socket` of client `address` to its worker, with the bytes already read from it (`head`). */
-  #place(socket: Socket, address: string, head: Buffer | undefined): void {
+  /** Sends `socket` of client `address`, accepted at `acceptedAt` (performance.now(), ms), to its worker, with the bytes already read from it (`head`). */
+  #place(socket: Socket, address: string, head: Buffer | undefined, acceptedAt: number): void {
     const choice = chooseWorker(this.#choice, address, this.#slots.length);
     const slot = choice.kind === 'hash' ? this.#slots[choice.worker]! : this.#leastLoaded();
     if (!slot.ready || !slot.child) {
       if (slot.waiting.length >= MAX_WAITING) socket.destroy();
-      else slot.waiting.push({ socket, head });
+      else slot.waiting.push({ socket, head, acceptedAt });
       return;
     }
-    this.#send(slot, slot.child, socket, head);
+    this.#send(slot, slot.child, socket, head, acceptedAt);
   }
 
   /** The ready worker with the fewest connections (as last reported), round-robin among equals; any worker when none is ready. */
@@ -259,7 +263,7 @@ export class WorkerPool {
           clearTimeout(silent);
           slot.ready = true;
           options.log.info({ event: 'WORKER START', worker: slot.index, pid: child.pid, restart }, `worker ${slot.index} started, pid ${child.pid}`);
-          for (const { socket, head } of slot.waiting.splice(0)) this.#send(slot, child, socket, head);
+          for (const { socket, head, acceptedAt } of slot.waiting.splice(0)) this.#send(slot, child, socket, head, acceptedAt);
           resolve();
           return;
         }
@@ -371,12 +375,18 @@ export class WorkerPool {
     });
   }
 
-  #send(slot: WorkerSlot, child: ChildProcess, socket: Socket, head: Buffer | undefined): void {
+  /**
+   * Writes `socket` on the channel of `child`: at once, or when the child has acknowledged
+   * the socket before it (child_process keeps later messages until then); the wait since
+   * the accept is mxscreen_worker_handoff_seconds.
+   */
+  #send(slot: WorkerSlot, child: ChildProcess, socket: Socket, head: Buffer | undefined, acceptedAt: number): void {
     const message: OwnerMessage = head && head.length > 0 ? { type: 'connection', head: head.toString('base64') } : { type: 'connection' };
     slot.sent += 1;
     try {
       child.send(message, socket, { keepOpen: false }, (error) => {
         if (error) socket.destroy();
+        else this.#options.metrics.workerHandoff.observe({ worker: String(slot.index) }, (performance.now() - acceptedAt) / 1000);
       });
     } catch {
       socket.destroy();

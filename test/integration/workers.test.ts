@@ -458,6 +458,9 @@ test('metrics: /metrics aggregates the owner and every worker: a counter increme
     assert.equal(sample(text, 'mxscreen_connections_active', 'stage="smtpd"'), 0);
     assert.equal(sample(text, 'mxscreen_stress_mode'), 0);
     assert.equal(sample(text, 'mxscreen_worker_restarts_total'), 0);
+    assert.equal(sample(text, 'mxscreen_worker_handoff_seconds_count', 'worker="0"'), 2, 'every socket handed to worker 0 is timed');
+    assert.equal(sample(text, 'mxscreen_worker_handoff_seconds_count', 'worker="1"'), 1);
+    assert.equal(sample(text, 'mxscreen_worker_handoff_seconds_bucket', 'le="5",worker="1"'), 1, 'a hand-off on an idle loopback takes well under 5 s');
     assert.equal(sample(await chain.mx.metricsText(), 'mxscreen_messages_queued_total'), 3, 'the same view in process');
   } finally {
     await chain.close();
