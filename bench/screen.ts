@@ -2,9 +2,9 @@
  * bench/screen — the screen stage's performance targets, on loopback, printed as JSON.
  *
  * Decides the three loads of issue 3: (1) 10,000 simultaneous connections held in the
- * greet wait (each from its own 127.x.y.z), mxscreen's VmRSS over idle; (2) PASS OLD
- * clients at a fixed rate (default 1,000 connections/s): time from TCP connect to the
- * real `220 ` line, open-loop arrivals, time from connect() to the chunk holding the
+ * greet wait (each from its own 127.x.y.z), the VmRSS of mxscreen's processes (owner and
+ * workers) over idle; (2) PASS OLD clients at a fixed rate (default 1,000
+ * connections/s): time from TCP connect to the real `220 ` line, open-loop arrivals, time from connect() to the chunk holding the
  * `220 ` line, p50/p99, also from the scheduled arrival (no coordinated omission), with
  * the generator's own lag, CPU and event-loop delay; (3) the DNSBL burst: new clients,
  * each screened against 5 sites (4 DNSBL, 1 DNSWL that lists the client) whose every
@@ -12,8 +12,9 @@
  * late; the DNSWL rank ends the (6 s) greet wait once the last answer is in, so connect →
  * real `220 ` is the time of the slowest answer when the queries go out in one burst, and
  * would be their sum if they went one after the other. mxscreen runs as a child process
- * (`mxscreen start`) logging to a file, so its memory and CPU are its own and the
- * generator parses no log lines; the fake DNS server runs here.
+ * (`mxscreen start`) logging to a file, so its memory and CPU (owner and workers,
+ * bench/process-tree.ts) are its own and the generator parses no log lines; the fake
+ * DNS server runs here.
  * With a shared verdict cache on a real redis-server (test/fakes/redis-server.ts, loopback):
  * (4) pass-old-redis: clients passed on mx1, then PASS OLD on mx2 at RATE/s (each client's
  * first connection to mx2 reads Redis, the later ones hit mx2's near cache; both reported);
@@ -36,6 +37,7 @@ import { startDnsServer } from '../test/fakes/dns-server.js';
 import { RedisServer } from '../test/fakes/redis-server.js';
 import { repositoryRoot } from '../test/fakes/repository-root.js';
 import { percentile } from './percentile.js';
+import { treeCpuMs, treeRssBytes } from './process-tree.js';
 
 const { values } = parseArgs({
   options: {
@@ -60,16 +62,14 @@ function sourceAddress(group: number, n: number): string {
   return `127.${group + Math.floor(n / 62_500)}.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`;
 }
 
-
+/** Resident memory (MiB, one decimal) of mxscreen: the process `pid` and its workers (bench/process-tree.ts). */
 function rssMiB(pid: number): number {
-  const kib = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
-  return Math.round((kib / 1024) * 10) / 10;
+  return Math.round((treeRssBytes(pid) / 1048576) * 10) / 10;
 }
 
-/** CPU seconds (user + system) the process `pid` has used so far (/proc/PID/stat, clock ticks of 10 ms). */
+/** CPU seconds (user + system) mxscreen has used so far: the process `pid` and its workers. */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return treeCpuMs(pid) / 1000;
 }
 
 /**
