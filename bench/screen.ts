@@ -4,8 +4,8 @@
  * Decides the three loads of issue 3: (1) 10,000 simultaneous connections held in the
  * greet wait (each from its own 127.x.y.z), the VmRSS of mxscreen's processes (owner and
  * workers) over idle; (2) PASS OLD clients at a fixed rate (default 1,000
- * connections/s): time from TCP connect to the real `220 ` line, open-loop arrivals, time from connect() to the chunk holding the
- * `220 ` line, p50/p99, also from the scheduled arrival (no coordinated omission), with
+ * connections/s): time from TCP connect to the real `220 ` line, open-loop arrivals,
+ * time from connect() to the chunk holding the `220 ` line, p50/p99, also from the scheduled arrival (no coordinated omission), with
  * the generator's own lag, CPU and event-loop delay; (3) the DNSBL burst: new clients,
  * each screened against 5 sites (4 DNSBL, 1 DNSWL that lists the client) whose every
  * answer the real DNS server (test/fakes/dns-server.ts, UDP on loopback) sends 100 ms

@@ -79,6 +79,15 @@ export interface WorkerPoolOptions {
   readonly choice: WorkerChoiceSettings;
 }
 
+/** An accepted socket on its way to a worker. */
+interface Handoff {
+  readonly socket: Socket;
+  /** Bytes the owner read from it first (a PROXY header and what followed), to be put back in front. */
+  readonly head: Buffer | undefined;
+  /** performance.now() at the accept, ms (mxscreen_worker_handoff_seconds). */
+  readonly acceptedAt: number;
+}
+
 /** One worker index and the process serving it now. */
 interface WorkerSlot {
   readonly index: number;
@@ -92,7 +101,7 @@ interface WorkerSlot {
   /** Sockets sent to this process, and received as its last report says: the difference is on the channel. */
   sent: number;
   received: number;
-  readonly waiting: { readonly socket: Socket; readonly head: Buffer | undefined; readonly acceptedAt: number }[];
+  readonly waiting: Handoff[];
   /** The files lent to this process most recently (at most LENT_MEMORY; it uses them oldest first, so any unused one is here). */
   lent: string[];
   /** Resolved with the process's exit. */
@@ -164,26 +173,26 @@ export class WorkerPool {
       return;
     }
     if (!this.#choice.proxyProtocol) {
-      this.#place(socket, address, undefined, acceptedAt);
+      this.#place(address, { socket, head: undefined, acceptedAt });
       return;
     }
     void peekProxyHeader(socket, this.#choice.proxyTimeoutMs).then((peek) => {
       if (!peek) return; // the client hung up
       if (this.#stopping) socket.destroy();
-      else this.#place(socket, peek.client ?? address, peek.bytes, acceptedAt);
+      else this.#place(peek.client ?? address, { socket, head: peek.bytes, acceptedAt });
     });
   }
 
-  /** Sends `socket` of client `address`, accepted at `acceptedAt` (performance.now(), ms), to its worker, with the bytes already read from it (`head`). */
-  #place(socket: Socket, address: string, head: Buffer | undefined, acceptedAt: number): void {
+  /** Sends the socket of client `address` to its worker, or keeps it while that worker is down. */
+  #place(address: string, handoff: Handoff): void {
     const choice = chooseWorker(this.#choice, address, this.#slots.length);
     const slot = choice.kind === 'hash' ? this.#slots[choice.worker]! : this.#leastLoaded();
     if (!slot.ready || !slot.child) {
-      if (slot.waiting.length >= MAX_WAITING) socket.destroy();
-      else slot.waiting.push({ socket, head, acceptedAt });
+      if (slot.waiting.length >= MAX_WAITING) handoff.socket.destroy();
+      else slot.waiting.push(handoff);
       return;
     }
-    this.#send(slot, slot.child, socket, head, acceptedAt);
+    this.#send(slot, slot.child, handoff);
   }
 
   /** The ready worker with the fewest connections (as last reported), round-robin among equals; any worker when none is ready. */
@@ -263,7 +272,7 @@ export class WorkerPool {
           clearTimeout(silent);
           slot.ready = true;
           options.log.info({ event: 'WORKER START', worker: slot.index, pid: child.pid, restart }, `worker ${slot.index} started, pid ${child.pid}`);
-          for (const { socket, head, acceptedAt } of slot.waiting.splice(0)) this.#send(slot, child, socket, head, acceptedAt);
+          for (const handoff of slot.waiting.splice(0)) this.#send(slot, child, handoff);
           resolve();
           return;
         }
@@ -380,7 +389,7 @@ export class WorkerPool {
    * the socket before it (child_process keeps later messages until then); the wait since
    * the accept is mxscreen_worker_handoff_seconds.
    */
-  #send(slot: WorkerSlot, child: ChildProcess, socket: Socket, head: Buffer | undefined, acceptedAt: number): void {
+  #send(slot: WorkerSlot, child: ChildProcess, { socket, head, acceptedAt }: Handoff): void {
     const message: OwnerMessage = head && head.length > 0 ? { type: 'connection', head: head.toString('base64') } : { type: 'connection' };
     slot.sent += 1;
     try {
